@@ -1,0 +1,145 @@
+package watcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/storage/memory"
+)
+
+// Repo is an opened git repository: a local one read in place, or a remote
+// one cloned into memory.
+type Repo struct {
+	src  string // as given, with any credentials removed
+	repo *git.Repository
+	dir  string // work tree of a local repository; "" for a clone
+}
+
+// Open opens the repository at src: a local path (or file:// URL) is read in
+// place; any other URL is cloned into memory. Credentials in a URL are used
+// but never appear in errors.
+func Open(ctx context.Context, src string) (*Repo, error) {
+	if isLocal(src) {
+		p := strings.TrimPrefix(src, "file://")
+		r, err := git.PlainOpenWithOptions(p, &git.PlainOpenOptions{DetectDotGit: true})
+		if err != nil {
+			return nil, fmt.Errorf("open git repository %s: %w", p, err)
+		}
+		dir := p
+		if wt, err := r.Worktree(); err == nil {
+			dir = wt.Filesystem.Root()
+		}
+		return &Repo{src: p, repo: r, dir: dir}, nil
+	}
+	r, err := git.CloneContext(ctx, memory.NewStorage(), nil, &git.CloneOptions{URL: src, NoCheckout: true})
+	if err != nil {
+		return nil, fmt.Errorf("clone %s: %w", Redact(src), redactErr(err, src))
+	}
+	return &Repo{src: Redact(src), repo: r}, nil
+}
+
+// Dir is the work tree of a local repository, or "" for a remote one.
+func (r *Repo) Dir() string { return r.dir }
+
+// Resolve turns a ref (branch, tag, "HEAD", a full or abbreviated SHA, or
+// any revision go-git understands) into a commit SHA.
+func (r *Repo) Resolve(ref string) (string, error) {
+	if ref == "" {
+		ref = "HEAD"
+	}
+	h, err := r.repo.ResolveRevision(plumbing.Revision(ref))
+	if err != nil {
+		// A remote clone has remote-tracking branches only.
+		if h2, err2 := r.repo.ResolveRevision(plumbing.Revision("refs/remotes/origin/" + ref)); err2 == nil {
+			return h2.String(), nil
+		}
+		return "", fmt.Errorf("resolve %q in %s: %w", ref, r.src, err)
+	}
+	return h.String(), nil
+}
+
+// FS returns the tree of commit sha as an fs.FS, rooted at sub (a folder
+// inside the repository; "" or "." for the root).
+func (r *Repo) FS(sha, sub string) (fs.FS, error) {
+	c, err := r.repo.CommitObject(plumbing.NewHash(sha))
+	if err != nil {
+		return nil, fmt.Errorf("read commit %s: %w", short(sha), err)
+	}
+	tree, err := c.Tree()
+	if err != nil {
+		return nil, fmt.Errorf("read tree of %s: %w", short(sha), err)
+	}
+	var fsys fs.FS = &treeFS{store: r.repo.Storer, root: tree, mtime: c.Committer.When}
+	sub = strings.Trim(filepath.ToSlash(sub), "/")
+	if sub != "" && sub != "." {
+		if _, err := fs.Stat(fsys, sub); err != nil {
+			return nil, fmt.Errorf("folder %q in commit %s: %w", sub, short(sha), err)
+		}
+		if fsys, err = fs.Sub(fsys, sub); err != nil {
+			return nil, err
+		}
+	}
+	return fsys, nil
+}
+
+// Worktree returns the repository's working tree as an fs.FS, rooted at
+// sub: uncommitted files included, for `bosun plan --worktree`.
+func (r *Repo) Worktree(sub string) (fs.FS, error) {
+	if r.dir == "" {
+		return nil, errors.New("a cloned repository has no working tree")
+	}
+	return os.DirFS(filepath.Join(r.dir, sub)), nil
+}
+
+func isLocal(src string) bool {
+	if strings.HasPrefix(src, "file://") {
+		return true
+	}
+	if strings.Contains(src, "://") {
+		return false
+	}
+	// scp-like "git@host:path" is remote; a path with a colon before any
+	// slash is that form.
+	if i := strings.Index(src, ":"); i > 0 && !strings.Contains(src[:i], "/") {
+		return false
+	}
+	return true
+}
+
+// Redact removes credentials from a repository URL, so that it can be
+// logged or shown.
+func Redact(src string) string {
+	u, err := url.Parse(src)
+	if err != nil || u.User == nil {
+		return src
+	}
+	if _, hasPassword := u.User.Password(); hasPassword {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	} else if u.Scheme == "http" || u.Scheme == "https" {
+		u.User = url.User("xxxxx") // a bare user name over HTTP is a token
+	}
+	return u.String()
+}
+
+// redactErr replaces the raw URL in an error message with its redacted form.
+func redactErr(err error, src string) error {
+	if r := Redact(src); r != src {
+		return errors.New(strings.ReplaceAll(err.Error(), src, r))
+	}
+	return err
+}
+
+func short(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	return sha
+}

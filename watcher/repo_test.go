@@ -1,0 +1,154 @@
+package watcher
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing/object"
+)
+
+// commitFiles writes files into the work tree of the repository at dir
+// (creating it if needed), removes the paths mapped to "", and commits.
+func commitFiles(t *testing.T, dir string, files map[string]string) string {
+	t.Helper()
+	r, err := git.PlainOpen(dir)
+	if err != nil {
+		if r, err = git.PlainInit(dir, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wt, err := r.Worktree()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		if body == "" {
+			if _, err := wt.Remove(name); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := wt.Add(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, err := wt.Commit("test commit", &git.CommitOptions{Author: &object.Signature{Name: "t", Email: "t@example.com", When: time.Unix(1700000000, 0)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.String()
+}
+
+func TestRepo_FS(t *testing.T) {
+	dir := t.TempDir()
+	first := commitFiles(t, dir, map[string]string{
+		"deploy/fleet.yml":        "servers: {}\n",
+		"deploy/services/web.yml": "service: web\n",
+		"README.md":               "hello\n",
+	})
+	second := commitFiles(t, dir, map[string]string{
+		"deploy/services/web.yml": "service: web\nimage: app:v2\n",
+		"deploy/services/api.yml": "service: api\n",
+	})
+
+	r, err := Open(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := r.Resolve("HEAD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if head != second {
+		t.Fatalf("HEAD = %s, want %s", head, second)
+	}
+	if sha, err := r.Resolve(first[:10]); err != nil || sha != first {
+		t.Fatalf("Resolve(abbrev) = %s, %v; want %s", sha, err, first)
+	}
+
+	t.Run("old commit sees old files", func(t *testing.T) {
+		fsys, err := r.FS(first, "deploy")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := fstest.TestFS(fsys, "fleet.yml", "services/web.yml"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fsys.Open("services/api.yml"); err == nil {
+			t.Fatal("services/api.yml exists at the first commit")
+		}
+	})
+	t.Run("new commit", func(t *testing.T) {
+		fsys, err := r.FS(second, "deploy")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := fstest.TestFS(fsys, "fleet.yml", "services/web.yml", "services/api.yml"); err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join(dir, "deploy/services/web.yml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := fs.ReadFile(fsys, "services/web.yml")
+		if err != nil || string(b) != string(got) {
+			t.Fatalf("web.yml = %q, %v; want %q", b, err, got)
+		}
+	})
+	t.Run("missing folder", func(t *testing.T) {
+		if _, err := r.FS(second, "nope"); err == nil || !strings.Contains(err.Error(), `"nope"`) {
+			t.Fatalf("FS(nope) error = %v", err)
+		}
+	})
+	t.Run("worktree sees uncommitted files", func(t *testing.T) {
+		if err := os.WriteFile(filepath.Join(dir, "deploy/services/new.yml"), []byte("service: new\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		fsys, err := r.Worktree("deploy")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fs.ReadFile(fsys, "services/new.yml"); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestOpen_clone(t *testing.T) {
+	dir := t.TempDir()
+	sha := commitFiles(t, dir, map[string]string{"fleet.yml": "servers: {}\n"})
+	r, err := Open(t.Context(), "file://"+dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.Resolve("master"); err != nil || got != sha {
+		t.Fatalf("Resolve(master) = %s, %v", got, err)
+	}
+}
+
+func TestRedact(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://user:s3cret@github.com/a/b.git": "https://user:xxxxx@github.com/a/b.git",
+		"https://ghp_token@github.com/a/b.git":   "https://xxxxx@github.com/a/b.git",
+		"ssh://git@github.com/a/b.git":           "ssh://git@github.com/a/b.git",
+		"git@github.com:a/b.git":                 "git@github.com:a/b.git",
+		"/srv/repo":                              "/srv/repo",
+	} {
+		if got := Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
