@@ -1,0 +1,11 @@
+// Package webhook is bosun's border with the forge. Handler takes GitHub-style
+// webhooks in: it checks each delivery's signature, decodes push and pull
+// request events, and hands them to an enqueue function, answering only after
+// that function stored them. Reporter sends results out: commit statuses and
+// one plan comment per pull request, edited in place.
+//
+// The package never plans or deploys, and imports neither the planner nor the
+// executor; the daemon turns plans and errors into Status values and comment
+// bodies. Everything leaving through Reporter passes its Redact function
+// first, so a secret can be kept out of every status and comment in one place.
+package webhook

@@ -1,0 +1,174 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/google/go-github/v66/github"
+)
+
+// State is a commit status state.
+type State string
+
+const (
+	StatePending State = "pending"
+	StateSuccess State = "success"
+	StateFailure State = "failure" // the commit is wrong (invalid config, failed rollout)
+	StateError   State = "error"   // bosun could not finish (host, network or forge trouble)
+)
+
+// Status contexts bosun posts.
+const (
+	ContextPlan   = "bosun/plan"
+	ContextDeploy = "bosun/deploy"
+)
+
+// Status is one commit status.
+type Status struct {
+	Repo        string // "owner/name"
+	SHA         string
+	Context     string // ContextPlan or ContextDeploy
+	State       State
+	Description string // one line; cut to GitHub's 140 characters
+	TargetURL   string
+}
+
+// ReporterConfig configures a Reporter.
+type ReporterConfig struct {
+	// Redact is applied to every description and comment body before it
+	// leaves the process; it should remove secret values and credentials.
+	// nil leaves text as it is.
+	Redact func(string) string
+	Logger *slog.Logger // nil means slog.Default()
+}
+
+// Reporter posts commit statuses and plan comments through go-github. Point
+// its client at GitHub Enterprise with Client.WithEnterpriseURLs.
+type Reporter struct {
+	gh     *github.Client
+	redact func(string) string
+	log    *slog.Logger
+}
+
+// NewReporter returns a Reporter using client for every call.
+func NewReporter(cfg ReporterConfig, client *github.Client) *Reporter {
+	redact := cfg.Redact
+	if redact == nil {
+		redact = func(s string) string { return s }
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Reporter{gh: client, redact: redact, log: log.With("component", "reporter")}
+}
+
+// SetStatus posts one commit status.
+func (r *Reporter) SetStatus(ctx context.Context, s Status) error {
+	owner, name, err := splitRepo(s.Repo)
+	if err != nil {
+		return err
+	}
+	desc := truncate(oneLine(r.redact(s.Description)), 140)
+	st := &github.RepoStatus{State: github.String(string(s.State)), Context: github.String(s.Context), Description: github.String(desc)}
+	if s.TargetURL != "" {
+		st.TargetURL = github.String(s.TargetURL)
+	}
+	if _, _, err := r.gh.Repositories.CreateStatus(ctx, owner, name, s.SHA, st); err != nil {
+		return fmt.Errorf("post status %s=%s on %s@%s: %w", s.Context, s.State, s.Repo, short(s.SHA), err)
+	}
+	r.log.InfoContext(ctx, "status posted", "repo", s.Repo, "sha", s.SHA, "context", s.Context, "state", string(s.State))
+	return nil
+}
+
+// Marker is the hidden tag that identifies bosun's plan comment for a config
+// repository on a pull request; key is the repository's name in bosun, so
+// one pull request can carry one comment per config repository.
+func Marker(key string) string { return "<!-- bosun:plan " + key + " -->" }
+
+// Comment creates or edits bosun's one plan comment on pull request pr: the
+// comment carrying Marker(key) is found among the pull request's comments and
+// edited in place; if there is none, a new one is made. body is the comment
+// text without the marker.
+func (r *Reporter) Comment(ctx context.Context, repo string, pr int, key, body string) error {
+	owner, name, err := splitRepo(repo)
+	if err != nil {
+		return err
+	}
+	marker := Marker(key)
+	text := marker + "\n" + r.redact(body)
+	if len(text) > 65000 { // GitHub refuses comments over 65,536 characters
+		text = truncate(text, 64900) + "\n\n_(plan cut to fit a comment; run `bosun plan` for all of it)_\n"
+	}
+	id, err := r.findComment(ctx, owner, name, pr, marker)
+	if err != nil {
+		return err
+	}
+	c := &github.IssueComment{Body: github.String(text)}
+	if id != 0 {
+		if _, _, err := r.gh.Issues.EditComment(ctx, owner, name, id, c); err != nil {
+			return fmt.Errorf("edit plan comment on %s#%d: %w", repo, pr, err)
+		}
+		r.log.InfoContext(ctx, "plan comment edited", "repo", repo, "pr", pr)
+		return nil
+	}
+	if _, _, err := r.gh.Issues.CreateComment(ctx, owner, name, pr, c); err != nil {
+		return fmt.Errorf("create plan comment on %s#%d: %w", repo, pr, err)
+	}
+	r.log.InfoContext(ctx, "plan comment created", "repo", repo, "pr", pr)
+	return nil
+}
+
+func (r *Reporter) findComment(ctx context.Context, owner, name string, pr int, marker string) (int64, error) {
+	opt := &github.IssueListCommentsOptions{ListOptions: github.ListOptions{PerPage: 100}}
+	for {
+		cs, resp, err := r.gh.Issues.ListComments(ctx, owner, name, pr, opt)
+		if err != nil {
+			return 0, fmt.Errorf("list comments of %s/%s#%d: %w", owner, name, pr, err)
+		}
+		for _, c := range cs {
+			if strings.HasPrefix(c.GetBody(), marker) {
+				return c.GetID(), nil
+			}
+		}
+		if resp == nil || resp.NextPage == 0 {
+			return 0, nil
+		}
+		opt.Page = resp.NextPage
+	}
+}
+
+func splitRepo(repo string) (owner, name string, err error) {
+	owner, name, ok := strings.Cut(repo, "/")
+	if !ok || owner == "" || name == "" || strings.Contains(name, "/") {
+		return "", "", errors.New("forge repository " + fmt.Sprintf("%q", repo) + " is not owner/name")
+	}
+	return owner, name, nil
+}
+
+func oneLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+func short(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	return sha
+}
