@@ -1,0 +1,309 @@
+package daemon
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the daemon's configuration file (bosun.yaml). Secrets never
+// live in it: each is named by an environment variable (`*_env`) or a file
+// (`*_file`) that holds it.
+type Config struct {
+	Listen  string        `yaml:"listen"`   // address of the webhook and health endpoints
+	State   string        `yaml:"state"`    // state store DSN: sqlite:… or postgres://…
+	DataDir string        `yaml:"data_dir"` // clones and the proxy image cache
+	SSH     SSHConfig     `yaml:"ssh"`
+	Webhook WebhookConfig `yaml:"webhook"`
+	Forge   ForgeConfig   `yaml:"forge"`
+	Secrets SecretsConfig `yaml:"secrets"`
+	Repos   []RepoConfig  `yaml:"repos"`
+	// Grace is how long a running rollout may go on after SIGTERM before it
+	// is cancelled.
+	Grace Duration `yaml:"grace"`
+	Log   LogConfig `yaml:"log"`
+}
+
+// SSHConfig says how the daemon reaches servers.
+type SSHConfig struct {
+	Key             string `yaml:"key"`                // private key file
+	KnownHosts      string `yaml:"known_hosts"`        // known_hosts file
+	TrustOnFirstUse bool   `yaml:"trust_on_first_use"` // record unknown host keys instead of refusing them
+}
+
+// WebhookConfig names the webhook secret.
+type WebhookConfig struct {
+	SecretEnv  string `yaml:"secret_env"`
+	SecretFile string `yaml:"secret_file"`
+}
+
+// ForgeConfig says where statuses and plan comments go.
+type ForgeConfig struct {
+	Kind      string `yaml:"kind"`     // "github" (also GitHub Enterprise and Gitea's compatible API); "" or "none": report nothing
+	BaseURL   string `yaml:"base_url"` // API root, e.g. https://api.github.com/ or https://ghe.example.com/api/v3/
+	TokenEnv  string `yaml:"token_env"`
+	TokenFile string `yaml:"token_file"`
+	// GitHub App auth, instead of a token.
+	AppID          int64  `yaml:"app_id"`
+	InstallationID int64  `yaml:"installation_id"`
+	AppKeyFile     string `yaml:"app_key_file"`
+}
+
+// SecretsConfig says where the values of services' env.secret names come
+// from: the daemon's environment, then these dotenv files.
+type SecretsConfig struct {
+	Files []string `yaml:"files"`
+}
+
+// RepoConfig is one watched config repository.
+type RepoConfig struct {
+	Name      string   `yaml:"name"`       // bosun's name for it: state, comment marker, logs
+	URL       string   `yaml:"url"`        // git@…, ssh://…, https://…, file://… or a local path
+	Branch    string   `yaml:"branch"`     // the tracked branch, applied on push
+	Path      string   `yaml:"path"`       // the config repository's folder inside the git repository
+	Poll      Duration `yaml:"poll"`       // fetch interval (with jitter); 0 means the default
+	ForgeRepo string   `yaml:"forge_repo"` // "owner/name" on the forge, matched against webhooks
+	// Git credentials, never in the URL: an SSH key file for ssh URLs, or a
+	// token (env or file) sent as the password for https URLs.
+	SSHKey       string `yaml:"ssh_key"`
+	GitTokenEnv  string `yaml:"git_token_env"`
+	GitTokenFile string `yaml:"git_token_file"`
+}
+
+// LogConfig sets the log format and level.
+type LogConfig struct {
+	Format string `yaml:"format"` // json (default) or text
+	Level  string `yaml:"level"`  // debug, info (default), warn, error
+}
+
+// Duration is a time.Duration written as "1m30s" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML reads a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (write e.g. 30s, 1m, 1h)", n.Line, s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// DefaultConfig is the configuration before the file is read.
+func DefaultConfig() Config {
+	return Config{
+		Listen:  "127.0.0.1:8080",
+		State:   "sqlite:bosun-data/state.db",
+		DataDir: "bosun-data",
+		Forge:   ForgeConfig{Kind: "none"},
+		Grace:   Duration(5 * time.Minute),
+		Log:     LogConfig{Format: "json", Level: "info"},
+	}
+}
+
+// DefaultPoll is the fetch interval of a repository that sets none.
+const DefaultPoll = time.Minute
+
+// ParseConfig reads a configuration file over DefaultConfig and validates
+// it. Unknown keys are errors.
+func ParseConfig(r io.Reader) (Config, error) {
+	cfg := DefaultConfig()
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true) // a misspelt key is an error, not a silent default
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("parse config: %w", err)
+	}
+	for i := range cfg.Repos {
+		r := &cfg.Repos[i]
+		if r.Branch == "" {
+			r.Branch = "main"
+		}
+		if r.Path == "" {
+			r.Path = "."
+		}
+		if r.Poll == 0 {
+			r.Poll = Duration(DefaultPoll)
+		}
+	}
+	return cfg, cfg.Validate()
+}
+
+// LoadConfig reads and validates the configuration file at path.
+func LoadConfig(path string) (Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Config{}, err
+	}
+	defer f.Close()
+	cfg, err := ParseConfig(f)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+var (
+	repoNameRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
+	forgeRepoRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$`)
+	envNameRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+// Validate reports every problem in the configuration, each naming its field.
+func (c Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		add("listen: %q is not host:port", c.Listen)
+	}
+	if !strings.HasPrefix(c.State, "sqlite:") && !strings.HasPrefix(c.State, "postgres://") && !strings.HasPrefix(c.State, "postgresql://") {
+		add("state: %q is neither sqlite:PATH nor postgres://…", redactDSN(c.State))
+	}
+	if strings.HasPrefix(c.State, "postgres") {
+		if u, err := url.Parse(c.State); err == nil && u.User != nil {
+			if _, ok := u.User.Password(); ok {
+				add("state: the DSN holds a password; put it in PGPASSWORD or ~/.pgpass, never in the config file")
+			}
+		}
+	}
+	if c.Webhook.SecretEnv == "" && c.Webhook.SecretFile == "" {
+		add("webhook: set secret_env or secret_file (webhooks are always signed)")
+	}
+	if c.Webhook.SecretEnv != "" && c.Webhook.SecretFile != "" {
+		add("webhook: set one of secret_env and secret_file, not both")
+	}
+	if c.Webhook.SecretEnv != "" && !envNameRE.MatchString(c.Webhook.SecretEnv) {
+		add("webhook.secret_env: %q is not an environment variable name", c.Webhook.SecretEnv)
+	}
+	switch c.Forge.Kind {
+	case "none", "":
+	case "github":
+		if c.Forge.BaseURL != "" {
+			if u, err := url.Parse(c.Forge.BaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				add("forge.base_url: %q is not an http(s) URL", c.Forge.BaseURL)
+			} else if u.User != nil {
+				add("forge.base_url: credentials do not belong in the URL; use token_env or token_file")
+			}
+		}
+		token := c.Forge.TokenEnv != "" || c.Forge.TokenFile != ""
+		app := c.Forge.AppID != 0 || c.Forge.AppKeyFile != "" || c.Forge.InstallationID != 0
+		switch {
+		case token && app:
+			add("forge: use a token (token_env/token_file) or a GitHub App (app_id, installation_id, app_key_file), not both")
+		case app && (c.Forge.AppID == 0 || c.Forge.AppKeyFile == "" || c.Forge.InstallationID == 0):
+			add("forge: GitHub App auth needs app_id, installation_id and app_key_file")
+		case !token && !app:
+			add("forge: kind github needs token_env, token_file or GitHub App settings")
+		}
+		if c.Forge.TokenEnv != "" && !envNameRE.MatchString(c.Forge.TokenEnv) {
+			add("forge.token_env: %q is not an environment variable name", c.Forge.TokenEnv)
+		}
+	default:
+		add("forge.kind: %q is not supported (use github or none)", c.Forge.Kind)
+	}
+	if time.Duration(c.Grace) < 0 {
+		add("grace: must not be negative")
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		add("log.format: %q is not json or text", c.Log.Format)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log.level: %q is not debug, info, warn or error", c.Log.Level)
+	}
+	if len(c.Repos) == 0 {
+		add("repos: list at least one repository")
+	}
+	seen := map[string]bool{}
+	for i, r := range c.Repos {
+		at := fmt.Sprintf("repos[%d]", i)
+		if r.Name != "" {
+			at = fmt.Sprintf("repos[%d] (%s)", i, r.Name)
+		}
+		if !repoNameRE.MatchString(r.Name) {
+			add("%s.name: %q must match %s", at, r.Name, repoNameRE)
+		} else if seen[r.Name] {
+			add("%s.name: %q is used twice", at, r.Name)
+		}
+		seen[r.Name] = true
+		if r.URL == "" {
+			add("%s.url: missing", at)
+		} else if u, err := url.Parse(r.URL); err == nil && u.User != nil {
+			if _, ok := u.User.Password(); ok || u.Scheme == "https" || u.Scheme == "http" {
+				add("%s.url: credentials do not belong in the URL; use git_token_env or git_token_file", at)
+			}
+		}
+		if strings.ContainsAny(r.Branch, " ~^:?*[\\") || strings.HasPrefix(r.Branch, "-") {
+			add("%s.branch: %q is not a branch name", at, r.Branch)
+		}
+		if strings.HasPrefix(r.Path, "/") || strings.Contains(r.Path, "..") {
+			add("%s.path: %q must be a folder inside the repository", at, r.Path)
+		}
+		if time.Duration(r.Poll) < 5*time.Second {
+			add("%s.poll: %s is too short (at least 5s)", at, time.Duration(r.Poll))
+		}
+		if r.ForgeRepo != "" && !forgeRepoRE.MatchString(r.ForgeRepo) {
+			add("%s.forge_repo: %q is not owner/name", at, r.ForgeRepo)
+		}
+		if r.GitTokenEnv != "" && r.GitTokenFile != "" {
+			add("%s: set one of git_token_env and git_token_file", at)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// redactDSN hides a password in a DSN, for error messages.
+func redactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.User == nil {
+		return dsn
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// ReadSecret returns the secret named by an environment variable or a file
+// (exactly one of them is set), trimmed of surrounding white space.
+func ReadSecret(getenv func(string) string, envName, file string) (string, error) {
+	switch {
+	case envName != "":
+		v := strings.TrimSpace(getenv(envName))
+		if v == "" {
+			return "", fmt.Errorf("environment variable %s is empty or not set", envName)
+		}
+		return v, nil
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("read secret file: %w", err)
+		}
+		v := strings.TrimSpace(string(b))
+		if v == "" {
+			return "", fmt.Errorf("secret file %s is empty", file)
+		}
+		return v, nil
+	}
+	return "", errors.New("no secret configured")
+}

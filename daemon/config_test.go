@@ -1,0 +1,120 @@
+package daemon
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const goodConfig = `
+listen: 127.0.0.1:8080
+state: sqlite:///var/lib/bosun/state.db
+ssh: {key: /etc/bosun/id_ed25519, known_hosts: /etc/bosun/known_hosts}
+webhook: {secret_env: BOSUN_WEBHOOK_SECRET}
+forge: {kind: github, base_url: https://api.github.com/, token_env: GITHUB_TOKEN}
+repos:
+  - name: fleet
+    url: git@github.com:acme/fleet.git
+    branch: main
+    path: .
+    poll: 1m
+    forge_repo: acme/fleet
+`
+
+func TestParseConfig(t *testing.T) {
+	cfg, err := ParseConfig(strings.NewReader(goodConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:8080" || cfg.Repos[0].ForgeRepo != "acme/fleet" || time.Duration(cfg.Repos[0].Poll) != time.Minute || cfg.SSH.Key != "/etc/bosun/id_ed25519" {
+		t.Errorf("config = %+v", cfg)
+	}
+
+	minimal, err := ParseConfig(strings.NewReader("webhook: {secret_file: /run/secret}\nrepos: [{name: fleet, url: /srv/fleet}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := minimal.Repos[0]
+	if r.Branch != "main" || r.Path != "." || time.Duration(r.Poll) != DefaultPoll || minimal.State != "sqlite:bosun-data/state.db" || minimal.Forge.Kind != "none" {
+		t.Errorf("defaults not applied: %+v", minimal)
+	}
+}
+
+func TestParseConfig_errors(t *testing.T) {
+	for _, tc := range []struct{ name, edit, want string }{
+		{"unknown key", "listen: 127.0.0.1:8080\nlisten_addr: x\n", "listen_addr"},
+		{"bad listen", "listen: 8080\n", "listen"},
+		{"bad state", "state: mysql://x\n", "state"},
+		{"password in DSN", "state: postgres://bosun:hunter2@db/bosun\n", "password"},
+		{"no webhook secret", "webhook: {}\n", "secret_env or secret_file"},
+		{"bad forge kind", "forge: {kind: gitlab, token_env: T}\n", "forge.kind"},
+		{"forge without auth", "forge: {kind: github}\n", "token_env"},
+		{"half an app", "forge: {kind: github, app_id: 3}\n", "installation_id"},
+		{"token in repo URL", "repos: [{name: fleet, url: 'https://ghp_abc@github.com/acme/fleet.git'}]\n", "credentials"},
+		{"bad repo name", "repos: [{name: 'Fleet!', url: /srv/x}]\n", "name"},
+		{"duplicate repo", "repos: [{name: a, url: /x}, {name: a, url: /y}]\n", "used twice"},
+		{"short poll", "repos: [{name: a, url: /x, poll: 1s}]\n", "too short"},
+		{"bad poll", "repos: [{name: a, url: /x, poll: soon}]\n", "not a duration"},
+		{"path escapes", "repos: [{name: a, url: /x, path: ../etc}]\n", "path"},
+		{"bad forge repo", "repos: [{name: a, url: /x, forge_repo: acme}]\n", "forge_repo"},
+		{"no repos", "repos: []\n", "at least one"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Later keys of a YAML mapping may not repeat earlier ones, so
+			// build the file from the good one minus the keys the case sets.
+			var kept []string
+			skip := false
+			edited := map[string]bool{}
+			for _, l := range strings.Split(tc.edit, "\n") {
+				if k, _, ok := strings.Cut(l, ":"); ok && !strings.HasPrefix(l, " ") {
+					edited[k] = true
+				}
+			}
+			for _, l := range strings.Split(goodConfig, "\n") {
+				if !strings.HasPrefix(l, " ") {
+					k, _, _ := strings.Cut(l, ":")
+					skip = edited[k]
+				}
+				if !skip {
+					kept = append(kept, l)
+				}
+			}
+			_, err := ParseConfig(strings.NewReader(strings.Join(kept, "\n") + "\n" + tc.edit))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q does not mention %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "ghp_abc") {
+				t.Fatalf("error shows a secret: %v", err)
+			}
+		})
+	}
+}
+
+func TestReadSecret(t *testing.T) {
+	env := map[string]string{"S": "  value \n"}
+	if v, err := ReadSecret(func(k string) string { return env[k] }, "S", ""); err != nil || v != "value" {
+		t.Errorf("env: %q, %v", v, err)
+	}
+	if _, err := ReadSecret(func(string) string { return "" }, "MISSING", ""); err == nil || !strings.Contains(err.Error(), "MISSING") {
+		t.Errorf("missing env: %v", err)
+	}
+	p := filepath.Join(t.TempDir(), "s")
+	os.WriteFile(p, []byte("from-file\n"), 0o600)
+	if v, err := ReadSecret(nil, "", p); err != nil || v != "from-file" {
+		t.Errorf("file: %q, %v", v, err)
+	}
+}
+
+func TestExampleConfig(t *testing.T) {
+	if _, err := os.Stat("../examples/bosun.yaml"); err != nil {
+		t.Skip("examples/bosun.yaml not written yet")
+	}
+	if _, err := LoadConfig("../examples/bosun.yaml"); err != nil {
+		t.Fatalf("examples/bosun.yaml: %v", err)
+	}
+}
