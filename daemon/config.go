@@ -29,7 +29,7 @@ type Config struct {
 	Repos   []RepoConfig  `yaml:"repos"`
 	// Grace is how long a running rollout may go on after SIGTERM before it
 	// is cancelled.
-	Grace Duration `yaml:"grace"`
+	Grace Duration  `yaml:"grace"`
 	Log   LogConfig `yaml:"log"`
 }
 
