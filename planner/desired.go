@@ -1,0 +1,517 @@
+package planner
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// resolve checks the parsed services against the inventory and each other,
+// and builds every target's spec.
+func (l *loader) resolve(defs []*svcDef) *desiredState {
+	ds := &desiredState{hosts: map[string]Host{}, fleet: l.fleet}
+	byName := map[string]*svcDef{}
+	var named []*svcDef
+	for _, s := range defs {
+		if s.name == "" {
+			continue
+		}
+		if prev, dup := byName[s.name]; dup {
+			s.d.errf(s.nameNode, "service %q is already defined in %s: give each service its own name", s.name, prev.d.file)
+			continue
+		}
+		byName[s.name] = s
+		named = append(named, s)
+	}
+	slices.SortFunc(named, func(a, b *svcDef) int { return strings.Compare(a.name, b.name) })
+	hostOwner := map[string]string{} // host name -> service that set its details
+	claims := map[string]proxyClaim{}
+	for _, s := range named {
+		dsvc := l.resolveService(s, ds, hostOwner, claims)
+		if dsvc != nil {
+			ds.services = append(ds.services, dsvc)
+		}
+	}
+	return ds
+}
+
+type proxyClaim struct {
+	service, role string
+	at            string // file:line:col
+}
+
+func (l *loader) resolveService(s *svcDef, ds *desiredState, hostOwner map[string]string, claims map[string]proxyClaim) *desiredService {
+	d := s.d
+	var primary *roleDef
+	for _, r := range s.roles {
+		if r.name == s.primaryRole {
+			primary = r
+		}
+	}
+	if primary == nil && len(s.roles) > 0 {
+		at := s.primaryNode
+		if at == nil {
+			at = s.roles[0].node
+		}
+		names := make([]string, len(s.roles))
+		for i, r := range s.roles {
+			names[i] = r.name
+		}
+		d.errf(at, "primary role %q is not among the roles (%s): set primary_role: to one of them", s.primaryRole, strings.Join(names, ", "))
+		return nil
+	}
+	if len(s.roles) == 0 || s.image == "" {
+		return nil
+	}
+	image := s.image
+	if s.registry != nil && s.registry.Server != "" && imageDomain(image) == "" && !isDockerHub(s.registry.Server) {
+		image = s.registry.Server + "/" + image
+		if msg := checkImage(image); msg != "" {
+			d.errf(s.imageNode, "image with registry.server: %s", msg)
+			return nil
+		}
+	}
+	if !imageHasVersion(image) {
+		d.notef(s.imageNode, "image %s has no tag or digest: Docker pulls :latest, and a new push to it is not a config change bosun can see; pin a tag (e.g. %s:1.2.3)", image, image)
+	}
+	out := &desiredService{file: d.file, svc: Service{
+		Name: s.name, PrimaryRole: s.primaryRole, Roles: s.roleNames(), BootWait: s.bootWait,
+		Canary: s.canary, RetainContainers: s.retain, Registry: l.registryFor(s, image),
+	}}
+
+	allHosts := map[string]bool{}
+	statefulHosts := map[string]bool{}
+	var statefulAt *yaml.Node
+	for _, r := range s.roles {
+		hosts := l.resolveHosts(s, r)
+		if len(hosts) == 0 {
+			if len(r.hosts) == 0 {
+				d.errf(r.node, "role %s has no hosts: add at least one (an inventory name, an address, or tag:NAME)", r.name)
+			}
+			continue
+		}
+		base, proxied := l.roleSpec(s, r, image)
+		if base == nil {
+			continue
+		}
+		if proxied {
+			l.claimProxy(s, r, base.Proxy, hosts, claims)
+		}
+		cache := map[string]desiredTarget{}
+		for _, h := range hosts {
+			if !l.registerHost(s, h, ds, hostOwner) {
+				continue
+			}
+			allHosts[h.name] = true
+			if base.Stateful {
+				statefulHosts[h.name] = true
+				if statefulAt == nil && len(s.volNodes) > 0 {
+					statefulAt = s.volNodes[0]
+				}
+			}
+			t := Target{Service: s.name, Role: r.name, Host: h.name}
+			tags := applicableTags(s.env.tags, h.tags)
+			key := strings.Join(tags, ",")
+			if dt, ok := cache[key]; ok {
+				dt.Target = t
+				out.targets = append(out.targets, dt)
+				continue
+			}
+			spec := *base
+			spec.Env, spec.Secrets = maps.Clone(base.Env), nil
+			secrets := slices.Clone(r.envSecrets(s))
+			for _, tag := range tags {
+				te := s.env.tags[tag]
+				for k, v := range te.clear {
+					spec.Env[k] = v
+				}
+				secrets = append(secrets, te.secrets...)
+			}
+			fromApplied := l.fillSecrets(s, t, &spec, secrets)
+			if len(spec.Env) == 0 {
+				spec.Env = nil
+			}
+			dt := desiredTarget{Target: t, spec: &spec, version: spec.Version()}
+			if !fromApplied {
+				cache[key] = dt
+			}
+			out.targets = append(out.targets, dt)
+		}
+	}
+	if len(statefulHosts) > 1 {
+		at := statefulAt
+		if at == nil {
+			at = s.nameNode
+		}
+		d.errf(at, "service %s is stateful (a writable volume and no proxy) but runs on %d hosts (%s): two copies would each have their own data; run it on one host", s.name, len(statefulHosts), strings.Join(sortedKeys(statefulHosts), ", "))
+	}
+	if s.bootLimit != "" {
+		out.svc.BootLimit = bootLimit(s.bootLimit, len(allHosts))
+	}
+	slices.SortFunc(out.targets, func(a, b desiredTarget) int {
+		if c := strings.Compare(a.Role, b.Role); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Host, b.Host)
+	})
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string { return mapKeys(m) }
+
+func bootLimit(v string, hosts int) int {
+	if num, ok := strings.CutSuffix(v, "%"); ok {
+		var pct int
+		fmt.Sscan(num, &pct)
+		return max(1, hosts*pct/100)
+	}
+	var n int
+	fmt.Sscan(v, &n)
+	return n
+}
+
+func isDockerHub(server string) bool {
+	switch server {
+	case "docker.io", "index.docker.io", "registry-1.docker.io", "hub.docker.com":
+		return true
+	}
+	return false
+}
+
+// registryFor is the login for image: the service's own registry when it
+// has credentials, else fleet.yml's default registry when the image lives
+// there, else none.
+func (l *loader) registryFor(s *svcDef, image string) *Registry {
+	hasCreds := func(r *Registry) bool { return r != nil && r.PasswordSecret != "" }
+	if s.registry != nil {
+		if hasCreds(s.registry) {
+			r := *s.registry
+			return &r
+		}
+		return nil
+	}
+	def := l.fleet.registry
+	if !hasCreds(def) {
+		return nil
+	}
+	dom := imageDomain(image)
+	if dom == def.Server || dom == "" && (def.Server == "" || isDockerHub(def.Server)) {
+		r := *def
+		return &r
+	}
+	return nil
+}
+
+func (r *roleDef) envSecrets(s *svcDef) []secretDef {
+	out := slices.Clone(s.env.secrets)
+	return append(out, r.env.secrets...)
+}
+
+func applicableTags(envTags map[string]*envDef, hostTags []string) []string {
+	var out []string
+	for _, t := range hostTags {
+		if envTags[t] != nil {
+			out = append(out, t)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// roleSpec builds the spec of one role without its secrets.
+func (l *loader) roleSpec(s *svcDef, r *roleDef, image string) (*Spec, bool) {
+	d := s.d
+	proxied := r.name == s.primaryRole
+	if r.proxyOn != nil {
+		proxied = *r.proxyOn
+	}
+	spec := &Spec{
+		Service: s.name, Role: r.name, Image: image, Cmd: r.cmd,
+		Env:     map[string]string{},
+		Volumes: s.volumes, Options: r.options, Health: s.health,
+		DeployTimeout: s.deploy, DrainTimeout: s.drain, ReadinessDelay: s.readiness,
+	}
+	maps.Copy(spec.Env, s.env.clear)
+	maps.Copy(spec.Env, r.env.clear)
+	if len(s.labels)+len(r.labels) > 0 {
+		spec.Labels = map[string]string{}
+		maps.Copy(spec.Labels, s.labels)
+		maps.Copy(spec.Labels, r.labels)
+	}
+	spec.Logging = mergeLogging(s.logging, r.logging)
+	if spec.Options.Restart == "" {
+		spec.Options.Restart = defaultRestart
+	}
+	if proxied {
+		p := s.proxy.merge(r.proxy)
+		spec.Proxy = &Proxy{
+			Hosts: slices.Compact(slices.Sorted(slices.Values(p.hosts))), AppPort: defaultAppPort,
+			HealthPath: defaultHealthPath, HealthInterval: Duration(defaultHealthInterval),
+			HealthTimeout: Duration(defaultHealthTimeout), ResponseTimeout: Duration(defaultResponseTimeout),
+		}
+		setIf(&spec.Proxy.PathPrefix, p.pathPrefix)
+		setIf(&spec.Proxy.SSL, p.ssl)
+		setIf(&spec.Proxy.AppPort, p.appPort)
+		setIf(&spec.Proxy.HealthPath, p.healthPath)
+		setIf(&spec.Proxy.HealthInterval, p.healthInterval)
+		setIf(&spec.Proxy.HealthTimeout, p.healthTimeout)
+		setIf(&spec.Proxy.ResponseTimeout, p.responseTimeout)
+		if spec.Proxy.SSL && len(spec.Proxy.Hosts) == 0 {
+			at := p.node
+			if at == nil {
+				at = r.node
+			}
+			d.errf(at, "role %s: ssl needs a host name for its certificate: add proxy.host", r.name)
+			return nil, false
+		}
+		if len(spec.Proxy.Hosts) == 0 {
+			spec.Proxy.Hosts = nil
+		}
+	}
+	for _, v := range spec.Volumes {
+		if !v.ReadOnly && !proxied {
+			spec.Stateful = true
+		}
+	}
+	spec.StopTimeout = r.stop
+	if spec.StopTimeout == 0 {
+		spec.StopTimeout = s.stop
+	}
+	if spec.StopTimeout == 0 {
+		spec.StopTimeout = Duration(defaultProxyStopTimeout)
+		if !proxied {
+			spec.StopTimeout = s.drain
+		}
+	}
+	if len(spec.Cmd) == 0 {
+		spec.Cmd = nil
+	}
+	return spec, proxied
+}
+
+func setIf[T any](dst *T, src *T) {
+	if src != nil {
+		*dst = *src
+	}
+}
+
+func mergeLogging(root, role *Logging) *Logging {
+	if root == nil && role == nil {
+		return &Logging{Options: map[string]string{"max-size": defaultLogMaxSize}}
+	}
+	out := &Logging{}
+	for _, l := range []*Logging{root, role} {
+		if l == nil {
+			continue
+		}
+		if l.Driver != "" {
+			out.Driver = l.Driver
+		}
+		if len(l.Options) > 0 && out.Options == nil {
+			out.Options = map[string]string{}
+		}
+		maps.Copy(out.Options, l.Options)
+	}
+	return out
+}
+
+// fillSecrets sets spec.Secrets from the secret source. It reports whether
+// any hash was taken from the applied state (a secret not available), which
+// makes the spec specific to this target.
+func (l *loader) fillSecrets(s *svcDef, t Target, spec *Spec, secrets []secretDef) bool {
+	if len(secrets) == 0 {
+		return false
+	}
+	fromApplied := false
+	spec.Secrets = make(map[string]SecretRef, len(secrets))
+	for _, sd := range secrets {
+		if _, clash := spec.Env[sd.env]; clash {
+			s.d.errf(sd.node, "%s is both a clear and a secret variable: keep one", sd.env)
+			continue
+		}
+		hash, ok := l.secretHashes[sd.name]
+		if !ok && l.cfg.Secrets != nil {
+			if v, found := l.cfg.Secrets.LookupSecret(sd.name); found {
+				hash = hashSecret(l.cfg.SecretKey, v)
+				l.secretHashes[sd.name] = hash
+				ok = true
+			}
+		}
+		if !ok {
+			if l.cfg.RequireSecrets {
+				s.d.errf(sd.node, "secret %s is not set: provide it in bosun's environment or a secrets file", sd.name)
+				continue
+			}
+			fromApplied = true
+			if a := l.applied[t]; a != nil && a.Spec.Secrets[sd.env].Name == sd.name {
+				hash = a.Spec.Secrets[sd.env].Hash
+			}
+			key := s.name + "\x00" + sd.name
+			if !l.warned[key] {
+				l.warned[key] = true
+				e := s.d.at(sd.node, fmt.Sprintf("secret %s of service %s is not available to this plan: a change of its value cannot be seen", sd.name, s.name))
+				l.warnings = append(l.warnings, e.Error())
+			}
+		}
+		spec.Secrets[sd.env] = SecretRef{Name: sd.name, Hash: hash}
+	}
+	if len(spec.Secrets) == 0 {
+		spec.Secrets = nil
+	}
+	return fromApplied
+}
+
+// resolvedHost is one host a role runs on.
+type resolvedHost struct {
+	name string
+	host Host
+	tags []string
+	node *yaml.Node
+}
+
+// resolveHosts turns a role's host references into hosts: inventory names,
+// tag:NAME selectors, or raw addresses. Duplicates are dropped.
+func (l *loader) resolveHosts(s *svcDef, r *roleDef) []resolvedHost {
+	d := s.d
+	var out []resolvedHost
+	seen := map[string]int{}
+	add := func(h resolvedHost) {
+		if i, ok := seen[h.name]; ok {
+			out[i].tags = append(out[i].tags, h.tags...)
+			return
+		}
+		seen[h.name] = len(out)
+		out = append(out, h)
+	}
+	for _, ref := range r.hosts {
+		if tag, ok := strings.CutPrefix(ref.value, "tag:"); ok {
+			var matched int
+			for _, name := range l.fleet.names {
+				srv := l.fleet.servers[name]
+				if slices.Contains(srv.tags, tag) {
+					matched++
+					add(l.inventoryHost(s, srv, ref))
+				}
+			}
+			if matched == 0 {
+				d.errf(ref.node, "role %s: no server in fleet.yml has tag %q%s: tag a server or fix the selector", r.name, tag, didYouMean(tag, l.allTags()))
+			}
+			continue
+		}
+		if srv := l.fleet.servers[ref.value]; srv != nil {
+			add(l.inventoryHost(s, srv, ref))
+			continue
+		}
+		if strings.ContainsAny(ref.value, ".:") && checkAddress(ref.value) == "" {
+			h := Host{Name: ref.value, Address: ref.value, User: firstNonEmpty(s.ssh.user, l.fleet.ssh.user, defaultSSHUser),
+				Port: firstNonZero(s.ssh.port, l.fleet.ssh.port, defaultSSHPort), Jump: firstNonEmpty(s.ssh.jump, l.fleet.ssh.jump)}
+			add(resolvedHost{name: ref.value, host: h, tags: ref.tags, node: ref.node})
+			continue
+		}
+		d.errf(ref.node, "role %s: unknown host %q%s: add it to fleet.yml servers, or write its IP address or full DNS name, or tag:NAME", r.name, ref.value, didYouMean(ref.value, l.fleet.names))
+	}
+	return out
+}
+
+func (l *loader) allTags() []string {
+	set := map[string]bool{}
+	for _, s := range l.fleet.servers {
+		for _, t := range s.tags {
+			set[t] = true
+		}
+	}
+	return mapKeys(set)
+}
+
+func (l *loader) inventoryHost(s *svcDef, srv *server, ref hostRef) resolvedHost {
+	h := Host{Name: srv.name, Address: srv.address,
+		User: firstNonEmpty(srv.user, s.ssh.user, l.fleet.ssh.user, defaultSSHUser),
+		Port: firstNonZero(srv.port, s.ssh.port, l.fleet.ssh.port, defaultSSHPort),
+		Jump: firstNonEmpty(s.ssh.jump, l.fleet.ssh.jump)}
+	tags := append(slices.Clone(srv.tags), ref.tags...)
+	return resolvedHost{name: srv.name, host: h, tags: tags, node: ref.node}
+}
+
+// registerHost records a host's connection details; two services that
+// reach one host differently are an error.
+func (l *loader) registerHost(s *svcDef, h resolvedHost, ds *desiredState, owner map[string]string) bool {
+	prev, ok := ds.hosts[h.name]
+	if !ok {
+		ds.hosts[h.name] = h.host
+		owner[h.name] = s.name
+		return true
+	}
+	if prev == h.host || owner[h.name] == s.name {
+		return true
+	}
+	at := s.sshNode
+	if at == nil {
+		at = h.node
+	}
+	s.d.errf(at, "host %s is reached as %s@%s:%d%s by service %s but as %s@%s:%d%s here: make the ssh settings agree (set them on the server in fleet.yml)",
+		h.name, prev.User, prev.Address, prev.Port, jumpSuffix(prev.Jump), owner[h.name], h.host.User, h.host.Address, h.host.Port, jumpSuffix(h.host.Jump))
+	return false
+}
+
+func jumpSuffix(j string) string {
+	if j == "" {
+		return ""
+	}
+	return " via " + j
+}
+
+// claimProxy records which role routes each proxy host and path; a second
+// claim is an error. The catch-all route (no host) is claimed per server.
+func (l *loader) claimProxy(s *svcDef, r *roleDef, p *Proxy, hosts []resolvedHost, claims map[string]proxyClaim) {
+	me := proxyClaim{service: s.name, role: r.name}
+	check := func(key, what string, node *yaml.Node) {
+		if prev, ok := claims[key]; ok && prev != (proxyClaim{service: me.service, role: me.role, at: prev.at}) {
+			s.d.errf(node, "%s is already routed to %s/%s (%s): give each service its own proxy host or path_prefix", what, prev.service, prev.role, prev.at)
+			return
+		}
+		if _, ok := claims[key]; !ok {
+			c := me
+			c.at = s.d.at(node, "").Error()
+			c.at = strings.TrimSuffix(c.at, ": ")
+			claims[key] = c
+		}
+	}
+	node := r.node
+	if len(p.Hosts) == 0 {
+		for _, h := range hosts {
+			check("\x00"+h.name+"\x00"+p.PathPrefix, fmt.Sprintf("the catch-all route%s on %s", pathSuffix(p.PathPrefix), h.name), node)
+		}
+		return
+	}
+	for _, h := range p.Hosts {
+		check(h+"\x00"+p.PathPrefix, fmt.Sprintf("proxy host %s%s", h, pathSuffix(p.PathPrefix)), node)
+	}
+}
+
+func pathSuffix(p string) string {
+	if p == "" {
+		return ""
+	}
+	return " path " + p
+}
+
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func firstNonZero(vs ...int) int {
+	for _, v := range vs {
+		if v != 0 {
+			return v
+		}
+	}
+	return 0
+}

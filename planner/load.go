@@ -1,0 +1,146 @@
+package planner
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"slices"
+	"strings"
+	"text/template"
+
+	"gopkg.in/yaml.v3"
+)
+
+// loader reads one commit of the config repository into the desired state,
+// collecting every error in r.
+type loader struct {
+	cfg          *Config
+	in           *Input
+	r            *report
+	fleet        *fleet
+	templates    map[string]*template.Template
+	badTemplates map[string]bool
+	warnings     []string
+	applied      map[Target]*Applied
+	secretHashes map[string]string
+	warned       map[string]bool
+}
+
+// desiredState is the resolved config: every target's spec.
+type desiredState struct {
+	services []*desiredService // sorted by name
+	hosts    map[string]Host   // every host a desired target runs on
+	fleet    *fleet
+}
+
+type desiredService struct {
+	svc     Service
+	file    string
+	targets []desiredTarget // sorted by role, host
+}
+
+type desiredTarget struct {
+	Target
+	spec    *Spec // shared between targets with the same spec: read only
+	version string
+}
+
+func (l *loader) load(ctx context.Context, src fs.FS) (*desiredState, error) {
+	l.applied = make(map[Target]*Applied, len(l.in.Applied))
+	for i := range l.in.Applied {
+		a := &l.in.Applied[i]
+		l.applied[a.Target] = a
+	}
+	l.secretHashes = map[string]string{}
+	l.warned = map[string]bool{}
+	l.fleet = loadFleet(src, l.r)
+	l.templates = loadTemplates(src, l.r)
+	l.badTemplates = map[string]bool{}
+	for _, e := range l.r.errs {
+		if strings.HasPrefix(e.File, "templates/") {
+			l.badTemplates[e.File] = true
+		}
+	}
+	files, err := serviceFiles(src)
+	if err != nil {
+		return nil, fmt.Errorf("list service files: %w", err)
+	}
+	if len(files) == 0 {
+		l.r.errs = append(l.r.errs, &ConfigError{File: "services", Msg: "no service files: add services/NAME.yml (a Kamal deploy file, or template: with vars:)"})
+	}
+	var defs []*svcDef
+	for i, f := range files {
+		if i%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		defs = append(defs, l.loadServiceFile(src, f)...)
+	}
+	return l.resolve(defs), nil
+}
+
+// serviceFiles lists services/*.yml and services/*.yaml, sorted.
+func serviceFiles(src fs.FS) ([]string, error) {
+	ents, err := fs.ReadDir(src, "services")
+	if err != nil {
+		if _, statErr := fs.Stat(src, "services"); statErr != nil {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		n := e.Name()
+		if !e.IsDir() && (strings.HasSuffix(n, ".yml") || strings.HasSuffix(n, ".yaml")) {
+			out = append(out, "services/"+n)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+func (l *loader) loadServiceFile(src fs.FS, file string) []*svcDef {
+	d := newDoc(file, l.r)
+	data, err := fs.ReadFile(src, file)
+	if err != nil {
+		d.errf(nil, "cannot read the file: %v", err)
+		return nil
+	}
+	root := d.parse(data)
+	if root == nil {
+		return nil
+	}
+	var s *svcDef
+	if isTemplated(d.deref(root)) {
+		s = l.renderService(d, root)
+	} else {
+		s = parseService(d, root)
+	}
+	if s == nil {
+		return nil
+	}
+	out := []*svcDef{s}
+	if s.accessories != nil {
+		out = append(out, parseAccessories(s)...)
+	}
+	return out
+}
+
+func isTemplated(n *yaml.Node) bool {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return false
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == "template" {
+			return true
+		}
+	}
+	return false
+}
+
+func sortWarnings(pl *Plan) {
+	slices.Sort(pl.Warnings)
+	pl.Warnings = slices.Compact(pl.Warnings)
+	slices.Sort(pl.ReleasedHolds)
+}
