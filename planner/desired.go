@@ -63,18 +63,18 @@ func (l *loader) resolveService(s *svcDef, ds *desiredState, hostOwner map[strin
 		d.errf(at, "primary role %q is not among the roles (%s): set primary_role: to one of them", s.primaryRole, strings.Join(names, ", "))
 		return nil
 	}
-	if len(s.roles) == 0 || s.image == "" {
+	if len(s.roles) == 0 {
 		return nil
 	}
 	image := s.image
-	if s.registry != nil && s.registry.Server != "" && imageDomain(image) == "" && !isDockerHub(s.registry.Server) {
+	if image != "" && s.registry != nil && s.registry.Server != "" && imageDomain(image) == "" && !isDockerHub(s.registry.Server) {
 		image = s.registry.Server + "/" + image
 		if msg := checkImage(image); msg != "" {
 			d.errf(s.imageNode, "image with registry.server: %s", msg)
 			return nil
 		}
 	}
-	if !imageHasVersion(image) {
+	if image != "" && !imageHasVersion(image) {
 		d.notef(s.imageNode, "image %s has no tag or digest: Docker pulls :latest, and a new push to it is not a config change bosun can see; pin a tag (e.g. %s:1.2.3)", image, image)
 	}
 	out := &desiredService{file: d.file, svc: Service{

@@ -142,9 +142,10 @@ func parseService(d *doc, root *yaml.Node) *svcDef {
 		if v, ok := d.str(n, "service"); ok {
 			if msg := checkName(v); msg != "" {
 				d.errf(s.nameNode, "service: %s", msg)
-			} else {
-				s.name = v
 			}
+			// Keep an invalid name too, so that the rest of the file is
+			// still checked; the commit is invalid and yields no plan.
+			s.name = v
 		}
 	} else {
 		d.errf(d.deref(root), "service is missing: add service: NAME (lowercase letters, digits, '-', '_')")
