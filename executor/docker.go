@@ -1,0 +1,427 @@
+package executor
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/registry"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/docker/go-connections/nat"
+	"github.com/docker/go-units"
+
+	"github.com/bosunhq/bosun/planner"
+)
+
+// Labels bosun puts on every container it creates. Only containers carrying
+// LabelService are ever stopped or removed by bosun.
+const (
+	LabelService = "bosun.service"
+	LabelRole    = "bosun.role"
+	LabelVersion = "bosun.version"
+	LabelCommit  = "bosun.commit"
+	LabelRepo    = "bosun.repo"
+	LabelHost    = "bosun.host"
+
+	// NetworkName is the Docker network bosun's containers and proxy share.
+	NetworkName = "bosun"
+
+	dockerSocket = "/var/run/docker.sock"
+)
+
+var (
+	nameRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
+	versionRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+)
+
+// containerName is "<service>-<role>-<version>".
+func containerName(service, role, version string) string {
+	return service + "-" + role + "-" + version
+}
+
+// validateTarget checks every name that reaches a server, although the
+// planner validated them already: a name is the only config value that ends
+// up in a Docker object name.
+func validateTarget(service, role, version string) error {
+	if !nameRE.MatchString(service) {
+		return fmt.Errorf("service name %q: want 1-63 of a-z, 0-9, '_', '.', '-'", service)
+	}
+	if !nameRE.MatchString(role) {
+		return fmt.Errorf("role name %q: want 1-63 of a-z, 0-9, '_', '.', '-'", role)
+	}
+	if !versionRE.MatchString(version) {
+		return fmt.Errorf("version %q: want letters, digits, '_', '.', '-'", version)
+	}
+	return nil
+}
+
+// newDockerClient talks to the server's Docker Engine through the SSH
+// connection: every HTTP connection is a stream to /var/run/docker.sock
+// forwarded over SSH. The host must stay unix:// (an http:// host makes the
+// client resolve it instead of using our dialer).
+func newDockerClient(c *sshConn) (*client.Client, error) {
+	return client.NewClientWithOpts(
+		client.WithHost("unix://"+dockerSocket),
+		client.WithDialContext(func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return c.Dial(ctx, "unix", dockerSocket)
+		}),
+		client.WithAPIVersionNegotiation(),
+	)
+}
+
+// createParams is what the executor knows about a container beyond its spec.
+type createParams struct {
+	Repo, Commit, Version, Host string
+	Env                         map[string]string // clear env plus resolved secrets
+}
+
+// containerConfig maps a Spec onto Docker's create request. Nothing here is
+// ever formatted into a shell command: each value goes into its own field.
+func containerConfig(s *planner.Spec, p createParams) (*container.Config, *container.HostConfig, *network.NetworkingConfig, error) {
+	cfg := &container.Config{
+		Image:      s.Image,
+		Cmd:        s.Cmd,
+		User:       s.Options.User,
+		WorkingDir: s.Options.Workdir,
+		StopSignal: s.Options.StopSignal,
+		Labels:     map[string]string{},
+	}
+	keys := make([]string, 0, len(p.Env))
+	for k := range p.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return nil, nil, nil, fmt.Errorf("env name %q", k)
+		}
+		cfg.Env = append(cfg.Env, k+"="+p.Env[k])
+	}
+	for k, v := range s.Labels {
+		if strings.HasPrefix(k, "bosun.") {
+			return nil, nil, nil, fmt.Errorf("label %q: the bosun. prefix is reserved", k)
+		}
+		cfg.Labels[k] = v
+	}
+	cfg.Labels[LabelService] = s.Service
+	cfg.Labels[LabelRole] = s.Role
+	cfg.Labels[LabelVersion] = p.Version
+	cfg.Labels[LabelCommit] = p.Commit
+	cfg.Labels[LabelRepo] = p.Repo
+	cfg.Labels[LabelHost] = p.Host
+	if s.StopTimeout > 0 {
+		secs := int(time.Duration(s.StopTimeout).Seconds())
+		cfg.StopTimeout = &secs
+	}
+	if s.Proxy == nil && len(s.Health.Cmd) > 0 {
+		cfg.Healthcheck = &container.HealthConfig{
+			Test:     s.Health.Cmd,
+			Interval: time.Duration(s.Health.Interval),
+			Timeout:  time.Duration(s.Health.Timeout),
+			Retries:  s.Health.Retries,
+		}
+	}
+
+	hc := &container.HostConfig{
+		NetworkMode:    container.NetworkMode(NetworkName),
+		CapAdd:         s.Options.CapAdd,
+		CapDrop:        s.Options.CapDrop,
+		ExtraHosts:     s.Options.AddHosts,
+		ReadonlyRootfs: s.Options.ReadOnly,
+	}
+	o := s.Options
+	var err error
+	if o.Memory != "" {
+		if hc.Memory, err = units.RAMInBytes(o.Memory); err != nil {
+			return nil, nil, nil, fmt.Errorf("options.memory %q: %w", o.Memory, err)
+		}
+	}
+	if o.MemoryReservation != "" {
+		if hc.MemoryReservation, err = units.RAMInBytes(o.MemoryReservation); err != nil {
+			return nil, nil, nil, fmt.Errorf("options.memory_reservation %q: %w", o.MemoryReservation, err)
+		}
+	}
+	if o.CPUs != "" {
+		f, err := strconv.ParseFloat(o.CPUs, 64)
+		if err != nil || f <= 0 {
+			return nil, nil, nil, fmt.Errorf("options.cpus %q: want a positive number", o.CPUs)
+		}
+		hc.NanoCPUs = int64(f * 1e9)
+	}
+	if o.ShmSize != "" {
+		if hc.ShmSize, err = units.RAMInBytes(o.ShmSize); err != nil {
+			return nil, nil, nil, fmt.Errorf("options.shm_size %q: %w", o.ShmSize, err)
+		}
+	}
+	if o.PidsLimit != 0 {
+		v := o.PidsLimit
+		hc.PidsLimit = &v
+	}
+	if o.Init {
+		v := true
+		hc.Init = &v
+	}
+	hc.RestartPolicy, err = restartPolicy(o.Restart)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for _, u := range o.Ulimits {
+		ul, err := units.ParseUlimit(u)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("options.ulimits %q: %w", u, err)
+		}
+		hc.Ulimits = append(hc.Ulimits, ul)
+	}
+	if len(o.Publish) > 0 {
+		exposed, bindings, err := nat.ParsePortSpecs(o.Publish)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("options.publish: %w", err)
+		}
+		cfg.ExposedPorts, hc.PortBindings = exposed, bindings
+	}
+	for _, t := range o.Tmpfs {
+		p, opts, _ := strings.Cut(t, ":")
+		if !path.IsAbs(p) {
+			return nil, nil, nil, fmt.Errorf("options.tmpfs %q: want an absolute path", t)
+		}
+		if hc.Tmpfs == nil {
+			hc.Tmpfs = map[string]string{}
+		}
+		hc.Tmpfs[p] = opts
+	}
+	for _, v := range s.Volumes {
+		if !path.IsAbs(v.Target) {
+			return nil, nil, nil, fmt.Errorf("volume target %q: want an absolute path", v.Target)
+		}
+		if path.IsAbs(v.Source) {
+			// A host path as a bind in HostConfig.Binds, which (unlike
+			// Mounts) creates a missing source directory as `docker run -v`
+			// does. Colons would change the meaning of the entry.
+			if strings.ContainsAny(v.Source+v.Target, ":,") {
+				return nil, nil, nil, fmt.Errorf("volume %s:%s: paths may not contain ':' or ','", v.Source, v.Target)
+			}
+			b := v.Source + ":" + v.Target
+			if v.ReadOnly {
+				b += ":ro"
+			}
+			hc.Binds = append(hc.Binds, b)
+			continue
+		}
+		if !nameRE.MatchString(strings.ToLower(v.Source)) {
+			return nil, nil, nil, fmt.Errorf("volume name %q", v.Source)
+		}
+		hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeVolume, Source: v.Source, Target: v.Target, ReadOnly: v.ReadOnly})
+	}
+	if s.Logging != nil && s.Logging.Driver != "" {
+		hc.LogConfig = container.LogConfig{Type: s.Logging.Driver, Config: s.Logging.Options}
+	} else if s.Logging != nil && len(s.Logging.Options) > 0 {
+		hc.LogConfig = container.LogConfig{Config: s.Logging.Options}
+	}
+	nc := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+		NetworkName: {Aliases: []string{s.Service + "-" + s.Role}},
+	}}
+	return cfg, hc, nc, nil
+}
+
+func restartPolicy(s string) (container.RestartPolicy, error) {
+	name, count, _ := strings.Cut(s, ":")
+	switch name {
+	case "":
+		return container.RestartPolicy{Name: container.RestartPolicyUnlessStopped}, nil
+	case "no", "always", "unless-stopped":
+		if count != "" {
+			break
+		}
+		return container.RestartPolicy{Name: container.RestartPolicyMode(name)}, nil
+	case "on-failure":
+		rp := container.RestartPolicy{Name: container.RestartPolicyOnFailure}
+		if count != "" {
+			n, err := strconv.Atoi(count)
+			if err != nil || n < 0 {
+				break
+			}
+			rp.MaximumRetryCount = n
+		}
+		return rp, nil
+	}
+	return container.RestartPolicy{}, fmt.Errorf("options.restart %q: want no, always, unless-stopped or on-failure[:N]", s)
+}
+
+// resolveEnv merges clear env with secret values looked up by name. A
+// missing secret is an error naming the secret, never its value.
+func resolveEnv(s *planner.Spec, secrets SecretSource) (map[string]string, error) {
+	env := make(map[string]string, len(s.Env)+len(s.Secrets))
+	for k, v := range s.Env {
+		env[k] = v
+	}
+	for k, ref := range s.Secrets {
+		if secrets == nil {
+			return nil, fmt.Errorf("secret %s for env %s: no secrets are available", ref.Name, k)
+		}
+		v, ok := secrets.LookupSecret(ref.Name)
+		if !ok {
+			return nil, fmt.Errorf("secret %s for env %s is not set", ref.Name, k)
+		}
+		env[k] = v
+	}
+	return env, nil
+}
+
+// registryAuth encodes the login for ImagePull; "" when no credentials.
+func registryAuth(r *planner.Registry, secrets SecretSource) (string, error) {
+	if r == nil || (r.Username == "" && r.UsernameSecret == "" && r.PasswordSecret == "") {
+		return "", nil
+	}
+	lookup := func(name string) (string, error) {
+		if secrets == nil {
+			return "", fmt.Errorf("registry secret %s: no secrets are available", name)
+		}
+		v, ok := secrets.LookupSecret(name)
+		if !ok {
+			return "", fmt.Errorf("registry secret %s is not set", name)
+		}
+		return v, nil
+	}
+	user := r.Username
+	if r.UsernameSecret != "" {
+		v, err := lookup(r.UsernameSecret)
+		if err != nil {
+			return "", err
+		}
+		user = v
+	}
+	var pass string
+	if r.PasswordSecret != "" {
+		v, err := lookup(r.PasswordSecret)
+		if err != nil {
+			return "", err
+		}
+		pass = v
+	}
+	return registry.EncodeAuthConfig(registry.AuthConfig{Username: user, Password: pass, ServerAddress: r.Server})
+}
+
+// pullImage pulls ref and reads the progress stream to its end, returning
+// the error the daemon reports in it.
+func pullImage(ctx context.Context, dc *client.Client, ref, auth string) error {
+	rc, err := dc.ImagePull(ctx, ref, image.PullOptions{RegistryAuth: auth})
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	return decodeProgress(rc)
+}
+
+// decodeProgress reads a Docker JSON progress stream (pull, load) to its
+// end and returns the first error the daemon reports in it.
+func decodeProgress(r io.Reader) error {
+	dec := json.NewDecoder(r)
+	for {
+		var m struct {
+			Error       string `json:"error"`
+			ErrorDetail *struct {
+				Message string `json:"message"`
+			} `json:"errorDetail"`
+		}
+		if err := dec.Decode(&m); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("read progress: %w", err)
+		}
+		if m.ErrorDetail != nil && m.ErrorDetail.Message != "" {
+			return errors.New(m.ErrorDetail.Message)
+		}
+		if m.Error != "" {
+			return errors.New(m.Error)
+		}
+	}
+}
+
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// pollInterval backs off from 50ms to 500ms.
+func pollInterval(i int) time.Duration {
+	return min(time.Duration(i+1)*50*time.Millisecond, 500*time.Millisecond)
+}
+
+// ensureNetwork creates the bosun network when it is missing.
+func ensureNetwork(ctx context.Context, dc *client.Client) error {
+	_, err := dc.NetworkInspect(ctx, NetworkName, network.InspectOptions{})
+	if err == nil {
+		return nil
+	}
+	if !errdefs.IsNotFound(err) {
+		return err
+	}
+	_, err = dc.NetworkCreate(ctx, NetworkName, network.CreateOptions{Driver: "bridge", Labels: map[string]string{"bosun.managed": "true"}})
+	if err != nil && errdefs.IsConflict(err) {
+		return nil // created by a concurrent apply
+	}
+	return err
+}
+
+// listRole lists every container (running or not) bosun made for one role
+// of one service on this host, newest first.
+func listRole(ctx context.Context, dc *client.Client, service, role string) ([]container.Summary, error) {
+	key := LabelService
+	if service != "" {
+		key += "=" + service
+	}
+	f := filters.NewArgs(filters.Arg("label", key))
+	if role != "" {
+		f.Add("label", LabelRole+"="+role)
+	}
+	cs, err := dc.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	if err != nil {
+		return nil, err
+	}
+	sort.SliceStable(cs, func(i, j int) bool { return cs[i].Created > cs[j].Created })
+	return cs, nil
+}
+
+// lastLogs returns the last n lines of a container's stdout and stderr.
+func lastLogs(ctx context.Context, dc *client.Client, id string, n int) string {
+	rc, err := dc.ContainerLogs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: strconv.Itoa(n)})
+	if err != nil {
+		return ""
+	}
+	defer rc.Close()
+	var out bytes.Buffer
+	_, _ = stdcopy.StdCopy(&out, &out, io.LimitReader(rc, 64<<10))
+	return strings.TrimRight(out.String(), "\n")
+}
+
+// isConnErr reports a transport failure (as opposed to an answer from the
+// Docker daemon).
+func isConnErr(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, http.ErrServerClosed) || client.IsErrConnectionFailed(err)
+}

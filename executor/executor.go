@@ -1,0 +1,656 @@
+package executor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+
+	"github.com/bosunhq/bosun/planner"
+)
+
+// Deployment statuses written to the store.
+const (
+	DeploymentDeploying StoreStatus = "deploying"
+	DeploymentDeployed  StoreStatus = "deployed"
+	DeploymentFailed    StoreStatus = "failed"
+)
+
+// Executor takes plans to servers. It keeps one SSH connection (and one
+// Docker client over it) per host for its lifetime; Close ends them. It is
+// safe for concurrent use; rollouts of one service are serialised by the
+// store's lock.
+type Executor struct {
+	cfg      Config
+	log      *slog.Logger
+	pool     *sshPool
+	proxyImg *proxyImage
+	sem      chan struct{} // bounds hosts worked on at once
+
+	mu    sync.Mutex
+	hosts map[string]*hostConn
+
+	emitMu sync.Mutex
+}
+
+// hostConn is one server: its SSH connection and Docker client.
+type hostConn struct {
+	name    string
+	ssh     *sshConn
+	docker  *client.Client
+	proxyMu sync.Mutex
+	proxy   *proxyOnHost
+	netOnce sync.Once
+	netErr  error
+}
+
+// New makes an Executor. It loads the SSH credentials but connects to no
+// host until a rollout or Status needs it.
+func New(cfg Config) (*Executor, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("component", "executor")
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 8
+	}
+	if cfg.LockLease <= 0 {
+		cfg.LockLease = time.Minute
+	}
+	if cfg.Owner == "" {
+		hn, _ := os.Hostname()
+		cfg.Owner = fmt.Sprintf("bosun pid %d on %s", os.Getpid(), hn)
+	}
+	pool, err := newSSHPool(&cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	e := &Executor{cfg: cfg, log: log, pool: pool, sem: make(chan struct{}, cfg.Concurrency), hosts: map[string]*hostConn{}}
+	e.proxyImg = &proxyImage{cfg: &e.cfg}
+	return e, nil
+}
+
+// Close closes every SSH connection.
+func (e *Executor) Close() error {
+	e.mu.Lock()
+	hosts := e.hosts
+	e.hosts = map[string]*hostConn{}
+	e.mu.Unlock()
+	for _, h := range hosts {
+		_ = h.docker.Close()
+	}
+	e.pool.close()
+	return nil
+}
+
+// host returns the connection of a plan host, making it on first use.
+func (e *Executor) host(h planner.Host) (*hostConn, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	key := h.Name
+	if hc, ok := e.hosts[key]; ok {
+		return hc, nil
+	}
+	sc := e.pool.conn(Host{Name: h.Name, Address: h.Address, User: h.User, Port: h.Port, Jump: h.Jump})
+	dc, err := newDockerClient(sc)
+	if err != nil {
+		return nil, fmt.Errorf("docker client for %s: %w", h.Name, err)
+	}
+	hc := &hostConn{name: h.Name, ssh: sc, docker: dc}
+	e.hosts[key] = hc
+	return hc, nil
+}
+
+// connect makes sure the host answers over SSH.
+func (hc *hostConn) connect(ctx context.Context) error {
+	_, err := hc.ssh.Client(ctx)
+	return err
+}
+
+// ensureNetwork creates network bosun once per executor and host.
+func (hc *hostConn) ensureNetwork(ctx context.Context) error {
+	hc.netOnce.Do(func() { hc.netErr = ensureNetwork(ctx, hc.docker) })
+	if hc.netErr != nil {
+		err := hc.netErr
+		hc.netOnce = sync.Once{} // try again next time
+		return err
+	}
+	return nil
+}
+
+// ApplyOpts are per-call options of Apply.
+type ApplyOpts struct {
+	Trigger string // who or what started it, recorded with the deployment ("cli", "push abc123", …)
+	// LockWait bounds the wait for another rollout of a service to finish;
+	// 0 waits until ctx ends.
+	LockWait time.Duration
+}
+
+// Result summarises an Apply: one entry per service with changes.
+type Result struct {
+	Services []ServiceResult
+	Duration time.Duration
+}
+
+// ServiceResult is the outcome of one service's rollout.
+type ServiceResult struct {
+	Service      string
+	DeploymentID int64       // 0 without a store
+	Status       StoreStatus // deployed or failed
+	Deployed     []planner.Target
+	Removed      []planner.Target
+	RolledBack   []planner.Target
+	Unchanged    int // targets with nothing to do (unchanged or held)
+	Err          error
+	Duration     time.Duration
+}
+
+// Apply rolls the plan out: for each service with changes, under its lock,
+// role by role (primary first) in batches, with a canary batch first when
+// the service has one. A failure on any host stops the service's rollout and
+// puts every host already switched back on its previous version; the
+// returned error is then a *RolloutError wrapping a *StepError. Services
+// are applied one after the other; a failed service does not stop the
+// others. Re-applying an applied plan starts no container.
+//
+// When ctx ends, the host step in progress is finished or undone (bounded
+// by its deploy timeout) so that every host keeps a serving container; the
+// rollout then stops and the deployment is recorded as failed.
+func (e *Executor) Apply(ctx context.Context, plan *planner.Plan, opts ApplyOpts) (*Result, error) {
+	start := time.Now()
+	res := &Result{}
+	if err := e.validatePlan(plan); err != nil {
+		return res, err
+	}
+	bySvc := map[string][]planner.Change{}
+	for _, ch := range plan.Changes {
+		bySvc[ch.Service] = append(bySvc[ch.Service], ch)
+	}
+	policies := map[string]planner.Service{}
+	for _, s := range plan.Services {
+		policies[s.Name] = s
+	}
+	names := make([]string, 0, len(bySvc))
+	for n := range bySvc {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var errs []error
+	for _, name := range names {
+		chs := bySvc[name]
+		pol, ok := policies[name]
+		if !ok {
+			pol = planner.Service{Name: name}
+		}
+		sr := ServiceResult{Service: name}
+		active := 0
+		for _, c := range chs {
+			if c.Action == planner.ActionUnchanged || c.Action == planner.ActionHeld {
+				sr.Unchanged++
+			} else {
+				active++
+			}
+		}
+		if active == 0 {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err)
+			break
+		}
+		e.applyService(ctx, plan, pol, chs, opts, &sr)
+		res.Services = append(res.Services, sr)
+		if sr.Err != nil {
+			errs = append(errs, sr.Err)
+		}
+	}
+	res.Duration = time.Since(start)
+	return res, errors.Join(errs...)
+}
+
+func (e *Executor) validatePlan(plan *planner.Plan) error {
+	for _, ch := range plan.Changes {
+		if _, ok := plan.Hosts[ch.Host]; !ok && ch.Action != planner.ActionUnchanged && ch.Action != planner.ActionHeld {
+			return fmt.Errorf("plan: no connection details for host %q of %s", ch.Host, ch.Target)
+		}
+		switch ch.Action {
+		case planner.ActionCreate, planner.ActionUpdate:
+			if ch.Desired == nil {
+				return fmt.Errorf("plan: %s %s without a desired spec", ch.Action, ch.Target)
+			}
+			if err := validateTarget(ch.Service, ch.Role, ch.Version); err != nil {
+				return fmt.Errorf("plan: %s: %w", ch.Target, err)
+			}
+			if ch.Desired.Service != ch.Service || ch.Desired.Role != ch.Role {
+				return fmt.Errorf("plan: %s: spec is for %s/%s", ch.Target, ch.Desired.Service, ch.Desired.Role)
+			}
+			if ch.Desired.Proxy != nil && ch.Desired.Proxy.AppPort <= 0 {
+				return fmt.Errorf("plan: %s: proxy.app_port missing", ch.Target)
+			}
+		case planner.ActionRemove:
+			if err := validateTarget(ch.Service, ch.Role, "x"); err != nil {
+				return fmt.Errorf("plan: %s: %w", ch.Target, err)
+			}
+		}
+	}
+	return nil
+}
+
+// rollout is one service's rollout in progress.
+type rollout struct {
+	e        *Executor
+	plan     *planner.Plan
+	pol      planner.Service
+	depID    int64
+	auth     string
+	mu       sync.Mutex
+	switched []*switched // hosts already on the new version, in order
+}
+
+// switched is a target put on its new version, with how to go back.
+type switched struct {
+	ch   planner.Change
+	undo func(ctx context.Context) error
+}
+
+func (e *Executor) applyService(ctx context.Context, plan *planner.Plan, pol planner.Service, chs []planner.Change, opts ApplyOpts, sr *ServiceResult) {
+	start := time.Now()
+	defer func() { sr.Duration = time.Since(start) }()
+	ro := &rollout{e: e, plan: plan, pol: pol}
+	bg := context.WithoutCancel(ctx)
+
+	unlock, err := e.lock(ctx, plan.Repo, pol.Name, opts)
+	if err != nil {
+		sr.Status, sr.Err = DeploymentFailed, fmt.Errorf("lock %s: %w", pol.Name, err)
+		return
+	}
+	defer unlock()
+
+	if st := e.cfg.Store; st != nil {
+		id, err := st.CreateDeployment(ctx, StoreDeployment{Repo: plan.Repo, Service: pol.Name, Commit: plan.Commit, Status: DeploymentDeploying, Trigger: opts.Trigger, StartedAt: time.Now().UTC()})
+		if err != nil {
+			sr.Status, sr.Err = DeploymentFailed, fmt.Errorf("record deployment of %s: %w", pol.Name, err)
+			return
+		}
+		ro.depID, sr.DeploymentID = id, id
+	}
+	ro.emit(Event{Service: pol.Name, Step: StepLock, Status: StatusOK, Message: "rollout of commit " + shortSHA(plan.Commit)})
+
+	err = ro.run(ctx, chs, sr)
+	status := DeploymentDeployed
+	msg := ""
+	if err != nil {
+		status, msg = DeploymentFailed, err.Error()
+		sr.Err = err
+	}
+	sr.Status = status
+	if st := e.cfg.Store; st != nil {
+		if ferr := st.FinishDeployment(bg, ro.depID, status, msg); ferr != nil {
+			e.log.Error("record deployment result", "service", pol.Name, "err", ferr)
+		}
+	}
+	doneStatus := StatusOK
+	if err != nil {
+		doneStatus = StatusFailed
+	}
+	ro.emit(Event{Service: pol.Name, Step: StepDone, Status: doneStatus, Message: string(status)})
+}
+
+func shortSHA(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}
+
+// run deploys the service's changes role by role, then removes.
+func (ro *rollout) run(ctx context.Context, chs []planner.Change, sr *ServiceResult) error {
+	e := ro.e
+	var err error
+	ro.auth, err = registryAuth(ro.pol.Registry, e.cfg.Secrets)
+	if err != nil {
+		return fmt.Errorf("registry login for %s: %w", ro.pol.Name, err)
+	}
+	byRole := map[string][]planner.Change{}
+	var removes []planner.Change
+	for _, ch := range chs {
+		switch ch.Action {
+		case planner.ActionCreate, planner.ActionUpdate:
+			byRole[ch.Role] = append(byRole[ch.Role], ch)
+		case planner.ActionRemove:
+			removes = append(removes, ch)
+		}
+	}
+	roles := append([]string(nil), ro.pol.Roles...)
+	seen := map[string]bool{}
+	for _, r := range roles {
+		seen[r] = true
+	}
+	var extra []string
+	for r := range byRole {
+		if !seen[r] {
+			extra = append(extra, r)
+		}
+	}
+	sort.Strings(extra)
+	roles = append(roles, extra...)
+
+	var runErr error
+	for _, role := range roles {
+		batch := byRole[role]
+		if len(batch) == 0 {
+			continue
+		}
+		if runErr = ro.runRole(ctx, batch); runErr != nil {
+			break
+		}
+	}
+	if runErr != nil {
+		rerr := &RolloutError{Service: ro.pol.Name, Err: runErr}
+		// Put every switched host back, newest first. The undo must run
+		// even when ctx was cancelled.
+		bg := context.WithoutCancel(ctx)
+		for i := len(ro.switched) - 1; i >= 0; i-- {
+			s := ro.switched[i]
+			ro.emit(Event{Service: s.ch.Service, Role: s.ch.Role, Host: s.ch.Host, Version: versionOf(s.ch.Current), Step: StepRollback, Status: StatusStarted})
+			if err := s.undo(bg); err != nil {
+				rerr.Undo = append(rerr.Undo, fmt.Errorf("%s: %w", s.ch.Target, err))
+				ro.emit(Event{Service: s.ch.Service, Role: s.ch.Role, Host: s.ch.Host, Step: StepRollback, Status: StatusFailed, Message: err.Error()})
+				continue
+			}
+			rerr.RolledBack = append(rerr.RolledBack, s.ch.Target.String())
+			sr.RolledBack = append(sr.RolledBack, s.ch.Target)
+			ro.emit(Event{Service: s.ch.Service, Role: s.ch.Role, Host: s.ch.Host, Version: versionOf(s.ch.Current), Step: StepRollback, Status: StatusOK})
+		}
+		return rerr
+	}
+	for _, s := range ro.switched {
+		sr.Deployed = append(sr.Deployed, s.ch.Target)
+	}
+	for _, ch := range removes {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := ro.remove(ctx, ch); err != nil {
+			return err
+		}
+		sr.Removed = append(sr.Removed, ch.Target)
+	}
+	return nil
+}
+
+func versionOf(a *planner.Applied) string {
+	if a == nil {
+		return ""
+	}
+	return a.Version
+}
+
+// runRole rolls one role out: canary batch, then batches of boot.limit.
+func (ro *rollout) runRole(ctx context.Context, chs []planner.Change) error {
+	sort.SliceStable(chs, func(i, j int) bool { return chs[i].Host < chs[j].Host })
+	rest := chs
+	if c := ro.pol.Canary; c != nil && c.Hosts > 0 && c.Hosts < len(chs) {
+		canary := chs[:c.Hosts]
+		rest = chs[c.Hosts:]
+		if err := ro.runBatch(ctx, canary); err != nil {
+			return err
+		}
+		if err := ro.watchCanary(ctx, canary, time.Duration(c.Watch)); err != nil {
+			return err
+		}
+	}
+	limit := ro.pol.BootLimit
+	if limit <= 0 {
+		limit = len(rest)
+	}
+	for i := 0; i < len(rest); i += limit {
+		if i > 0 && ro.pol.BootWait > 0 {
+			if err := sleepCtx(ctx, time.Duration(ro.pol.BootWait)); err != nil {
+				return err
+			}
+		}
+		if err := ro.runBatch(ctx, rest[i:min(i+limit, len(rest))]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runBatch deploys to the batch's hosts in parallel (bounded by
+// Config.Concurrency) and returns the first failure after every host of the
+// batch has finished its step (so none is left half-done).
+func (ro *rollout) runBatch(ctx context.Context, chs []planner.Change) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(chs))
+	for i, ch := range chs {
+		if err := ctx.Err(); err != nil {
+			errs[i] = err
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case ro.e.sem <- struct{}{}:
+			case <-ctx.Done():
+				errs[i] = ctx.Err()
+				return
+			}
+			defer func() { <-ro.e.sem }()
+			undo, err := ro.deployTarget(ctx, ch)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			ro.mu.Lock()
+			ro.switched = append(ro.switched, &switched{ch: ch, undo: undo})
+			ro.mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// watchCanary waits the watch period, then checks that each canary's new
+// container is still running (and healthy, where Docker knows).
+func (ro *rollout) watchCanary(ctx context.Context, chs []planner.Change, watch time.Duration) error {
+	for _, ch := range chs {
+		ro.emit(Event{Service: ch.Service, Role: ch.Role, Host: ch.Host, Version: ch.Version, Step: StepCanary, Status: StatusStarted, Message: "watching for " + watch.String()})
+	}
+	if err := sleepCtx(ctx, watch); err != nil {
+		return err
+	}
+	for _, ch := range chs {
+		hc, err := ro.e.host(ro.plan.Hosts[ch.Host])
+		if err != nil {
+			return err
+		}
+		name := containerName(ch.Service, ch.Role, ch.Version)
+		info, err := hc.docker.ContainerInspect(ctx, name)
+		if err == nil && (info.State == nil || !info.State.Running || (info.State.Health != nil && info.State.Health.Status == "unhealthy")) {
+			err = fmt.Errorf("canary container %s is %s", name, describeState(info.State))
+		}
+		if err != nil {
+			se := &StepError{Host: ch.Host, Service: ch.Service, Role: ch.Role, Step: StepCanary, Err: err, Logs: lastLogs(context.WithoutCancel(ctx), hc.docker, name, 20)}
+			ro.emit(Event{Service: ch.Service, Role: ch.Role, Host: ch.Host, Version: ch.Version, Step: StepCanary, Status: StatusFailed, Message: err.Error()})
+			return se
+		}
+		ro.emit(Event{Service: ch.Service, Role: ch.Role, Host: ch.Host, Version: ch.Version, Step: StepCanary, Status: StatusOK})
+	}
+	return nil
+}
+
+func describeState(s *container.State) string {
+	if s == nil {
+		return "gone"
+	}
+	if s.Health != nil && s.Health.Status != "" && s.Running {
+		return s.Status + " (" + s.Health.Status + ")"
+	}
+	if !s.Running {
+		return fmt.Sprintf("%s (exit code %d)", s.Status, s.ExitCode)
+	}
+	return s.Status
+}
+
+// emit records an event and hands it to the progress callback.
+func (ro *rollout) emit(ev Event) {
+	ev.Time = time.Now().UTC()
+	ev.DeploymentID = ro.depID
+	e := ro.e
+	e.emitMu.Lock()
+	defer e.emitMu.Unlock()
+	if e.cfg.Progress != nil {
+		e.cfg.Progress(ev)
+	}
+	attrs := []any{"service", ev.Service, "step", string(ev.Step), "status", string(ev.Status)}
+	if ev.Host != "" {
+		attrs = append(attrs, "host", ev.Host, "role", ev.Role)
+	}
+	if ev.Version != "" {
+		attrs = append(attrs, "version", ev.Version)
+	}
+	if ev.Message != "" {
+		attrs = append(attrs, "msg", ev.Message)
+	}
+	e.log.Debug("rollout event", attrs...)
+	if st := e.cfg.Store; st != nil && ro.depID != 0 {
+		host := ev.Host
+		if ev.Role != "" {
+			host = ev.Role + "@" + ev.Host
+		}
+		err := st.AddEvent(context.Background(), StoreEvent{DeploymentID: ro.depID, Host: host, Step: string(ev.Step), Status: string(ev.Status), Message: versioned(ev), At: ev.Time})
+		if err != nil {
+			e.log.Warn("record deployment event", "service", ev.Service, "err", err)
+		}
+	}
+}
+
+func versioned(ev Event) string {
+	if ev.Version == "" {
+		return ev.Message
+	}
+	if ev.Message == "" {
+		return ev.Version
+	}
+	return ev.Version + ": " + ev.Message
+}
+
+// record writes the applied state of a target.
+func (ro *rollout) record(ctx context.Context, ch planner.Change, spec *planner.Spec, version string) error {
+	st := ro.e.cfg.Store
+	if st == nil {
+		return nil
+	}
+	data, err := json.Marshal(spec)
+	if err != nil {
+		return err
+	}
+	return st.PutApplied(ctx, StoreApplied{Repo: ro.plan.Repo, Service: ch.Service, Role: ch.Role, Host: ch.Host, Version: version, Commit: ro.commitOf(ch, version), Spec: data, AppliedAt: time.Now().UTC()})
+}
+
+func (ro *rollout) commitOf(ch planner.Change, version string) string {
+	if ch.Current != nil && version == ch.Current.Version {
+		return ch.Current.Commit
+	}
+	return ro.plan.Commit
+}
+
+// lock takes the service's lock in the store, waiting (and saying so)
+// while another rollout holds it, and renews it until the returned
+// function is called.
+func (e *Executor) lock(ctx context.Context, repo, service string, opts ApplyOpts) (func(), error) {
+	st := e.cfg.Store
+	if st == nil {
+		return func() {}, nil
+	}
+	name := "rollout:" + repo + ":" + service
+	lease := e.cfg.LockLease
+	waitCtx := ctx
+	if opts.LockWait > 0 {
+		var cancel context.CancelFunc
+		waitCtx, cancel = context.WithTimeout(ctx, opts.LockWait)
+		defer cancel()
+	}
+	var lastHolder string
+	for i := 0; ; i++ {
+		ok, holder, err := st.AcquireLock(ctx, name, e.cfg.Owner, lease)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			break
+		}
+		if holder.Owner != lastHolder {
+			lastHolder = holder.Owner
+			msg := fmt.Sprintf("waiting for %s, which holds the lock of %s (lease until %s)", holder.Owner, service, holder.ExpiresAt.UTC().Format(time.RFC3339))
+			e.emitMu.Lock()
+			if e.cfg.Progress != nil {
+				e.cfg.Progress(Event{Time: time.Now().UTC(), Service: service, Step: StepLock, Status: StatusWaiting, Message: msg})
+			}
+			e.emitMu.Unlock()
+			e.log.Info("waiting for lock", "service", service, "holder", holder.Owner)
+		}
+		if err := sleepCtx(waitCtx, min(time.Duration(i+1)*100*time.Millisecond, time.Second)); err != nil {
+			if ctx.Err() == nil {
+				return nil, fmt.Errorf("%w of %s held by %s", ErrLockTimeout, service, lastHolder)
+			}
+			return nil, err
+		}
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if err := st.RenewLock(context.Background(), name, e.cfg.Owner, lease); err != nil {
+					e.log.Warn("renew lock", "service", service, "err", err)
+				}
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-done
+		if err := st.ReleaseLock(context.Background(), name, e.cfg.Owner); err != nil {
+			e.log.Warn("release lock", "service", service, "err", err)
+		}
+	}, nil
+}
+
+// isNotFound reports a Docker "no such …" answer.
+func isNotFound(err error) bool { return errdefs.IsNotFound(err) }
+
+// redact is applied to every message built from server output before it
+// leaves the executor: it strips the values of the secrets in spec.
+func redact(msg string, secretValues []string) string {
+	for _, v := range secretValues {
+		if len(v) >= 3 {
+			msg = strings.ReplaceAll(msg, v, "[REDACTED]")
+		}
+	}
+	return msg
+}

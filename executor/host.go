@@ -1,0 +1,446 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+
+	"github.com/bosunhq/bosun/planner"
+)
+
+const logLines = 20
+
+// deployTarget takes one target to its desired version (the per-host state
+// machine in doc.go) and returns how to put it back on its previous version.
+// On error the host is left on its previous version, serving: the new
+// container is stopped (and, for a stateful role, the old one restarted).
+//
+// Steps up to the start of the new container follow ctx. From there on the
+// host step is finished (or undone) on a context that ignores
+// cancellation, bounded by the deploy and drain timeouts, so that a
+// cancelled rollout never leaves a host without a serving container.
+func (ro *rollout) deployTarget(ctx context.Context, ch planner.Change) (undo func(context.Context) error, err error) {
+	e := ro.e
+	spec := ch.Desired
+	ev := func(step Step, st EventStatus, msg string) {
+		ro.emit(Event{Service: ch.Service, Role: ch.Role, Host: ch.Host, Version: ch.Version, Step: step, Status: st, Message: msg})
+	}
+	fail := func(step Step, err error, logs string) error {
+		ev(step, StatusFailed, err.Error())
+		return &StepError{Host: ch.Host, Service: ch.Service, Role: ch.Role, Step: step, Err: err, Logs: logs}
+	}
+
+	env, err := resolveEnv(spec, e.cfg.Secrets)
+	if err != nil {
+		return nil, fail(StepStart, err, "")
+	}
+	hc, err := e.host(ro.plan.Hosts[ch.Host])
+	if err != nil {
+		return nil, fail(StepConnect, err, "")
+	}
+	ev(StepConnect, StatusStarted, "")
+	if err := hc.connect(ctx); err != nil {
+		return nil, fail(StepConnect, err, "")
+	}
+	dc := hc.docker
+	if err := hc.ensureNetwork(ctx); err != nil {
+		return nil, fail(StepProxy, fmt.Errorf("create network %s: %w", NetworkName, err), "")
+	}
+	var px *proxyOnHost
+	if spec.Proxy != nil {
+		ev(StepProxy, StatusStarted, "")
+		if px, err = e.ensureProxy(ctx, hc); err != nil {
+			return nil, fail(StepProxy, err, "")
+		}
+	}
+
+	name := containerName(ch.Service, ch.Role, ch.Version)
+	existing, err := dc.ContainerInspect(ctx, name)
+	switch {
+	case err == nil:
+		// A retained container of this version: restart it, no pull.
+		ev(StepPull, StatusSkipped, "retained container "+name)
+	case isNotFound(err):
+		ev(StepPull, StatusStarted, spec.Image)
+		if err := pullImage(ctx, dc, spec.Image, ro.auth); err != nil {
+			return nil, fail(StepPull, fmt.Errorf("pull %s: %w", spec.Image, err), "")
+		}
+		ev(StepPull, StatusOK, "")
+	default:
+		return nil, fail(StepStart, fmt.Errorf("inspect %s: %w", name, err), "")
+	}
+
+	// The running containers of this role that are not the new one.
+	olds, err := runningOthers(ctx, dc, ch.Service, ch.Role, name)
+	if err != nil {
+		return nil, fail(StepStart, fmt.Errorf("list containers: %w", err), "")
+	}
+	stateful := spec.Stateful || ch.Disruptive
+
+	// From here on the host step completes whatever ctx does.
+	bg := context.WithoutCancel(ctx)
+	restartOlds := func() {
+		for _, id := range olds {
+			_ = dc.ContainerStart(bg, id, container.StartOptions{})
+		}
+	}
+	if stateful && len(olds) > 0 {
+		ev(StepStop, StatusStarted, "stateful: stopping the old container first")
+		if err := stopAll(bg, dc, olds, spec); err != nil {
+			restartOlds()
+			return nil, fail(StepStop, err, "")
+		}
+	}
+
+	ev(StepStart, StatusStarted, name)
+	if existing.ContainerJSONBase == nil {
+		cfg, hcfg, ncfg, err := containerConfig(spec, createParams{Repo: ro.plan.Repo, Commit: ro.plan.Commit, Version: ch.Version, Host: ch.Host, Env: env})
+		if err != nil {
+			if stateful {
+				restartOlds()
+			}
+			return nil, fail(StepStart, err, "")
+		}
+		if _, err := dc.ContainerCreate(bg, cfg, hcfg, ncfg, nil, name); err != nil {
+			if stateful {
+				restartOlds()
+			}
+			return nil, fail(StepStart, fmt.Errorf("create %s: %w", name, err), "")
+		}
+	}
+	alreadyRunning := existing.State != nil && existing.State.Running
+	if !alreadyRunning {
+		if err := dc.ContainerStart(bg, name, container.StartOptions{}); err != nil {
+			logs := lastLogs(bg, dc, name, logLines)
+			if stateful {
+				restartOlds()
+			}
+			return nil, fail(StepStart, fmt.Errorf("start %s: %w", name, err), logs)
+		}
+	}
+	ev(StepStart, StatusOK, "")
+
+	// abandon stops the new container and brings the old ones back (they
+	// were never stopped unless the role is stateful).
+	abandon := func() {
+		if !alreadyRunning {
+			_ = dc.ContainerStop(bg, name, container.StopOptions{})
+		}
+		if stateful {
+			restartOlds()
+		}
+	}
+
+	if px != nil {
+		ev(StepHealth, StatusStarted, "proxy health check "+spec.Proxy.HealthPath)
+		if err := ro.switchProxy(bg, dc, px, spec, name); err != nil {
+			logs := lastLogs(bg, dc, name, logLines)
+			abandon()
+			return nil, fail(StepHealth, err, logs)
+		}
+		ev(StepSwitch, StatusOK, "route "+proxyService(ch.Service, ch.Role)+" → "+name)
+	} else {
+		ev(StepHealth, StatusStarted, "")
+		if err := waitReady(bg, dc, name, spec); err != nil {
+			logs := lastLogs(bg, dc, name, logLines)
+			abandon()
+			return nil, fail(StepHealth, err, logs)
+		}
+		ev(StepHealth, StatusOK, "")
+	}
+
+	if !stateful && len(olds) > 0 {
+		ev(StepStop, StatusStarted, fmt.Sprintf("%d old container(s)", len(olds)))
+		if err := stopAll(bg, dc, olds, spec); err != nil {
+			// The new version serves; a container that would not stop is
+			// worth a warning, not a rollback.
+			ev(StepStop, StatusFailed, err.Error())
+		} else {
+			ev(StepStop, StatusOK, "")
+		}
+	}
+	if err := ro.record(bg, ch, spec, ch.Version); err != nil {
+		e.log.Error("record applied state", "service", ch.Service, "host", ch.Host, "err", err)
+		ev(StepRecord, StatusFailed, err.Error())
+	} else {
+		ev(StepRecord, StatusOK, "")
+	}
+	if n, err := prune(bg, dc, ch.Service, ch.Role, name, ro.pol.RetainContainers); err != nil {
+		ev(StepPrune, StatusFailed, err.Error())
+	} else if n > 0 {
+		ev(StepPrune, StatusOK, fmt.Sprintf("removed %d old container(s)", n))
+	}
+
+	undo = func(ctx context.Context) error {
+		return ro.undoTarget(ctx, hc, px, ch, name, olds)
+	}
+	return undo, nil
+}
+
+// switchProxy asks the proxy to route to the new container; the proxy
+// health-checks it first and drains the old target before it answers. The
+// container is watched meanwhile, so one that exits fails the step at once
+// instead of at the deploy timeout.
+func (ro *rollout) switchProxy(ctx context.Context, dc *client.Client, px *proxyOnHost, spec *planner.Spec, name string) error {
+	timeout := time.Duration(spec.DeployTimeout)
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	drain := time.Duration(spec.DrainTimeout)
+	if drain <= 0 {
+		drain = 30 * time.Second
+	}
+	dctx, cancel := context.WithTimeout(ctx, timeout+drain+10*time.Second)
+	defer cancel()
+	exited := make(chan error, 1)
+	go func() {
+		for i := 0; ; i++ {
+			if err := sleepCtx(dctx, pollInterval(i)); err != nil {
+				return
+			}
+			info, err := dc.ContainerInspect(dctx, name)
+			if err != nil {
+				continue
+			}
+			if info.State != nil && !info.State.Running && !info.State.Restarting {
+				exited <- fmt.Errorf("container %s exited (code %d) before it was healthy", name, info.State.ExitCode)
+				cancel()
+				return
+			}
+		}
+	}()
+	_, err := px.client.Deploy(dctx, deployRequest(spec, name))
+	if err != nil {
+		select {
+		case xerr := <-exited:
+			return xerr
+		default:
+		}
+		return err
+	}
+	return nil
+}
+
+// waitReady waits for an unproxied container: healthy when it has a Docker
+// health check, else still running after readiness_delay; within
+// deploy_timeout.
+func waitReady(ctx context.Context, dc *client.Client, name string, spec *planner.Spec) error {
+	timeout := time.Duration(spec.DeployTimeout)
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	delay := time.Duration(spec.ReadinessDelay)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	start := time.Now()
+	for i := 0; ; i++ {
+		info, err := dc.ContainerInspect(ctx, name)
+		if err != nil {
+			return fmt.Errorf("inspect %s: %w", name, err)
+		}
+		s := info.State
+		switch {
+		case s == nil || (!s.Running && !s.Restarting):
+			return fmt.Errorf("container %s %s", name, describeState(s))
+		case s.Restarting:
+			return fmt.Errorf("container %s is restarting (exit code %d)", name, s.ExitCode)
+		case s.Health != nil && s.Health.Status == "healthy":
+			return nil
+		case s.Health != nil && s.Health.Status == "unhealthy":
+			msg := ""
+			if n := len(s.Health.Log); n > 0 {
+				msg = ": " + s.Health.Log[n-1].Output
+			}
+			return fmt.Errorf("container %s is unhealthy%s", name, msg)
+		case s.Health == nil && time.Since(start) >= delay:
+			return nil
+		}
+		if err := sleepCtx(ctx, pollInterval(i)); err != nil {
+			return fmt.Errorf("container %s not healthy within deploy_timeout %s", name, timeout)
+		}
+	}
+}
+
+// runningOthers lists the running containers of a role other than name.
+func runningOthers(ctx context.Context, dc *client.Client, service, role, name string) ([]string, error) {
+	cs, err := listRole(ctx, dc, service, role)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, c := range cs {
+		if c.State == "running" || c.State == "restarting" {
+			if !hasName(c.Names, name) {
+				ids = append(ids, c.ID)
+			}
+		}
+	}
+	return ids, nil
+}
+
+func hasName(names []string, name string) bool {
+	for _, n := range names {
+		if n == "/"+name || n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// stopAll stops containers: with stop_timeout when set; unproxied roles get
+// drain_timeout, as in Kamal (proxied ones have drained already).
+func stopAll(ctx context.Context, dc *client.Client, ids []string, spec *planner.Spec) error {
+	var opts container.StopOptions
+	t := time.Duration(spec.StopTimeout)
+	if t == 0 && spec.Proxy == nil {
+		t = time.Duration(spec.DrainTimeout)
+	}
+	if t > 0 {
+		secs := int(t.Round(time.Second).Seconds())
+		opts.Timeout = &secs
+	}
+	var errs []error
+	for _, id := range ids {
+		if err := dc.ContainerStop(ctx, id, opts); err != nil && !isNotFound(err) {
+			errs = append(errs, fmt.Errorf("stop %s: %w", shortID(id), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// prune keeps the newest retain stopped containers of a role (besides
+// keep) and removes the older ones, never their volumes.
+func prune(ctx context.Context, dc *client.Client, service, role, keep string, retain int) (int, error) {
+	if retain <= 0 {
+		retain = 5
+	}
+	cs, err := listRole(ctx, dc, service, role)
+	if err != nil {
+		return 0, err
+	}
+	kept, removed := 0, 0
+	var errs []error
+	for _, c := range cs { // newest first
+		if hasName(c.Names, keep) || c.State == "running" || c.State == "restarting" {
+			continue
+		}
+		if kept < retain {
+			kept++
+			continue
+		}
+		if err := dc.ContainerRemove(ctx, c.ID, container.RemoveOptions{}); err != nil && !isNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove %s: %w", shortID(c.ID), err))
+			continue
+		}
+		removed++
+	}
+	return removed, errors.Join(errs...)
+}
+
+// undoTarget puts a switched target back on its previous version: the
+// retained container is started again (no pull), the route switched back
+// to it, the new container stopped, and the applied state restored. A
+// target that was created by this rollout loses its route and container.
+func (ro *rollout) undoTarget(ctx context.Context, hc *hostConn, px *proxyOnHost, ch planner.Change, name string, olds []string) error {
+	dc := hc.docker
+	if ch.Current == nil {
+		if px != nil {
+			if err := px.client.Remove(ctx, proxyService(ch.Service, ch.Role)); err != nil && !isProxyNotFound(err) {
+				return fmt.Errorf("remove route: %w", err)
+			}
+		}
+		if err := dc.ContainerStop(ctx, name, container.StopOptions{}); err != nil && !isNotFound(err) {
+			return fmt.Errorf("stop %s: %w", name, err)
+		}
+		if st := ro.e.cfg.Store; st != nil {
+			return st.DeleteApplied(ctx, ro.plan.Repo, ch.Service, ch.Role, ch.Host)
+		}
+		return nil
+	}
+	prevSpec := &ch.Current.Spec
+	prev := containerName(ch.Service, ch.Role, ch.Current.Version)
+	stateful := prevSpec.Stateful || ch.Disruptive
+	if stateful {
+		if err := dc.ContainerStop(ctx, name, container.StopOptions{}); err != nil && !isNotFound(err) {
+			return fmt.Errorf("stop %s: %w", name, err)
+		}
+	}
+	if err := dc.ContainerStart(ctx, prev, container.StartOptions{}); err != nil {
+		return fmt.Errorf("start previous container %s: %w", prev, err)
+	}
+	if prevSpec.Proxy != nil && px != nil {
+		if err := ro.switchProxy(ctx, dc, px, prevSpec, prev); err != nil {
+			return fmt.Errorf("switch back to %s: %w", prev, err)
+		}
+	} else if prevSpec.Proxy == nil {
+		if err := waitReady(ctx, dc, prev, prevSpec); err != nil {
+			return err
+		}
+	}
+	if !stateful {
+		if err := dc.ContainerStop(ctx, name, container.StopOptions{}); err != nil && !isNotFound(err) {
+			return fmt.Errorf("stop %s: %w", name, err)
+		}
+	}
+	return ro.record(ctx, ch, prevSpec, ch.Current.Version)
+}
+
+// remove takes away a service's role from a host: its route, then its
+// containers (those with bosun's labels only); volumes stay.
+func (ro *rollout) remove(ctx context.Context, ch planner.Change) error {
+	e := ro.e
+	ev := func(st EventStatus, msg string) {
+		ro.emit(Event{Service: ch.Service, Role: ch.Role, Host: ch.Host, Step: StepRemove, Status: st, Message: msg})
+	}
+	fail := func(err error) error {
+		ev(StatusFailed, err.Error())
+		return &StepError{Host: ch.Host, Service: ch.Service, Role: ch.Role, Step: StepRemove, Err: err}
+	}
+	ev(StatusStarted, "")
+	hc, err := e.host(ro.plan.Hosts[ch.Host])
+	if err != nil {
+		return fail(err)
+	}
+	if err := hc.connect(ctx); err != nil {
+		return fail(err)
+	}
+	bg := context.WithoutCancel(ctx)
+	if ch.Current != nil && ch.Current.Spec.Proxy != nil {
+		if _, err := hc.docker.ContainerInspect(ctx, ProxyContainer); err == nil {
+			px, err := e.ensureProxy(ctx, hc)
+			if err != nil {
+				return fail(err)
+			}
+			if err := px.client.Remove(bg, proxyService(ch.Service, ch.Role)); err != nil && !isProxyNotFound(err) {
+				return fail(fmt.Errorf("remove route: %w", err))
+			}
+		}
+	}
+	cs, err := listRole(bg, hc.docker, ch.Service, ch.Role)
+	if err != nil {
+		return fail(err)
+	}
+	for _, c := range cs {
+		if err := hc.docker.ContainerRemove(bg, c.ID, container.RemoveOptions{Force: true}); err != nil && !isNotFound(err) {
+			return fail(fmt.Errorf("remove container %s: %w", shortID(c.ID), err))
+		}
+	}
+	if st := e.cfg.Store; st != nil {
+		if err := st.DeleteApplied(bg, ro.plan.Repo, ch.Service, ch.Role, ch.Host); err != nil {
+			return fail(fmt.Errorf("delete applied state: %w", err))
+		}
+	}
+	ev(StatusOK, fmt.Sprintf("%d container(s) removed", len(cs)))
+	return nil
+}
