@@ -53,8 +53,12 @@ func waitHealthy(ctx context.Context, req DeployRequest) error {
 	defer tick.Stop()
 	var last error
 	for {
-		if last = check(ctx, req); last == nil {
+		err := check(ctx, req)
+		if err == nil {
 			return nil
+		}
+		if last == nil || ctx.Err() == nil {
+			last = err // keep the last real answer, not the deadline cutting a check short
 		}
 		select {
 		case <-ctx.Done():
