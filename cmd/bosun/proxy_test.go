@@ -1,0 +1,193 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func proxyEnv(vars map[string]string, stdout, stderr io.Writer) env {
+	return env{getenv: func(k string) string { return vars[k] }, stdin: strings.NewReader(""), stdout: stdout, stderr: stderr}
+}
+
+// startProxyCLI runs `bosun proxy run` in-process on port-0 listeners and
+// returns the HTTP and control addresses it logged.
+func startProxyCLI(t *testing.T, vars map[string]string, extra ...string) (httpAddr, controlAddr string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr syncBuffer
+	args := append([]string{"proxy", "run", "--http", "127.0.0.1:0", "--https", "", "--control", "127.0.0.1:0"}, extra...)
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, args, proxyEnv(vars, &stdout, &stderr)) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("proxy run exited %d: %s", code, stderr.String())
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("proxy run did not stop")
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var addrs []string
+		for _, line := range strings.Split(stderr.String(), "\n") {
+			var rec struct{ Msg, Addr string }
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" {
+				addrs = append(addrs, rec.Addr)
+			}
+		}
+		if len(addrs) == 2 {
+			return addrs[0], addrs[1]
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("proxy run exited %d: %s", code, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("proxy run did not listen within 10s: %s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond) // polling the log for the listen lines
+	}
+}
+
+func runProxyCLI(t *testing.T, vars map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	code := run(ctx, args, proxyEnv(vars, &stdout, &stderr))
+	return code, stdout.String(), stderr.String()
+}
+
+func testTarget(t *testing.T, name string, healthy bool) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/up" && !healthy {
+			http.Error(w, "booting", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, name)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String()
+}
+
+func TestProxy_CLI(t *testing.T) {
+	state := t.TempDir()
+	vars := map[string]string{"BOSUN_PROXY_TOKEN": "cli-test-token"}
+	httpAddr, control := startProxyCLI(t, vars, "--state", state)
+	vars["BOSUN_PROXY_CONTROL"] = control
+	a, bad := testTarget(t, "A", true), testTarget(t, "BAD", false)
+
+	code, out, errOut := runProxyCLI(t, vars, "proxy", "deploy", "web", "--target", a, "--host", "app.test", "--health-interval", "100ms")
+	if code != 0 {
+		t.Fatalf("deploy exited %d: %s", code, errOut)
+	}
+	if !strings.Contains(out, "web now served by "+a) {
+		t.Fatalf("deploy said %q", out)
+	}
+	get := func() string {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+httpAddr+"/", nil)
+		req.Host = "app.test"
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	if got := get(); got != "A" {
+		t.Fatalf("through the proxy: %q, want A", got)
+	}
+
+	start := time.Now()
+	code, _, errOut = runProxyCLI(t, vars, "proxy", "deploy", "web", "--target", bad, "--host", "app.test", "--deploy-timeout", "1s", "--health-interval", "100ms")
+	if code == 0 {
+		t.Fatal("deploy to a never-healthy target exited 0")
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("failed deploy took %s, deploy timeout 1s", took)
+	}
+	if !strings.Contains(errOut, "did not become healthy") || !strings.Contains(errOut, "503") {
+		t.Fatalf("error does not say why: %s", errOut)
+	}
+	if got := get(); got != "A" {
+		t.Fatalf("after the failed deploy: %q, want A", got)
+	}
+
+	code, out, _ = runProxyCLI(t, vars, "proxy", "list")
+	if code != 0 || !strings.Contains(out, "web") || !strings.Contains(out, a) || !strings.Contains(out, "healthy") {
+		t.Fatalf("list exited %d: %s", code, out)
+	}
+	code, _, errOut = runProxyCLI(t, map[string]string{"BOSUN_PROXY_CONTROL": control, "BOSUN_PROXY_TOKEN": "wrong"}, "proxy", "list")
+	if code == 0 || !strings.Contains(errOut, "401") {
+		t.Fatalf("list with a wrong token exited %d: %s", code, errOut)
+	}
+	code, _, errOut = runProxyCLI(t, vars, "proxy", "remove", "web")
+	if code != 0 {
+		t.Fatalf("remove exited %d: %s", code, errOut)
+	}
+	code, out, _ = runProxyCLI(t, vars, "proxy", "list", "--json")
+	if code != 0 || strings.TrimSpace(out) != "[]" {
+		t.Fatalf("list after remove exited %d: %q", code, out)
+	}
+}
+
+func TestProxy_TokenFileMadeOnFirstStart(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "state", "control-token")
+	_, control := startProxyCLI(t, map[string]string{}, "--state", filepath.Dir(file), "--token-file", file)
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := strings.TrimSpace(string(data))
+	if len(token) != 64 {
+		t.Fatalf("token %q", token)
+	}
+	if fi, _ := os.Stat(file); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("token file mode %v", fi.Mode())
+	}
+	code, _, errOut := runProxyCLI(t, map[string]string{"BOSUN_PROXY_CONTROL": control, "BOSUN_PROXY_TOKEN": token}, "proxy", "list")
+	if code != 0 {
+		t.Fatalf("list with the generated token exited %d: %s", code, errOut)
+	}
+}
+
+func TestProxy_RunNeedsToken(t *testing.T) {
+	code, _, errOut := runProxyCLI(t, map[string]string{}, "proxy", "run", "--http", "127.0.0.1:0", "--https", "", "--control", "127.0.0.1:0", "--state", t.TempDir())
+	if code == 0 || !strings.Contains(errOut, "no control token") {
+		t.Fatalf("exited %d: %s", code, errOut)
+	}
+}
