@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -16,6 +17,7 @@ func diffState(ds *desiredState, in *Input) *Plan {
 		applied[in.Applied[i].Target] = &in.Applied[i]
 	}
 	desired := make(map[Target]bool)
+	diffs := map[[2]string][]FieldChange{} // specs of one version pair are equal: diff once
 	for _, s := range ds.services {
 		pl.Services = append(pl.Services, s.svc)
 		for _, t := range s.targets {
@@ -29,7 +31,13 @@ func diffState(ds *desiredState, in *Input) *Plan {
 				c.Action, c.Current = ActionUnchanged, cur
 			default:
 				c.Action, c.Current = ActionUpdate, cur
-				c.Fields = diffSpecs(&cur.Spec, t.spec)
+				key := [2]string{cur.Version, t.version}
+				fields, ok := diffs[key]
+				if !ok {
+					fields = diffSpecs(&cur.Spec, t.spec)
+					diffs[key] = fields
+				}
+				c.Fields = fields
 				c.Disruptive = t.spec.Stateful || cur.Spec.Stateful
 			}
 			pl.Changes = append(pl.Changes, c)
@@ -144,41 +152,97 @@ func fieldChange(k, ov, nv string, hadOld, hasNew bool) FieldChange {
 	return fc
 }
 
-// flattenSpec renders a spec as dotted path -> value. Lists are shown as
-// JSON arrays; secrets as name NUL hash (never displayed).
+// flattenSpec renders a spec as dotted path -> value, with the JSON names
+// of its fields (a test checks it against the JSON encoding, so a new
+// Spec field cannot be missed). Lists are shown as JSON arrays; secrets as
+// name NUL hash (never displayed).
 func flattenSpec(s *Spec) map[string]string {
-	out := map[string]string{}
-	c := *s
-	secrets := c.Secrets
-	c.Secrets = nil
-	b, _ := json.Marshal(c)
-	var m map[string]any
-	_ = json.Unmarshal(b, &m)
-	flattenInto(out, "", m)
-	for k, ref := range secrets {
+	out := make(map[string]string, 16+len(s.Env)+len(s.Secrets)+len(s.Labels))
+	str := func(k, v string) {
+		if v != "" {
+			out[k] = v
+		}
+	}
+	list := func(k string, v []string) {
+		if len(v) > 0 {
+			b, _ := json.Marshal(v)
+			out[k] = string(b)
+		}
+	}
+	num := func(k string, v int64) {
+		if v != 0 {
+			out[k] = strconv.FormatInt(v, 10)
+		}
+	}
+	flag := func(k string, v bool) {
+		if v {
+			out[k] = "true"
+		}
+	}
+	dur := func(k string, d Duration, always bool) {
+		if d != 0 || always {
+			out[k] = d.String()
+		}
+	}
+	str("service", s.Service)
+	str("role", s.Role)
+	str("image", s.Image)
+	list("cmd", s.Cmd)
+	for k, v := range s.Env {
+		out["env."+k] = v
+	}
+	for k, ref := range s.Secrets {
 		out["secrets."+k] = ref.Name + "\x00" + ref.Hash
 	}
-	return out
-}
-
-func flattenInto(out map[string]string, prefix string, v any) {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, vv := range x {
-			p := k
-			if prefix != "" {
-				p = prefix + "." + k
-			}
-			flattenInto(out, p, vv)
-		}
-	case []any:
-		b, _ := json.Marshal(x)
-		out[prefix] = string(b)
-	case string:
-		out[prefix] = x
-	case nil:
-	default:
-		b, _ := json.Marshal(x)
-		out[prefix] = string(b)
+	if len(s.Volumes) > 0 {
+		b, _ := json.Marshal(s.Volumes)
+		out["volumes"] = string(b)
 	}
+	for k, v := range s.Labels {
+		out["labels."+k] = v
+	}
+	o := &s.Options
+	str("options.memory", o.Memory)
+	str("options.memory_reservation", o.MemoryReservation)
+	str("options.cpus", o.CPUs)
+	str("options.restart", o.Restart)
+	list("options.add_hosts", o.AddHosts)
+	list("options.cap_add", o.CapAdd)
+	list("options.cap_drop", o.CapDrop)
+	list("options.ulimits", o.Ulimits)
+	list("options.publish", o.Publish)
+	str("options.user", o.User)
+	str("options.workdir", o.Workdir)
+	str("options.shm_size", o.ShmSize)
+	num("options.pids_limit", o.PidsLimit)
+	flag("options.read_only", o.ReadOnly)
+	flag("options.init", o.Init)
+	list("options.tmpfs", o.Tmpfs)
+	str("options.stop_signal", o.StopSignal)
+	if l := s.Logging; l != nil {
+		str("logging.driver", l.Driver)
+		for k, v := range l.Options {
+			out["logging.options."+k] = v
+		}
+	}
+	if p := s.Proxy; p != nil {
+		list("proxy.hosts", p.Hosts)
+		str("proxy.path_prefix", p.PathPrefix)
+		out["proxy.app_port"] = strconv.Itoa(p.AppPort)
+		flag("proxy.ssl", p.SSL)
+		out["proxy.health_path"] = p.HealthPath
+		dur("proxy.health_interval", p.HealthInterval, true)
+		dur("proxy.health_timeout", p.HealthTimeout, true)
+		dur("proxy.response_timeout", p.ResponseTimeout, true)
+	}
+	list("health.cmd", s.Health.Cmd)
+	dur("health.interval", s.Health.Interval, false)
+	dur("health.timeout", s.Health.Timeout, false)
+	num("health.retries", int64(s.Health.Retries))
+	flag("stateful", s.Stateful)
+	dur("deploy_timeout", s.DeployTimeout, true)
+	dur("drain_timeout", s.DrainTimeout, true)
+	dur("stop_timeout", s.StopTimeout, false)
+	dur("readiness_delay", s.ReadinessDelay, true)
+	return out
 }

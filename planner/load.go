@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"text/template"
 
 	"gopkg.in/yaml.v3"
@@ -68,16 +71,48 @@ func (l *loader) load(ctx context.Context, src fs.FS) (*desiredState, error) {
 	if len(files) == 0 {
 		l.r.errs = append(l.r.errs, &ConfigError{File: "services", Msg: "no service files: add services/NAME.yml (a Kamal deploy file, or template: with vars:)"})
 	}
-	var defs []*svcDef
-	for i, f := range files {
-		if i%256 == 0 {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-		}
-		defs = append(defs, l.loadServiceFile(src, f)...)
+	defs, err := l.loadServiceFiles(ctx, src, files)
+	if err != nil {
+		return nil, err
 	}
 	return l.resolve(defs), nil
+}
+
+// loadServiceFiles parses the service files on all CPUs. Each file reports
+// into its own report; they are merged in file order.
+func (l *loader) loadServiceFiles(ctx context.Context, src fs.FS, files []string) ([]*svcDef, error) {
+	type result struct {
+		defs []*svcDef
+		r    report
+	}
+	results := make([]result, len(files))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(files)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(files) || ctx.Err() != nil {
+					return
+				}
+				results[i].defs = l.loadServiceFile(src, files[i], &results[i].r)
+			}
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var defs []*svcDef
+	for i := range results {
+		l.r.errs = append(l.r.errs, results[i].r.errs...)
+		l.r.notices = append(l.r.notices, results[i].r.notices...)
+		for _, d := range results[i].defs {
+			d.d.r = l.r // later checks report into the commit's report
+			defs = append(defs, d)
+		}
+	}
+	return defs, nil
 }
 
 // serviceFiles lists services/*.yml and services/*.yaml, sorted.
@@ -100,8 +135,8 @@ func serviceFiles(src fs.FS) ([]string, error) {
 	return out, nil
 }
 
-func (l *loader) loadServiceFile(src fs.FS, file string) []*svcDef {
-	d := newDoc(file, l.r)
+func (l *loader) loadServiceFile(src fs.FS, file string, r *report) []*svcDef {
+	d := newDoc(file, r)
 	data, err := fs.ReadFile(src, file)
 	if err != nil {
 		d.errf(nil, "cannot read the file: %v", err)

@@ -1,0 +1,96 @@
+package planner_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/bosunhq/bosun/planner"
+)
+
+// benchRepo makes a config repository of n services on 3 hosts each (out of
+// 30 servers): a third use a template, the rest are Kamal files.
+func benchRepo(n int, tag string) fstest.MapFS {
+	fsys := fstest.MapFS{}
+	var fleet strings.Builder
+	fleet.WriteString("servers:\n")
+	for i := range 30 {
+		fmt.Fprintf(&fleet, "  web-%d: {host: 10.0.%d.%d, tags: [rack-%d]}\n", i, i/10, i%10+10, i%10)
+	}
+	fleet.WriteString("defaults:\n  registry: {server: ghcr.io, username: acme, password: [REGISTRY_TOKEN]}\n")
+	fsys["fleet.yml"] = &fstest.MapFile{Data: []byte(fleet.String())}
+	fsys["templates/app.yml.tmpl"] = &fstest.MapFile{Data: []byte(`service: {{ .name }}
+image: {{ .image }}
+servers: {{ toJson .servers }}
+proxy:
+  host: {{ .name }}.example.com
+  app_port: 3000
+env:
+  clear: {APP: {{ .name }}, RAILS_ENV: production}
+  secret: [RAILS_MASTER_KEY]
+`)}
+	for i := range n {
+		name := fmt.Sprintf("svc-%05d", i)
+		hosts := fmt.Sprintf("[web-%d, web-%d, web-%d]", i%30, (i+1)%30, (i+2)%30)
+		var body string
+		if i%3 == 0 {
+			body = fmt.Sprintf("template: app\nvars:\n  name: %s\n  image: ghcr.io/acme/%s:%s\n  servers: %s\n", name, name, tag, hosts)
+		} else {
+			body = fmt.Sprintf(`service: %s
+image: ghcr.io/acme/%s:%s
+servers:
+  web:
+    hosts: %s
+    options: {memory: 512m, cpus: 1}
+proxy:
+  host: %s.example.com
+  healthcheck: {path: /health}
+env:
+  clear:
+    RAILS_ENV: production
+    LOG_LEVEL: info
+  secret: [RAILS_MASTER_KEY, "DATABASE_URL:DB_URL"]
+volumes: ["/var/lib/%s:/data"]
+labels: {team: core}
+`, name, name, tag, hosts, name, name)
+		}
+		fsys["services/"+name+".yml"] = &fstest.MapFile{Data: []byte(body)}
+	}
+	return fsys
+}
+
+type mapSecrets map[string]string
+
+func (m mapSecrets) LookupSecret(n string) (string, bool) { v, ok := m[n]; return v, ok }
+
+func BenchmarkPlan(b *testing.B) {
+	for _, n := range []int{100, 1000, 10000} {
+		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
+			p := planner.New(planner.Config{SecretKey: goldenKey, RequireSecrets: true,
+				Secrets: mapSecrets{"RAILS_MASTER_KEY": "m", "DB_URL": "postgres://x", "REGISTRY_TOKEN": "t"}})
+			// The applied state is the previous tag of every service: each
+			// plan diffs every target.
+			prev, err := p.Plan(b.Context(), benchRepo(n, "v1"), planner.Input{Repo: "bench"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			var applied []planner.Applied
+			for _, c := range prev.Changes {
+				applied = append(applied, planner.Applied{Target: c.Target, Version: c.Version, Spec: *c.Desired})
+			}
+			repo := benchRepo(n, "v2")
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				pl, err := p.Plan(b.Context(), repo, planner.Input{Repo: "bench", Applied: applied})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(pl.Changes) != 3*n {
+					b.Fatalf("got %d changes, want %d", len(pl.Changes), 3*n)
+				}
+			}
+		})
+	}
+}
