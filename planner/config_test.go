@@ -2,6 +2,7 @@ package planner_test
 
 import (
 	"errors"
+	"io/fs"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -280,4 +281,10 @@ func TestPlanner_ServiceKeys(t *testing.T) {
 			require.Contains(t, errs.Error(), want)
 		})
 	}
+}
+
+type emptyFS struct{}
+
+func (emptyFS) Open(name string) (fs.File, error) {
+	return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
 }

@@ -396,7 +396,7 @@ func (l *loader) resolveHosts(s *svcDef, r *roleDef) []resolvedHost {
 					add(l.inventoryHost(s, srv, ref))
 				}
 			}
-			if matched == 0 {
+			if matched == 0 && !l.fleet.unusable {
 				d.errf(ref.node, "role %s: no server in fleet.yml has tag %q%s: tag a server or fix the selector", r.name, tag, didYouMean(tag, l.allTags()))
 			}
 			continue
@@ -410,6 +410,9 @@ func (l *loader) resolveHosts(s *svcDef, r *roleDef) []resolvedHost {
 				Port: firstNonZero(s.ssh.port, l.fleet.ssh.port, defaultSSHPort), Jump: firstNonEmpty(s.ssh.jump, l.fleet.ssh.jump)}
 			add(resolvedHost{name: ref.value, host: h, tags: ref.tags, node: ref.node})
 			continue
+		}
+		if l.fleet.unusable || l.fleet.broken[ref.value] {
+			continue // fleet.yml's own error says what to fix
 		}
 		d.errf(ref.node, "role %s: unknown host %q%s: add it to fleet.yml servers, or write its IP address or full DNS name, or tag:NAME", r.name, ref.value, didYouMean(ref.value, l.fleet.names))
 	}

@@ -16,6 +16,11 @@ type fleet struct {
 	names    []string // sorted
 	registry *Registry
 	ssh      sshSettings
+	// broken names servers whose entry is invalid (already reported), or
+	// is nil-safe "all" when fleet.yml could not be read: references to
+	// them are not reported again.
+	broken   map[string]bool
+	unusable bool
 }
 
 type server struct {
@@ -44,7 +49,7 @@ var sshIgnored = map[string]string{
 const fleetFile = "fleet.yml"
 
 func loadFleet(fsys fs.FS, r *report) *fleet {
-	f := &fleet{servers: map[string]*server{}}
+	f := &fleet{servers: map[string]*server{}, broken: map[string]bool{}, unusable: true}
 	data, err := fs.ReadFile(fsys, fleetFile)
 	if err != nil {
 		r.errs = append(r.errs, &ConfigError{File: fleetFile, Msg: "cannot read fleet.yml: every config repository needs one with the servers inventory (see docs/config.md)"})
@@ -59,6 +64,7 @@ func loadFleet(fsys fs.FS, r *report) *fleet {
 	if !ok {
 		return f
 	}
+	f.unusable = false
 	if n, ok := top["defaults"]; ok {
 		def, _ := d.fields(n, "defaults", keys{known: []string{"registry", "ssh"}})
 		if rn, ok := def["registry"]; ok {
@@ -74,6 +80,8 @@ func loadFleet(fsys fs.FS, r *report) *fleet {
 			if s := d.server(p.key, p.val); s != nil {
 				f.servers[s.name] = s
 				f.names = append(f.names, s.name)
+			} else {
+				f.broken[p.key.Value] = true
 			}
 		}
 	}
@@ -128,9 +136,13 @@ func (d *doc) server(k, v *yaml.Node) *server {
 			}
 		}
 		if n, ok := fs["port"]; ok {
-			s.port, _ = d.integer(n, "servers."+s.name+".port")
-			if msg := checkPort("servers."+s.name+".port", s.port); s.port != 0 && msg != "" {
+			var ok bool
+			if s.port, ok = d.integer(n, "servers."+s.name+".port"); !ok {
+				return nil
+			}
+			if msg := checkPort("servers."+s.name+".port", s.port); msg != "" {
 				d.errf(d.deref(n), "%s", msg)
+				return nil
 			}
 		}
 		if n, ok := fs["tags"]; ok {
@@ -175,7 +187,7 @@ func (d *doc) ssh(n *yaml.Node, what string) sshSettings {
 	}
 	if v, ok := fs["port"]; ok {
 		s.port, _ = d.integer(v, what+".port")
-		if msg := checkPort(what+".port", s.port); s.port != 0 && msg != "" {
+		if msg := checkPort(what+".port", s.port); msg != "" {
 			d.errf(d.deref(v), "%s", msg)
 			s.port = 0
 		}
