@@ -479,19 +479,36 @@ func (s *Server) handshake(ctx context.Context) (*ssh.Client, ssh.PublicKey, err
 		HostKeyAlgorithms: []string{ssh.KeyAlgoED25519},
 		Timeout:           5 * time.Second,
 	}
-	d := net.Dialer{Timeout: 5 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", s.SSHAddr)
+	c, err := dialSSH(ctx, s.SSHAddr, cfg, 5*time.Second)
+	return c, got, err
+}
+
+// dialSSH connects and completes the SSH handshake within limit and ctx.
+// ssh.ClientConfig.Timeout bounds only the TCP connect, and the published
+// port accepts connections even when sshd is gone or the server paused
+// (docker-proxy answers on the host), so the handshake needs a deadline of
+// its own.
+func dialSSH(ctx context.Context, addr string, cfg *ssh.ClientConfig, limit time.Duration) (*ssh.Client, error) {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-	cc, chans, reqs, err := ssh.NewClientConn(conn, s.SSHAddr, cfg)
-	if err != nil {
+	deadline, _ := ctx.Deadline()
+	_ = conn.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
+	cc, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
+	if !stop() || err != nil {
 		conn.Close()
-		return nil, nil, err
+		if err == nil {
+			err = ctx.Err()
+		}
+		return nil, err
 	}
 	_ = conn.SetDeadline(time.Time{})
-	return ssh.NewClient(cc, chans, reqs), got, nil
+	return ssh.NewClient(cc, chans, reqs), nil
 }
 
 // waitDocker waits, over SSH as bosun will reach it, until the server's
@@ -587,7 +604,8 @@ func (b *Bed) HostKeyCallback() (ssh.HostKeyCallback, error) {
 }
 
 // Dial opens an SSH connection to the server as root with the bed's key,
-// checking its host key against the bed's known_hosts file.
+// checking its host key against the bed's known_hosts file. The handshake
+// must complete within 15 s and ctx.
 func (s *Server) Dial(ctx context.Context) (*ssh.Client, error) {
 	cb, err := s.bed.HostKeyCallback()
 	if err != nil {
@@ -600,15 +618,9 @@ func (s *Server) Dial(ctx context.Context) (*ssh.Client, error) {
 		HostKeyAlgorithms: []string{ssh.KeyAlgoED25519},
 		Timeout:           10 * time.Second,
 	}
-	d := net.Dialer{Timeout: 10 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", s.SSHAddr)
+	c, err := dialSSH(ctx, s.SSHAddr, cfg, 15*time.Second)
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", s.Name, err)
+		return nil, fmt.Errorf("ssh to %s (%s): %w", s.Name, s.SSHAddr, err)
 	}
-	cc, chans, reqs, err := ssh.NewClientConn(conn, s.SSHAddr, cfg)
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("ssh handshake with %s: %w", s.Name, err)
-	}
-	return ssh.NewClient(cc, chans, reqs), nil
+	return c, nil
 }

@@ -28,7 +28,23 @@ func sshRun(t *testing.T, c *ssh.Client, cmd string) string {
 }
 
 func TestStart(t *testing.T) {
+	var run string
+	// Registered before Start, so it runs after the bed's own cleanup.
+	t.Cleanup(func() {
+		if run == "" {
+			return
+		}
+		for _, what := range [][]string{{"ps", "-aq"}, {"network", "ls", "-q"}} {
+			out, err := dockerOut(append(what, "--filter", "label="+testbed.LabelRun+"="+run)...)
+			if err != nil {
+				t.Errorf("list leftovers: %v", err)
+			} else if out != "" {
+				t.Errorf("docker %s: leftovers after cleanup: %s", what[0], out)
+			}
+		}
+	})
 	bed := testbed.Start(t, testbed.Options{Servers: 2})
+	run = bed.RunID
 	t.Logf("2 servers started in %s", bed.StartTime)
 	require.Len(t, bed.Servers, 2)
 	ref := bed.PushApp(t, "app", "v1", testbed.AppOK)
@@ -127,17 +143,6 @@ func TestStart(t *testing.T) {
 		c.Close()
 	})
 
-	run := bed.RunID
-	t.Cleanup(func() {
-		for _, what := range [][]string{{"ps", "-aq"}, {"network", "ls", "-q"}} {
-			out, err := dockerOut(append(what, "--filter", "label="+testbed.LabelRun+"="+run)...)
-			if err != nil {
-				t.Errorf("list leftovers: %v", err)
-			} else if out != "" {
-				t.Errorf("docker %s: leftovers after cleanup: %s", what[0], out)
-			}
-		}
-	})
 }
 
 func TestAppKinds(t *testing.T) {
