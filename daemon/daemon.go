@@ -1,0 +1,497 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/riverqueue/river"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/bosunhq/bosun/planner"
+	"github.com/bosunhq/bosun/state"
+	"github.com/bosunhq/bosun/watcher"
+	"github.com/bosunhq/bosun/webhook"
+)
+
+// Applier rolls a plan out to servers; *executor.Executor satisfies it
+// through the adapter in cmd/bosun. Summary is one line for the deploy
+// status ("shop, api on web-1, web-2"). An error must say which host and
+// step failed and whether the hosts were rolled back.
+type Applier interface {
+	Apply(ctx context.Context, plan *planner.Plan, trigger string) (summary string, err error)
+}
+
+// Deps are the parts the daemon wires together; cmd/bosun builds them from
+// the Config.
+type Deps struct {
+	Store    state.Store
+	Applier  Applier
+	Reporter *webhook.Reporter // nil: report nothing
+	Secrets  planner.SecretSource
+	// GitAuth returns the git credential of a repository (nil for none).
+	GitAuth func(RepoConfig) (transport.AuthMethod, error)
+	// NewQueue makes the durable queue for the store with these workers;
+	// cmd/bosun picks River's SQLite or PostgreSQL driver.
+	NewQueue func(ctx context.Context, workers *river.Workers) (Queue, error)
+	Getenv   func(string) string
+	Logger   *slog.Logger
+}
+
+// Daemon is `bosun serve`.
+type Daemon struct {
+	deps Deps
+	log  *slog.Logger
+
+	mu    sync.RWMutex
+	cfg   Config
+	repos map[string]*repoRuntime
+
+	q Queue
+}
+
+type repoRuntime struct {
+	cfg    RepoConfig
+	w      *watcher.Watcher
+	synced atomic.Bool
+	cancel context.CancelFunc // stops its watcher on reload
+}
+
+// New makes a daemon for cfg; Run starts it.
+func New(cfg Config, deps Deps) (*Daemon, error) {
+	if deps.Store == nil || deps.Applier == nil || deps.NewQueue == nil {
+		return nil, errors.New("daemon: Store, Applier and NewQueue are required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	d := &Daemon{deps: deps, log: deps.Logger.With("component", "daemon"), cfg: cfg, repos: map[string]*repoRuntime{}}
+	return d, nil
+}
+
+// Run serves webhooks and works the queue until ctx ends, then stops in
+// three steps: intake stops at once, a running rollout gets cfg.Grace to
+// finish, then its context is cancelled (the executor leaves every host on
+// the old or the new version).
+func (d *Daemon) Run(ctx context.Context, hooks *webhook.Handler, ln net.Listener) error {
+	workers := river.NewWorkers()
+	river.AddWorker(workers, river.WorkFunc(func(ctx context.Context, job *river.Job[SyncArgs]) error {
+		return d.workSync(ctx, job.Args)
+	}))
+	river.AddWorker(workers, river.WorkFunc(func(ctx context.Context, job *river.Job[PlanPRArgs]) error {
+		return d.workPlanPR(ctx, job.Args)
+	}))
+	q, err := d.deps.NewQueue(ctx, workers)
+	if err != nil {
+		return err
+	}
+	d.q = q
+
+	if err := d.startRepos(ctx, d.cfg); err != nil {
+		return err
+	}
+	// The queue's jobs run on a context that survives the signal for the
+	// grace period, then is cancelled.
+	jobCtx, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelJobs()
+	if err := q.Start(jobCtx); err != nil {
+		return fmt.Errorf("start queue: %w", err)
+	}
+
+	srv := &http.Server{Handler: d.routes(hooks), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve %s: %w", ln.Addr(), err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		d.log.Info("stopping: intake closed, waiting for running work", "grace", time.Duration(d.cfg.Grace))
+		shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(shutCtx)
+		d.stopRepos()
+		stopCtx, cancelStop := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(d.cfg.Grace))
+		defer cancelStop()
+		if err := q.Stop(stopCtx); err != nil {
+			d.log.Warn("grace period over: cancelling running work", "err", err)
+			cancelJobs()
+			hardCtx, cancelHard := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancelHard()
+			q.StopAndCancel(hardCtx)
+		}
+		return nil
+	})
+	d.log.Info("bosun serve started", "listen", ln.Addr().String(), "repos", len(d.cfg.Repos))
+	return g.Wait()
+}
+
+// startRepos starts a watcher for every repository of cfg; each reports new
+// heads to the queue.
+func (d *Daemon) startRepos(ctx context.Context, cfg Config) error {
+	repos := map[string]*repoRuntime{}
+	for _, rc := range cfg.Repos {
+		var auth transport.AuthMethod
+		if d.deps.GitAuth != nil {
+			a, err := d.deps.GitAuth(rc)
+			if err != nil {
+				return fmt.Errorf("repository %s: %w", rc.Name, err)
+			}
+			auth = a
+		}
+		w, err := watcher.New(watcher.Config{
+			Name: rc.Name, URL: rc.URL, Branch: rc.Branch, Poll: time.Duration(rc.Poll), Auth: auth,
+			Dir: filepath.Join(cfg.DataDir, "repos", rc.Name), Logger: d.deps.Logger,
+		})
+		if err != nil {
+			return err
+		}
+		repos[rc.Name] = &repoRuntime{cfg: rc, w: w}
+	}
+	d.mu.Lock()
+	old := d.repos
+	d.repos, d.cfg = repos, cfg
+	d.mu.Unlock()
+	for _, rr := range old {
+		rr.cancel()
+	}
+	for _, rr := range repos {
+		wctx, cancel := context.WithCancel(ctx)
+		rr.cancel = cancel
+		go rr.w.Run(wctx, func(rev watcher.Revision) {
+			rr.synced.Store(true)
+			d.insert(wctx, SyncArgs{Repo: rev.Repo, Reason: "head " + short(rev.SHA)})
+		})
+	}
+	return nil
+}
+
+func (d *Daemon) stopRepos() {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	for _, rr := range d.repos {
+		rr.cancel()
+	}
+}
+
+func (d *Daemon) repo(name string) *repoRuntime {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.repos[name]
+}
+
+func (d *Daemon) repoNames() []string {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	names := make([]string, 0, len(d.repos))
+	for n := range d.repos {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (d *Daemon) pingStore(ctx context.Context) error {
+	_, err := d.deps.Store.ListHolds(ctx, "")
+	return err
+}
+
+func (d *Daemon) insert(ctx context.Context, args river.JobArgs) error {
+	res, err := d.q.Insert(ctx, args, nil)
+	if err != nil {
+		d.log.ErrorContext(ctx, "enqueue", "kind", args.Kind(), "err", err)
+		return fmt.Errorf("enqueue %s: %w", args.Kind(), err)
+	}
+	if res.UniqueSkippedAsDuplicate {
+		d.log.DebugContext(ctx, "coalesced with a waiting job", "kind", args.Kind())
+	}
+	return nil
+}
+
+// Enqueue is the webhook handler's EnqueueFunc: it stores the delivery,
+// then queues the work it asks for. A repeated delivery id is stored once
+// and queues nothing.
+func (d *Daemon) Enqueue(ctx context.Context, ev webhook.Event) error {
+	isNew, err := d.deps.Store.RecordDelivery(ctx, state.Delivery{ID: ev.DeliveryID, Event: string(ev.Kind), Repo: ev.Repo, Payload: ev.Payload, ReceivedAt: ev.ReceivedAt})
+	if err != nil {
+		return fmt.Errorf("record delivery %s: %w", ev.DeliveryID, err)
+	}
+	if !isNew {
+		d.log.InfoContext(ctx, "repeated delivery ignored", "delivery_id", ev.DeliveryID)
+		return nil
+	}
+	outcome := "ignored: no repository tracks " + ev.Repo
+	for _, name := range d.repoNames() {
+		rr := d.repo(name)
+		if rr == nil || rr.cfg.ForgeRepo != ev.Repo {
+			continue
+		}
+		switch ev.Kind {
+		case webhook.KindPush:
+			if ev.Branch != rr.cfg.Branch {
+				outcome = "ignored: branch " + ev.Branch + " is not tracked"
+				continue
+			}
+			if err := d.insert(ctx, SyncArgs{Repo: name, Reason: "push " + short(ev.After) + " (delivery " + ev.DeliveryID + ")"}); err != nil {
+				return err
+			}
+			outcome = "enqueued sync of " + name
+		case webhook.KindPullRequest:
+			if ev.BaseBranch != rr.cfg.Branch {
+				outcome = "ignored: pull request targets " + ev.BaseBranch
+				continue
+			}
+			switch ev.Action {
+			case "opened", "synchronize", "reopened":
+			default:
+				outcome = "ignored: pull request " + ev.Action
+				continue
+			}
+			if err := d.insert(ctx, PlanPRArgs{Repo: name, PR: ev.PR, HeadSHA: ev.HeadSHA, BaseBranch: ev.BaseBranch}); err != nil {
+				return err
+			}
+			outcome = fmt.Sprintf("enqueued plan of %s#%d", name, ev.PR)
+		}
+	}
+	if err := d.deps.Store.SetDeliveryOutcome(ctx, ev.DeliveryID, outcome); err != nil {
+		d.log.WarnContext(ctx, "delivery outcome not recorded", "delivery_id", ev.DeliveryID, "err", err)
+	}
+	return nil
+}
+
+// workSync fetches a repository, plans its branch head against the applied
+// state and applies the plan, reporting the deploy status from a defer so
+// that every run ends with one.
+func (d *Daemon) workSync(ctx context.Context, args SyncArgs) (err error) {
+	rr := d.repo(args.Repo)
+	if rr == nil {
+		return river.JobCancel(fmt.Errorf("repository %s is no longer configured", args.Repo))
+	}
+	log := d.log.With("repo", args.Repo)
+	rev, err := rr.w.Sync(ctx)
+	if err != nil {
+		log.WarnContext(ctx, "fetch failed; will retry", "err", err)
+		return err
+	}
+	rr.synced.Store(true)
+	log = log.With("sha", rev.SHA)
+	start := time.Now()
+	d.status(ctx, rr, rev.SHA, webhook.StatePending, "deploying")
+	var summary string
+	defer func() {
+		st, desc, retry := classify(err, summary, time.Since(start))
+		d.status(context.WithoutCancel(ctx), rr, rev.SHA, st, desc)
+		if err != nil && !retry {
+			log.ErrorContext(ctx, "deploy failed; waiting for a new commit", "err", err)
+			err = river.JobCancel(err)
+		} else if err != nil {
+			log.WarnContext(ctx, "deploy failed; will retry", "err", err)
+		}
+	}()
+	fsys, err := rr.w.FetchCommit(ctx, rev.SHA, rr.cfg.Path)
+	if err != nil {
+		return err
+	}
+	plan, err := d.plan(ctx, rr, rev.SHA, fsys, true)
+	if err != nil {
+		return err
+	}
+	if plan.Empty() {
+		summary = "no changes"
+		return nil
+	}
+	log.InfoContext(ctx, "rollout started", "reason", args.Reason)
+	summary, err = d.deps.Applier.Apply(ctx, plan, args.Reason)
+	return err
+}
+
+// workPlanPR plans a pull request's head against the applied state and
+// posts the plan comment and the bosun/plan status.
+func (d *Daemon) workPlanPR(ctx context.Context, args PlanPRArgs) error {
+	rr := d.repo(args.Repo)
+	if rr == nil {
+		return river.JobCancel(fmt.Errorf("repository %s is no longer configured", args.Repo))
+	}
+	fsys, err := rr.w.FetchCommit(ctx, args.HeadSHA, rr.cfg.Path)
+	if err != nil {
+		return err
+	}
+	plan, err := d.plan(ctx, rr, args.HeadSHA, fsys, false)
+	var body string
+	var st webhook.State
+	var desc string
+	var cerrs planner.ConfigErrors
+	switch {
+	case errors.As(err, &cerrs):
+		body, st, desc = configErrorsMarkdown(cerrs), webhook.StateFailure, fmt.Sprintf("invalid config: %s", cerrs[0].Error())
+	case err != nil:
+		return err
+	default:
+		var b strings.Builder
+		if err := plan.WriteMarkdown(&b); err != nil {
+			return err
+		}
+		body, st = b.String(), webhook.StateSuccess
+		desc = "no changes"
+		if n := changed(plan); n > 0 {
+			desc = fmt.Sprintf("%d to change", n)
+		}
+	}
+	if d.deps.Reporter == nil || rr.cfg.ForgeRepo == "" {
+		return nil
+	}
+	if err := d.deps.Reporter.Comment(ctx, rr.cfg.ForgeRepo, args.PR, rr.cfg.Name, body); err != nil {
+		return err // retried with backoff
+	}
+	return d.deps.Reporter.SetStatus(ctx, webhook.Status{Repo: rr.cfg.ForgeRepo, SHA: args.HeadSHA, Context: webhook.ContextPlan, State: st, Description: desc})
+}
+
+// plan reads the applied state of a repository and plans fsys against it.
+func (d *Daemon) plan(ctx context.Context, rr *repoRuntime, sha string, fsys fs.FS, requireSecrets bool) (*planner.Plan, error) {
+	key, err := d.deps.Store.SecretKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	applied, holds, err := LoadApplied(ctx, d.deps.Store, rr.cfg.Name)
+	if err != nil {
+		return nil, err
+	}
+	p := planner.New(planner.Config{Logger: d.deps.Logger, Secrets: d.deps.Secrets, SecretKey: key, RequireSecrets: requireSecrets})
+	return p.Plan(ctx, fsys, planner.Input{Repo: rr.cfg.Name, Commit: sha, Applied: applied, Holds: holds})
+}
+
+// status posts a deploy status when the repository reports to a forge. A
+// forge failure never stops a deploy: it is logged.
+func (d *Daemon) status(ctx context.Context, rr *repoRuntime, sha string, st webhook.State, desc string) {
+	if d.deps.Reporter == nil || rr.cfg.ForgeRepo == "" {
+		return
+	}
+	s := webhook.Status{Repo: rr.cfg.ForgeRepo, SHA: sha, Context: webhook.ContextDeploy, State: st, Description: desc}
+	for attempt := range 3 {
+		err := d.deps.Reporter.SetStatus(ctx, s)
+		if err == nil {
+			return
+		}
+		if attempt == 2 || ctx.Err() != nil {
+			d.log.WarnContext(ctx, "status not posted", "repo", rr.cfg.Name, "sha", sha, "state", string(st), "err", err)
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(attempt+1) * time.Second):
+		}
+	}
+}
+
+// classify decides what a run's error means: the final status, its line,
+// and whether the job should be retried.
+func classify(err error, summary string, took time.Duration) (webhook.State, string, bool) {
+	var cerrs planner.ConfigErrors
+	switch {
+	case err == nil:
+		if summary == "" {
+			summary = "deployed"
+		}
+		return webhook.StateSuccess, fmt.Sprintf("%s in %s", summary, took.Round(100*time.Millisecond)), false
+	case errors.As(err, &cerrs):
+		return webhook.StateFailure, "invalid config: " + cerrs[0].Error(), false
+	case errors.Is(err, context.Canceled):
+		return webhook.StatePending, "interrupted; bosun resumes when it restarts", true
+	default:
+		var rolled interface{ RolledBack() bool }
+		if errors.As(err, &rolled) {
+			msg := err.Error()
+			if rolled.RolledBack() {
+				msg += " (rolled back)"
+			}
+			return webhook.StateFailure, msg, false
+		}
+		return webhook.StateError, err.Error(), true
+	}
+}
+
+func changed(p *planner.Plan) int {
+	n := 0
+	for _, c := range p.Changes {
+		switch c.Action {
+		case planner.ActionCreate, planner.ActionUpdate, planner.ActionRemove:
+			n++
+		}
+	}
+	return n
+}
+
+func configErrorsMarkdown(cerrs planner.ConfigErrors) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "**bosun: the config is invalid** (%d error(s)); nothing will be deployed from this commit.\n\n", len(cerrs))
+	for _, ce := range cerrs {
+		fmt.Fprintf(&b, "- `%s:%d:%d`: %s\n", ce.File, ce.Line, ce.Col, ce.Msg)
+	}
+	return b.String()
+}
+
+// LoadApplied reads a repository's applied targets and holds from the store
+// in the planner's types.
+func LoadApplied(ctx context.Context, st state.Store, repo string) ([]planner.Applied, []planner.Hold, error) {
+	rows, err := st.ListApplied(ctx, repo)
+	if err != nil {
+		return nil, nil, err
+	}
+	applied := make([]planner.Applied, 0, len(rows))
+	for _, r := range rows {
+		a := planner.Applied{Target: planner.Target{Service: r.Service, Role: r.Role, Host: r.Host}, Version: r.Version, Commit: r.Commit}
+		if err := json.Unmarshal(r.Spec, &a.Spec); err != nil {
+			return nil, nil, fmt.Errorf("read applied spec of %s: %w", a.Target, err)
+		}
+		applied = append(applied, a)
+	}
+	hs, err := st.ListHolds(ctx, repo)
+	if err != nil {
+		return nil, nil, err
+	}
+	holds := make([]planner.Hold, 0, len(hs))
+	for _, h := range hs {
+		holds = append(holds, planner.Hold{Service: h.Service, Version: h.Version})
+	}
+	return applied, holds, nil
+}
+
+func short(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	return sha
+}
+
+// Reload switches to a new configuration without dropping in-flight work:
+// repositories are re-read (watchers restarted), the grace period and log
+// settings follow. The listen address and the state store take effect only
+// at the next start; Reload says so in the log.
+func (d *Daemon) Reload(ctx context.Context, cfg Config) error {
+	d.mu.RLock()
+	old := d.cfg
+	d.mu.RUnlock()
+	if cfg.Listen != old.Listen || cfg.State != old.State || cfg.DataDir != old.DataDir {
+		d.log.WarnContext(ctx, "listen, state and data_dir changes take effect at the next start")
+		cfg.Listen, cfg.State, cfg.DataDir = old.Listen, old.State, old.DataDir
+	}
+	if err := d.startRepos(ctx, cfg); err != nil {
+		return err
+	}
+	d.log.InfoContext(ctx, "config reloaded", "repos", len(cfg.Repos))
+	return nil
+}

@@ -1,0 +1,91 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/rivermigrate"
+	"github.com/riverqueue/river/rivertype"
+)
+
+// SyncArgs is the job that brings a repository's servers to the head of its
+// tracked branch. It carries no SHA on purpose: the job deploys whatever the
+// branch points at when it runs, so pushes that arrive during a rollout
+// coalesce into one job that goes straight to the newest commit.
+type SyncArgs struct {
+	Repo   string `json:"repo" river:"unique"`
+	Reason string `json:"reason"` // "push abc123 (delivery …)", "poll", "start", …
+}
+
+// Kind is River's job kind.
+func (SyncArgs) Kind() string { return "bosun_sync" }
+
+// InsertOpts makes a sync unique per repository among jobs not yet running:
+// a second push while one is waiting is absorbed by it, while a push during
+// a running rollout queues exactly one follow-up.
+func (SyncArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: 10, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: waitingStates}}
+}
+
+// PlanPRArgs is the job that plans a pull request's head and reports it.
+type PlanPRArgs struct {
+	Repo       string `json:"repo" river:"unique"`
+	PR         int    `json:"pr" river:"unique"`
+	HeadSHA    string `json:"head_sha" river:"unique"`
+	BaseBranch string `json:"base_branch"`
+}
+
+// Kind is River's job kind.
+func (PlanPRArgs) Kind() string { return "bosun_plan_pr" }
+
+// InsertOpts makes a plan unique per pull request head among waiting jobs,
+// so a redelivered webhook plans once; a new head plans again and its
+// comment replaces the older one.
+func (PlanPRArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: 10, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: waitingStates}}
+}
+
+// waitingStates are the states in which a job has not started yet. River
+// requires pending, scheduled, available and retryable in ByState.
+var waitingStates = []rivertype.JobState{
+	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable, rivertype.JobStateScheduled,
+}
+
+// Queue is the part of River's client the daemon uses, independent of the
+// driver's transaction type.
+type Queue interface {
+	Insert(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+	StopAndCancel(ctx context.Context) error
+}
+
+// NewQueue migrates River's tables and makes a client working the given
+// workers, on SQLite or PostgreSQL alike.
+func NewQueue[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], workers *river.Workers, concurrency int, log *slog.Logger) (Queue, error) {
+	m, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("queue migrations: %w", err)
+	}
+	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return nil, fmt.Errorf("migrate queue tables: %w", err)
+	}
+	c, err := river.NewClient(driver, &river.Config{
+		Logger:  log,
+		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: concurrency}},
+		Workers: workers,
+		// A rollout can be long; River must not rescue a live one as stuck.
+		JobTimeout:           -1,
+		RescueStuckJobsAfter: 2 * time.Hour,
+		FetchPollInterval:    100 * time.Millisecond,
+		FetchCooldown:        20 * time.Millisecond,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("queue client: %w", err)
+	}
+	return c, nil
+}
