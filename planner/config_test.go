@@ -288,3 +288,11 @@ type emptyFS struct{}
 func (emptyFS) Open(name string) (fs.File, error) {
 	return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
 }
+
+func mapFS(files map[string]string) fstest.MapFS {
+	fsys := fstest.MapFS{"fleet.yml": &fstest.MapFile{Data: []byte(testFleet)}}
+	for name, body := range files {
+		fsys[name] = &fstest.MapFile{Data: []byte(body)}
+	}
+	return fsys
+}

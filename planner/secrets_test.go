@@ -1,0 +1,109 @@
+package planner_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/bosunhq/bosun/planner"
+)
+
+func TestLoadSecrets(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	a := filepath.Join(dir, "a.env")
+	b := filepath.Join(dir, "b.env")
+	require.NoError(t, os.WriteFile(a, []byte(`# comment
+export PLAIN=value one   # trailing comment
+SINGLE='lit $eral \n'
+DOUBLE="line\nnext \"q\""
+OVERRIDDEN=from-a
+EMPTY=
+`), 0o600))
+	require.NoError(t, os.WriteFile(b, []byte("OVERRIDDEN=from-b\n"), 0o600))
+	env := map[string]string{"FROM_ENV": "e", "PLAIN": "env-loses"}
+	src, err := planner.LoadSecrets(func(k string) string { return env[k] }, []string{a, b})
+	require.NoError(t, err)
+	for name, want := range map[string]string{
+		"PLAIN": "value one", "SINGLE": `lit $eral \n`, "DOUBLE": "line\nnext \"q\"",
+		"OVERRIDDEN": "from-b", "FROM_ENV": "e", "EMPTY": "",
+	} {
+		got, ok := src.LookupSecret(name)
+		require.True(t, ok, name)
+		require.Equal(t, want, got, name)
+	}
+	_, ok := src.LookupSecret("NOPE")
+	require.False(t, ok)
+
+	t.Run("bad line names the line, not the value", func(t *testing.T) {
+		bad := filepath.Join(dir, "bad.env")
+		require.NoError(t, os.WriteFile(bad, []byte("OK=1\nnot a line s3cr3t\n"), 0o600))
+		_, err := planner.LoadSecrets(nil, []string{bad})
+		require.ErrorContains(t, err, "bad.env:2:")
+		require.NotContains(t, err.Error(), "s3cr3t")
+	})
+	t.Run("unclosed quote", func(t *testing.T) {
+		bad := filepath.Join(dir, "q.env")
+		require.NoError(t, os.WriteFile(bad, []byte("K=\"s3cr3t\n"), 0o600))
+		_, err := planner.LoadSecrets(nil, []string{bad})
+		require.ErrorContains(t, err, "q.env:1: K: unclosed double quote")
+		require.NotContains(t, err.Error(), "s3cr3t")
+	})
+	t.Run("missing file", func(t *testing.T) {
+		_, err := planner.LoadSecrets(nil, []string{filepath.Join(dir, "none.env")})
+		require.ErrorContains(t, err, "read secrets file")
+	})
+}
+
+// TestPlanner_Secrets checks the hashing and RequireSecrets semantics.
+func TestPlanner_Secrets(t *testing.T) {
+	t.Parallel()
+	repo := map[string]string{"services/app.yml": "service: app\nimage: a/b:1\nservers: [web-1]\nenv: {secret: [KEY]}\n"}
+	fsys := mapFS(repo)
+	plan := func(cfg planner.Config, applied []planner.Applied) (*planner.Plan, error) {
+		return planner.New(cfg).Plan(t.Context(), fsys, planner.Input{Repo: "r", Commit: "c", Applied: applied})
+	}
+	first, err := plan(planner.Config{Secrets: mapSecrets{"KEY": "s3cr3t-1"}, SecretKey: []byte("k1")}, nil)
+	require.NoError(t, err)
+	ref := first.Changes[0].Desired.Secrets["KEY"]
+	require.Equal(t, "KEY", ref.Name)
+	require.Regexp(t, `^hmac-sha256:[0-9a-f]{64}$`, ref.Hash)
+
+	t.Run("the key changes the hash", func(t *testing.T) {
+		other, err := plan(planner.Config{Secrets: mapSecrets{"KEY": "s3cr3t-1"}, SecretKey: []byte("k2")}, nil)
+		require.NoError(t, err)
+		require.NotEqual(t, ref.Hash, other.Changes[0].Desired.Secrets["KEY"].Hash)
+	})
+	applied := []planner.Applied{{Target: first.Changes[0].Target, Version: first.Changes[0].Version, Spec: *first.Changes[0].Desired}}
+	t.Run("same value unchanged", func(t *testing.T) {
+		again, err := plan(planner.Config{Secrets: mapSecrets{"KEY": "s3cr3t-1"}, SecretKey: []byte("k1")}, applied)
+		require.NoError(t, err)
+		require.Equal(t, planner.ActionUnchanged, again.Changes[0].Action)
+	})
+	t.Run("changed value is an update shown as (changed)", func(t *testing.T) {
+		again, err := plan(planner.Config{Secrets: mapSecrets{"KEY": "s3cr3t-2"}, SecretKey: []byte("k1")}, applied)
+		require.NoError(t, err)
+		c := again.Changes[0]
+		require.Equal(t, planner.ActionUpdate, c.Action)
+		require.Equal(t, []planner.FieldChange{{Field: "secrets.KEY", Old: "(set)", New: "(changed)"}}, c.Fields)
+		var sb strings.Builder
+		_, err = again.WriteTo(&sb)
+		require.NoError(t, err)
+		require.NotContains(t, sb.String(), "s3cr3t")
+		require.NotContains(t, sb.String(), "hmac")
+	})
+	t.Run("missing secret while planning keeps the applied hash and warns", func(t *testing.T) {
+		again, err := plan(planner.Config{SecretKey: []byte("k1")}, applied)
+		require.NoError(t, err)
+		require.Equal(t, planner.ActionUnchanged, again.Changes[0].Action)
+		require.Len(t, again.Warnings, 1)
+		require.Contains(t, again.Warnings[0], "services/app.yml:4:16: secret KEY of service app is not available")
+	})
+	t.Run("missing secret when applying is an error", func(t *testing.T) {
+		_, err := plan(planner.Config{SecretKey: []byte("k1"), RequireSecrets: true}, applied)
+		require.EqualError(t, err, "services/app.yml:4:16: secret KEY is not set: provide it in bosun's environment or a secrets file")
+	})
+}

@@ -1,0 +1,129 @@
+package planner
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// fullSpec sets every field of a Spec, found by reflection, so that a new
+// field cannot be forgotten by flattenSpec.
+func fullSpec(t *testing.T) *Spec {
+	t.Helper()
+	s := &Spec{}
+	fill(reflect.ValueOf(s).Elem())
+	return s
+}
+
+func fill(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString("x")
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Int, reflect.Int64:
+		v.SetInt(7)
+	case reflect.Slice:
+		s := reflect.MakeSlice(v.Type(), 1, 1)
+		fill(s.Index(0))
+		v.Set(s)
+	case reflect.Map:
+		m := reflect.MakeMap(v.Type())
+		e := reflect.New(v.Type().Elem()).Elem()
+		fill(e)
+		m.SetMapIndex(reflect.ValueOf("K"), e)
+		v.Set(m)
+	case reflect.Pointer:
+		p := reflect.New(v.Type().Elem())
+		fill(p.Elem())
+		v.Set(p)
+	case reflect.Struct:
+		for i := range v.NumField() {
+			fill(v.Field(i))
+		}
+	}
+}
+
+// TestFlattenSpec_MatchesJSON checks that the hand-written flattening names
+// every field of the JSON encoding.
+func TestFlattenSpec_MatchesJSON(t *testing.T) {
+	s := fullSpec(t)
+	b, err := json.Marshal(s)
+	require.NoError(t, err)
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(b, &m))
+	want := map[string]bool{}
+	var walk func(prefix string, v any)
+	walk = func(prefix string, v any) {
+		if mm, ok := v.(map[string]any); ok && !strings.HasPrefix(prefix, "secrets.") {
+			for k, vv := range mm {
+				p := k
+				if prefix != "" {
+					p = prefix + "." + k
+				}
+				if prefix == "secrets" {
+					want[p] = true
+					continue
+				}
+				walk(p, vv)
+			}
+			return
+		}
+		want[prefix] = true
+	}
+	walk("", m)
+	got := map[string]bool{}
+	for k := range flattenSpec(s) {
+		got[k] = true
+	}
+	require.Equal(t, want, got)
+}
+
+func TestSpec_Version(t *testing.T) {
+	a := fullSpec(t)
+	v := a.Version()
+	require.Regexp(t, `^[0-9a-f]{12}$`, v)
+	b := fullSpec(t)
+	require.Equal(t, v, b.Version(), "equal specs, equal versions")
+	b.Env["K"] = "y"
+	require.NotEqual(t, v, b.Version())
+	c := fullSpec(t)
+	c.Secrets["K"] = SecretRef{Name: "x", Hash: "other"}
+	require.NotEqual(t, v, c.Version(), "a secret's hash is part of the version")
+}
+
+func TestDuration_JSON(t *testing.T) {
+	b, err := json.Marshal(struct{ D Duration }{Duration(90 * time.Second)})
+	require.NoError(t, err)
+	require.JSONEq(t, `{"D":"1m30s"}`, string(b))
+	var out struct{ D Duration }
+	require.NoError(t, json.Unmarshal([]byte(`{"D":"2s"}`), &out))
+	require.Equal(t, Duration(2*time.Second), out.D)
+	require.NoError(t, json.Unmarshal([]byte(`{"D":3000000000}`), &out))
+	require.Equal(t, Duration(3*time.Second), out.D)
+	require.Error(t, json.Unmarshal([]byte(`{"D":"soon"}`), &out))
+}
+
+func TestSplitWords(t *testing.T) {
+	for in, want := range map[string][]string{
+		`a b  c`:              {"a", "b", "c"},
+		`sh -c 'echo "$X"'`:   {"sh", "-c", `echo "$X"`},
+		`a "b c" d\ e`:        {"a", "b c", "d e"},
+		`x "q\"uote" 'it''s'`: {"x", `q"uote`, "its"},
+	} {
+		got, err := splitWords(in)
+		require.NoError(t, err, in)
+		require.Equal(t, want, got, in)
+	}
+	_, err := splitWords(`a "b`)
+	require.Error(t, err)
+}
+
+func TestDidYouMean(t *testing.T) {
+	require.Equal(t, ` (did you mean "image"?)`, didYouMean("imgae", []string{"image", "servers"}))
+	require.Equal(t, "", didYouMean("zzzzzz", []string{"image", "servers"}))
+}
