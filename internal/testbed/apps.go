@@ -115,13 +115,14 @@ func proxyImage(bin string) (v1.Image, error) {
 }
 
 // Push writes img to the bed's registry as name:tag and returns the
-// reference the servers pull, "REGISTRY/name:tag". The push goes to the
-// registry's loopback address; the same storage answers at Registry.
+// reference the servers pull, "REGISTRY/name:tag". The push goes to
+// RegistryPush (loopback); the same storage answers at Registry. It works on
+// a Bed decoded from cmd/testbed's state file too, while that bed is up.
 func (b *Bed) Push(ctx context.Context, img v1.Image, repo, tag string) (string, error) {
 	if !repoNameRE.MatchString(repo) || !tagRE.MatchString(tag) {
 		return "", fmt.Errorf("push %s:%s: invalid repository name or tag", repo, tag)
 	}
-	dst, err := name.NewTag(b.reg.pushAddr+"/"+repo+":"+tag, name.Insecure)
+	dst, err := name.NewTag(b.RegistryPush+"/"+repo+":"+tag, name.Insecure)
 	if err != nil {
 		return "", fmt.Errorf("push %s:%s: %w", repo, tag, err)
 	}

@@ -36,9 +36,10 @@ const (
 
 // Options says what Start and Launch build.
 type Options struct {
-	Servers int    // number of servers; 0 means 1
-	Dir     string // where the key and known_hosts go; "" is a temp dir removed by Close (Start: t.TempDir())
-	Logf    Logf   // progress messages; Start uses t.Logf
+	Servers int               // number of servers; 0 means 1
+	Dir     string            // where the key and known_hosts go; "" is a temp dir removed by Close (Start: t.TempDir())
+	Logf    Logf              // progress messages; Start uses t.Logf
+	Labels  map[string]string // more labels on every container and network (cmd/testbed marks its beds)
 }
 
 // Bed is a set of running test servers and the registry they pull from.
@@ -49,6 +50,7 @@ type Bed struct {
 	Signer         ssh.Signer `json:"-"`
 	KnownHostsPath string     // a line per server: "[127.0.0.1]:PORT ssh-ed25519 KEY server-N"
 	Registry       string     // "GATEWAY:PORT" as the servers see it (trusted as insecure by their dockerds)
+	RegistryPush   string     // "127.0.0.1:PORT": the same registry on loopback, where the host pushes
 
 	RunID     string        // value of the bosun.testbed label on every container and network
 	Network   string        // name of the test network
@@ -58,8 +60,9 @@ type Bed struct {
 
 	reg     *hostRegistry
 	tempDir string // removed by Close when Launch made it
-	logf    Logf
-	closeMu sync.Mutex
+	logf        Logf
+	extraLabels map[string]string
+	closeMu     sync.Mutex
 	closed  bool
 }
 
@@ -71,7 +74,7 @@ type Server struct {
 	HTTPSAddr string // 127.0.0.1:PORT published from the server's port 443
 	Container string // docker container id
 	IP        string // address on the test network (server to server)
-	HostKey   string `json:"-"` // the server's ssh-ed25519 host key, authorized_keys format
+	HostKey   string // the server's ssh-ed25519 host key, authorized_keys format
 
 	bed *Bed
 }
@@ -115,7 +118,7 @@ func Launch(ctx context.Context, opt Options) (_ *Bed, err error) {
 	}
 	sweepStale(ctx, opt.Logf)
 	begin := time.Now()
-	b := &Bed{RunID: newRunID(), Image: image, logf: opt.Logf}
+	b := &Bed{RunID: newRunID(), Image: image, logf: opt.Logf, extraLabels: opt.Labels}
 	defer func() {
 		if err != nil {
 			_ = b.Close()
@@ -140,7 +143,7 @@ func Launch(ctx context.Context, opt Options) (_ *Bed, err error) {
 	if b.reg, err = startRegistry(b.Gateway); err != nil {
 		return nil, err
 	}
-	b.Registry = b.reg.addr
+	b.Registry, b.RegistryPush = b.reg.addr, b.reg.pushAddr
 
 	b.Servers = make([]*Server, opt.Servers)
 	errs := make([]error, opt.Servers)
@@ -275,7 +278,11 @@ func newRunID() string {
 }
 
 func (b *Bed) labels() []string {
-	return []string{"--label", LabelRun + "=" + b.RunID, "--label", LabelOwner + "=" + ownerID(os.Getpid())}
+	l := []string{"--label", LabelRun + "=" + b.RunID, "--label", LabelOwner + "=" + ownerID(os.Getpid())}
+	for k, v := range b.extraLabels {
+		l = append(l, "--label", k+"="+v)
+	}
+	return l
 }
 
 // writeKey makes the bed's key pair, writes the private key to dir and
