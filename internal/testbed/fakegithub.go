@@ -1,0 +1,181 @@
+package testbed
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/google/go-github/v66/github"
+)
+
+// FakeGitHub stands in for GitHub's REST API at the HTTP boundary: the
+// endpoints bosun's reporter calls (commit statuses, issue comments),
+// decoded and answered with go-github's own types. Point a client at it with
+// Client().
+type FakeGitHub struct {
+	Server *httptest.Server
+
+	mu       sync.Mutex
+	statuses []PostedStatus
+	comments map[string][]*github.IssueComment // "owner/repo#N" -> comments
+	nextID   int64
+	calls    []string
+	fail     int // answer the next fail requests with 502
+}
+
+// PostedStatus is one commit status as posted.
+type PostedStatus struct {
+	Repo, SHA string
+	github.RepoStatus
+}
+
+// NewFakeGitHub starts a fake GitHub API, closed at the end of the test.
+func NewFakeGitHub(t testing.TB) *FakeGitHub {
+	f := &FakeGitHub{comments: map[string][]*github.IssueComment{}, nextID: 1000}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/v3/repos/{owner}/{repo}/statuses/{sha}", func(w http.ResponseWriter, r *http.Request) {
+		var st github.RepoStatus
+		if err := json.NewDecoder(r.Body).Decode(&st); err != nil || st.State == nil {
+			http.Error(w, "bad status body", http.StatusUnprocessableEntity)
+			return
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		repo := r.PathValue("owner") + "/" + r.PathValue("repo")
+		f.calls = append(f.calls, "status "+repo+"@"+r.PathValue("sha")+" "+st.GetContext()+"="+st.GetState())
+		f.statuses = append(f.statuses, PostedStatus{Repo: repo, SHA: r.PathValue("sha"), RepoStatus: st})
+		w.WriteHeader(http.StatusCreated)
+		json.NewEncoder(w).Encode(st)
+	})
+	mux.HandleFunc("GET /api/v3/repos/{owner}/{repo}/issues/{n}/comments", func(w http.ResponseWriter, r *http.Request) {
+		key := r.PathValue("owner") + "/" + r.PathValue("repo") + "#" + r.PathValue("n")
+		page, _ := strconv.Atoi(r.URL.Query().Get("page"))
+		perPage, _ := strconv.Atoi(r.URL.Query().Get("per_page"))
+		if page < 1 {
+			page = 1
+		}
+		if perPage < 1 {
+			perPage = 30 // GitHub's default
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		all := f.comments[key]
+		lo, hi := min((page-1)*perPage, len(all)), min(page*perPage, len(all))
+		if hi < len(all) {
+			next := *r.URL
+			q := next.Query()
+			q.Set("page", strconv.Itoa(page+1))
+			next.RawQuery = q.Encode()
+			w.Header().Set("Link", fmt.Sprintf(`<http://%s%s>; rel="next"`, r.Host, next.String()))
+		}
+		json.NewEncoder(w).Encode(all[lo:hi])
+	})
+	mux.HandleFunc("POST /api/v3/repos/{owner}/{repo}/issues/{n}/comments", func(w http.ResponseWriter, r *http.Request) {
+		key := r.PathValue("owner") + "/" + r.PathValue("repo") + "#" + r.PathValue("n")
+		var c github.IssueComment
+		if err := json.NewDecoder(r.Body).Decode(&c); err != nil || c.Body == nil {
+			http.Error(w, "bad comment body", http.StatusUnprocessableEntity)
+			return
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.nextID++
+		c.ID = github.Int64(f.nextID)
+		f.comments[key] = append(f.comments[key], &c)
+		f.calls = append(f.calls, "create comment "+key)
+		w.WriteHeader(http.StatusCreated)
+		json.NewEncoder(w).Encode(c)
+	})
+	mux.HandleFunc("PATCH /api/v3/repos/{owner}/{repo}/issues/comments/{id}", func(w http.ResponseWriter, r *http.Request) {
+		id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
+		var in github.IssueComment
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil || in.Body == nil {
+			http.Error(w, "bad comment body", http.StatusUnprocessableEntity)
+			return
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for key, cs := range f.comments {
+			for _, c := range cs {
+				if c.GetID() == id {
+					c.Body = in.Body
+					f.calls = append(f.calls, fmt.Sprintf("edit comment %s %d", key, id))
+					json.NewEncoder(w).Encode(c)
+					return
+				}
+			}
+		}
+		http.NotFound(w, r)
+	})
+	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		if f.fail > 0 {
+			f.fail--
+			f.calls = append(f.calls, "failed "+r.Method+" "+r.URL.Path)
+			f.mu.Unlock()
+			http.Error(w, "unavailable", http.StatusBadGateway)
+			return
+		}
+		f.mu.Unlock()
+		mux.ServeHTTP(w, r)
+	}))
+	t.Cleanup(f.Server.Close)
+	return f
+}
+
+// BaseURL is the API root to configure (GitHub Enterprise style).
+func (f *FakeGitHub) BaseURL() string { return f.Server.URL + "/api/v3/" }
+
+// Client is a go-github client pointed at the fake.
+func (f *FakeGitHub) Client() *github.Client {
+	c, err := github.NewClient(nil).WithEnterpriseURLs(f.Server.URL+"/", f.Server.URL+"/")
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
+// FailNext makes the next n requests fail with 502.
+func (f *FakeGitHub) FailNext(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fail = n
+}
+
+// AddComment puts a comment on pull request pr of repo, as a person would.
+func (f *FakeGitHub) AddComment(repo string, pr int, body string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.nextID++
+	key := fmt.Sprintf("%s#%d", repo, pr)
+	f.comments[key] = append(f.comments[key], &github.IssueComment{ID: github.Int64(f.nextID), Body: github.String(body)})
+}
+
+// Statuses returns the statuses posted so far, in order.
+func (f *FakeGitHub) Statuses() []PostedStatus {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]PostedStatus(nil), f.statuses...)
+}
+
+// Comments returns the bodies of the comments on pull request pr of repo.
+func (f *FakeGitHub) Comments(repo string, pr int) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, c := range f.comments[fmt.Sprintf("%s#%d", repo, pr)] {
+		out = append(out, c.GetBody())
+	}
+	return out
+}
+
+// Calls returns every call made, in order, one line each.
+func (f *FakeGitHub) Calls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.calls...)
+}
