@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/bosunhq/bosun/internal/imagebuild"
+	"github.com/bosunhq/bosun/proxy" // proxy's in-package tests must not import testbed (cycle); proxy_test may
 )
 
 // AppKind is the behaviour baked into a sample app image.
@@ -84,34 +85,29 @@ func (b *Bed) PushAppContext(ctx context.Context, name, version string, kind App
 	return b.Push(ctx, img, name, version)
 }
 
-// PushProxy pushes bosun's proxy image (bosun built by BosunBinary) to the
-// bed's registry as "REGISTRY/bosun-proxy:test" and returns that reference.
+// PushProxy pushes bosun's proxy image (proxy.Image of the bosun binary
+// built by BosunBinary) to the bed's registry as "REGISTRY/bosun-proxy:test"
+// and returns that reference.
 func (b *Bed) PushProxy(t testing.TB) string {
 	t.Helper()
-	bin := BosunBinary(t)
-	img, err := proxyImage(bin)
-	if err != nil {
-		t.Fatalf("build proxy image: %v", err)
-	}
-	ref, err := b.Push(t.Context(), img, "bosun-proxy", "test")
+	ref, err := b.PushProxyContext(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	return ref
 }
 
-// proxyImage builds bosun's proxy image from a bosun binary.
-//
-// TODO(testbed): use proxy.Image(binaryPath) once package proxy provides
-// it; until then this mirrors what it is agreed to build.
-func proxyImage(bin string) (v1.Image, error) {
-	return imagebuild.FromBinary(imagebuild.Config{
-		Binary: bin,
-		Path:   "/bosun",
-		Cmd:    []string{"proxy", "run"},
-		Ports:  []string{"80/tcp", "443/tcp"},
-		Labels: map[string]string{"bosun.proxy": "true"},
-	})
+// PushProxyContext is PushProxy for callers without a testing.TB.
+func (b *Bed) PushProxyContext(ctx context.Context) (string, error) {
+	bin, err := BosunBinaryContext(ctx)
+	if err != nil {
+		return "", err
+	}
+	img, err := proxy.Image(bin)
+	if err != nil {
+		return "", fmt.Errorf("build proxy image: %w", err)
+	}
+	return b.Push(ctx, img, "bosun-proxy", "test")
 }
 
 // Push writes img to the bed's registry as name:tag and returns the

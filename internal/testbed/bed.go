@@ -58,12 +58,12 @@ type Bed struct {
 	Image     string        // the server image used
 	StartTime time.Duration // wall time of Launch once dockerd and the server image were there
 
-	reg     *hostRegistry
-	tempDir string // removed by Close when Launch made it
+	reg         *hostRegistry
+	tempDir     string // removed by Close when Launch made it
 	logf        Logf
 	extraLabels map[string]string
 	closeMu     sync.Mutex
-	closed  bool
+	closed      bool
 }
 
 // Server is one test server: a container with sshd and its own dockerd.

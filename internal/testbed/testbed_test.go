@@ -3,6 +3,8 @@ package testbed_test
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -111,11 +113,21 @@ func TestStart(t *testing.T) {
 		require.NoError(t, err)
 		defer c.Close()
 		sshRun(t, c, "docker pull "+ref)
-		sshRun(t, c, "docker run -d --name app -p 127.0.0.1:8080:80 "+ref)
+		sshRun(t, c, "docker run -d --name app -p 80:80 "+ref)
 		// The app answers once it listens; poll inside the server.
-		out := sshRun(t, c, `timeout 30 sh -c 'until curl -fsS http://127.0.0.1:8080/up; do sleep 0.1; done'`)
+		out := sshRun(t, c, `timeout 30 sh -c 'until curl -fsS http://127.0.0.1/up; do sleep 0.1; done'`)
 		require.Equal(t, "ok", out)
-		require.True(t, strings.HasPrefix(sshRun(t, c, "curl -fsS http://127.0.0.1:8080/"), "v1 "))
+		require.True(t, strings.HasPrefix(sshRun(t, c, "curl -fsS -X POST http://127.0.0.1/"), "v1 "))
+
+		// From the host, through the server's published port 80.
+		resp, err := http.Get("http://" + s.HTTPAddr + "/")
+		require.NoError(t, err)
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.Equal(t, "v1", resp.Header.Get("X-App-Version"))
+		require.True(t, strings.HasPrefix(string(body), "v1 "), string(body))
 	})
 
 	t.Run("exec and ssh controls", func(t *testing.T) {
@@ -145,7 +157,7 @@ func TestStart(t *testing.T) {
 
 }
 
-func TestAppKinds(t *testing.T) {
+func TestImages(t *testing.T) {
 	bed := testbed.Start(t, testbed.Options{Servers: 1})
 	s := bed.Servers[0]
 	c, err := s.Dial(t.Context())
@@ -164,4 +176,23 @@ func TestAppKinds(t *testing.T) {
 
 	_, err = bed.PushAppContext(t.Context(), "Bad Name", "v1", testbed.AppOK)
 	require.Error(t, err)
+
+	proxy := bed.PushProxy(t)
+	require.Equal(t, bed.Registry+"/bosun-proxy:test", proxy)
+	require.Contains(t, sshRun(t, c, "docker run --rm "+proxy+" version"), "bosun")
+}
+
+func BenchmarkStart(b *testing.B) {
+	testbed.RequireDocker(b)
+	for b.Loop() {
+		bed, err := testbed.Launch(b.Context(), testbed.Options{Servers: 2, Logf: b.Logf})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := bed.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
 }
