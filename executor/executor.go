@@ -17,14 +17,18 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/bosunhq/bosun/planner"
+	"github.com/bosunhq/bosun/state"
 )
 
 // Deployment statuses written to the store.
 const (
-	DeploymentDeploying StoreStatus = "deploying"
-	DeploymentDeployed  StoreStatus = "deployed"
-	DeploymentFailed    StoreStatus = "failed"
+	DeploymentDeploying = state.StatusDeploying
+	DeploymentDeployed  = state.StatusDeployed
+	DeploymentFailed    = state.StatusFailed
 )
+
+// A state.Store is what the executor records to.
+var _ Store = state.Store(nil)
 
 // Executor takes plans to servers. It keeps one SSH connection (and one
 // Docker client over it) per host for its lifetime; Close ends them. It is

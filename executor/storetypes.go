@@ -1,41 +1,14 @@
 package executor
 
-import "time"
+import "github.com/bosunhq/bosun/state"
 
-// These mirror package state's types (state.Applied, state.Deployment, …)
-// until that package is in the tree; then they become aliases of them, so
-// that a state.Store is an executor.Store.
-
-// StoreApplied is state.Applied.
-type StoreApplied struct {
-	Repo, Service, Role, Host, Version, Commit string
-	Spec                                       []byte
-	AppliedAt                                  time.Time
-}
-
-// StoreStatus is state.Status.
-type StoreStatus string
-
-// StoreDeployment is state.Deployment.
-type StoreDeployment struct {
-	ID                    int64
-	Repo, Service, Commit string
-	Status                StoreStatus
-	Trigger               string
-	Error                 string
-	StartedAt             time.Time
-	FinishedAt            *time.Time
-}
-
-// StoreEvent is state.Event.
-type StoreEvent struct {
-	DeploymentID                int64
-	Host, Step, Status, Message string
-	At                          time.Time
-}
-
-// StoreLock is state.Lock.
-type StoreLock struct {
-	Name, Owner string
-	ExpiresAt   time.Time
-}
+// The store's record types, named here so that the Store interface reads
+// on its own; they are package state's types, so a state.Store is an
+// executor.Store.
+type (
+	StoreApplied    = state.Applied
+	StoreStatus     = state.Status
+	StoreDeployment = state.Deployment
+	StoreEvent      = state.Event
+	StoreLock       = state.Lock
+)

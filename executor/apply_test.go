@@ -1,0 +1,295 @@
+package executor
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bosunhq/bosun/internal/testbed"
+	"github.com/bosunhq/bosun/planner"
+)
+
+// secretSource is a map of secrets.
+type secretSource map[string]string
+
+func (s secretSource) LookupSecret(name string) (string, bool) { v, ok := s[name]; return v, ok }
+
+// TestApply_TestServers walks one service through its life on two real
+// test servers: the subtests run in order and each starts from the state
+// the previous one left.
+func TestApply_TestServers(t *testing.T) {
+	en := newBedEnv(t, 2)
+	s1, s2 := en.bed.Servers[0], en.bed.Servers[1]
+	refV1 := en.bed.PushApp(t, "web", "v1", testbed.AppOK)
+	refV2 := en.bed.PushApp(t, "web", "v2", testbed.AppOK)
+	specV1, specV2 := webSpec(refV1), webSpec(refV2)
+	pol := planner.Service{RetainContainers: 3}
+
+	t.Run("v1 on two servers", func(t *testing.T) {
+		res := en.mustApply(en.plan(specV1, pol))
+		if len(res.Services) != 1 || res.Services[0].Status != DeploymentDeployed || len(res.Services[0].Deployed) != 2 {
+			t.Fatalf("result = %+v", res.Services)
+		}
+		for _, s := range en.bed.Servers {
+			if v := get(t, s.HTTPAddr); v != "v1" {
+				t.Errorf("%s serves %s, want v1", s.Name, v)
+			}
+			if v := en.appliedVersion("web", "web", s.Name); v != specV1.Version() {
+				t.Errorf("applied on %s = %q, want %s", s.Name, v, specV1.Version())
+			}
+		}
+	})
+
+	t.Run("v2 under load", func(t *testing.T) {
+		l := startLoad(t, en.httpAddrs(), "v1", "v2")
+		time.Sleep(300 * time.Millisecond) // let the load reach full speed against v1
+		en.mustApply(en.plan(specV2, pol))
+		l.expectOnly("v2")
+		time.Sleep(300 * time.Millisecond) // requests after the switch
+		l.check(t)
+		if l.seen["v2"] == 0 {
+			t.Error("no request saw v2")
+		}
+		// The old containers are stopped, not removed.
+		for _, s := range en.bed.Servers {
+			ps := s.Exec(t, "docker", "ps", "-a", "--filter", "label=bosun.service=web", "--format", "{{.Names}} {{.State}}")
+			if !strings.Contains(ps, "web-web-"+specV1.Version()+" exited") || !strings.Contains(ps, "web-web-"+specV2.Version()+" running") {
+				t.Errorf("containers on %s:\n%s", s.Name, ps)
+			}
+		}
+	})
+
+	t.Run("re-apply starts nothing", func(t *testing.T) {
+		since := time.Now()
+		pl := en.plan(specV2, pol)
+		for _, ch := range pl.Changes {
+			if ch.Action != planner.ActionUnchanged {
+				t.Fatalf("plan has %s for %s", ch.Action, ch.Target)
+			}
+		}
+		res := en.mustApply(pl)
+		if len(res.Services) != 0 {
+			t.Errorf("re-apply did something: %+v", res.Services)
+		}
+		// Even an update change for the running version starts no container.
+		pl = en.plan(specV2, pol)
+		for i := range pl.Changes {
+			pl.Changes[i].Action = planner.ActionUpdate
+		}
+		en.mustApply(pl)
+		for _, s := range en.bed.Servers {
+			if n := containerEvents(t, s, since, "type=container", "event=start"); n != 0 {
+				t.Errorf("%d containers started on %s", n, s.Name)
+			}
+			if n := containerEvents(t, s, since, "type=image", "event=pull"); n != 0 {
+				t.Errorf("%d pulls on %s", n, s.Name)
+			}
+		}
+	})
+
+	t.Run("back to v1 restarts the retained container without a pull", func(t *testing.T) {
+		since := time.Now()
+		l := startLoad(t, en.httpAddrs(), "v1", "v2")
+		en.mustApply(en.plan(specV1, pol))
+		l.expectOnly("v1")
+		time.Sleep(200 * time.Millisecond)
+		l.check(t)
+		for _, s := range en.bed.Servers {
+			if n := containerEvents(t, s, since, "type=image", "event=pull"); n != 0 {
+				t.Errorf("%d pulls on %s", n, s.Name)
+			}
+			if n := containerEvents(t, s, since, "type=container", "event=create", "label=bosun.service=web"); n != 0 {
+				t.Errorf("%d containers created on %s, want the retained one restarted", n, s.Name)
+			}
+		}
+		if len(en.events.find(func(ev Event) bool {
+			return ev.Step == StepPull && ev.Status == StatusSkipped && ev.Version == specV1.Version()
+		})) != 2 {
+			t.Error("no pull-skipped event for both hosts")
+		}
+		en.mustApply(en.plan(specV2, pol)) // back on v2 for what follows
+	})
+
+	t.Run("unhealthy version is refused and both keep serving", func(t *testing.T) {
+		bad := webSpec(en.bed.PushApp(t, "web", "v3", testbed.AppUnhealthy))
+		bad.DeployTimeout = planner.Duration(3 * time.Second)
+		l := startLoad(t, en.httpAddrs(), "v2")
+		res, err := en.apply(en.plan(bad, pol))
+		l.check(t)
+		var se *StepError
+		if !errors.As(err, &se) || se.Step != StepHealth {
+			t.Fatalf("err = %v, want a health StepError", err)
+		}
+		if !strings.Contains(err.Error(), "web") || !strings.Contains(err.Error(), "health") {
+			t.Errorf("error does not say what failed: %v", err)
+		}
+		d := en.deployment(res.Services[0].DeploymentID)
+		if d.Status != DeploymentFailed || !strings.Contains(d.Error, "health") {
+			t.Errorf("deployment = %+v, want failed with the health error", d)
+		}
+		for _, s := range en.bed.Servers {
+			if v := get(t, s.HTTPAddr); v != "v2" {
+				t.Errorf("%s serves %s, want v2", s.Name, v)
+			}
+			if v := en.appliedVersion("web", "web", s.Name); v != specV2.Version() {
+				t.Errorf("applied on %s = %q, want v2's %s", s.Name, v, specV2.Version())
+			}
+		}
+	})
+
+	t.Run("crashing version: error carries its log lines", func(t *testing.T) {
+		bad := webSpec(en.bed.PushApp(t, "web", "v4", testbed.AppCrash))
+		l := startLoad(t, en.httpAddrs(), "v2")
+		_, err := en.apply(en.plan(bad, pol))
+		l.check(t)
+		var se *StepError
+		if !errors.As(err, &se) {
+			t.Fatalf("err = %v, want a StepError", err)
+		}
+		if !strings.Contains(se.Logs, "crashing at start") || !strings.Contains(err.Error(), "crashing at start") {
+			t.Errorf("error lacks the container's log lines: %v", err)
+		}
+		for _, s := range en.bed.Servers {
+			if v := get(t, s.HTTPAddr); v != "v2" {
+				t.Errorf("%s serves %s, want v2", s.Name, v)
+			}
+		}
+	})
+
+	t.Run("server unreachable mid-rollout: the other goes back", func(t *testing.T) {
+		// A fresh executor has no connection to server-2 yet; one host per
+		// batch, and server-2's sshd stops once server-1 has switched.
+		ex := en.newExecutor(nil)
+		stopped := false
+		en.events.on = func(ev Event) {
+			if ev.Host == s1.Name && ev.Step == StepSwitch && ev.Status == StatusOK && !stopped {
+				stopped = true
+				s2.StopSSH(t)
+			}
+		}
+		defer func() { en.events.on = nil; s2.StartSSH(t) }()
+		v5 := webSpec(en.bed.PushApp(t, "web", "v5", testbed.AppOK))
+		l := startLoad(t, []string{s1.HTTPAddr}, "v2", "v5")
+		_, err := ex.Apply(t.Context(), en.plan(v5, planner.Service{BootLimit: 1, RetainContainers: 3}), ApplyOpts{})
+		l.expectOnly("v2")
+		time.Sleep(100 * time.Millisecond)
+		l.check(t)
+		var se *StepError
+		if !errors.As(err, &se) || se.Host != s2.Name {
+			t.Fatalf("err = %v, want a StepError naming %s", err, s2.Name)
+		}
+		var re *RolloutError
+		if !errors.As(err, &re) || len(re.RolledBack) != 1 || !strings.Contains(re.RolledBack[0], s1.Name) {
+			t.Errorf("rolled back = %+v, want %s", re, s1.Name)
+		}
+		if v := get(t, s1.HTTPAddr); v != "v2" {
+			t.Errorf("%s serves %s after the rollback, want v2", s1.Name, v)
+		}
+		if v := en.appliedVersion("web", "web", s1.Name); v != specV2.Version() {
+			t.Errorf("applied on %s = %q, want v2's", s1.Name, v)
+		}
+	})
+
+	t.Run("proxy restart keeps routes and the next deploy works", func(t *testing.T) {
+		s1.Exec(t, "docker", "restart", ProxyContainer)
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			if v, err := tryGet(s1.HTTPAddr); err == nil {
+				if v != "v2" {
+					t.Fatalf("after restart %s serves %s, want v2", s1.Name, v)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("proxy did not come back")
+			}
+			time.Sleep(100 * time.Millisecond) // polling a restarting container: no event to wait on
+		}
+		en.mustApply(en.plan(specV1, pol))
+		for _, s := range en.bed.Servers {
+			if v := get(t, s.HTTPAddr); v != "v1" {
+				t.Errorf("%s serves %s, want v1", s.Name, v)
+			}
+		}
+	})
+
+	t.Run("hostile values pass through unharmed, secrets stay secret", func(t *testing.T) {
+		const hostile = `$(touch /tmp/pwned); echo "x" ; rm -rf / #` + "`id`"
+		secret := "s3cr3t-" + strings.Repeat("q", 8) + time.Now().Format("150405.000")
+		ex := en.newExecutor(func(c *Config) { c.Secrets = secretSource{"API_TOKEN": secret} })
+		spec := webSpec(refV2)
+		spec.Env["HOSTILE"] = hostile
+		spec.Secrets = map[string]planner.SecretRef{"API_TOKEN": {Name: "API_TOKEN", Hash: "hmac-sha256:00"}}
+		if _, err := ex.Apply(t.Context(), en.plan(spec, pol), ApplyOpts{}); err != nil {
+			t.Fatal(err)
+		}
+		name := "web-web-" + spec.Version()
+		for _, s := range en.bed.Servers {
+			env := s.Exec(t, "docker", "inspect", "--format", "{{range .Config.Env}}{{println .}}{{end}}", name)
+			if !strings.Contains(env, "HOSTILE="+hostile+"\n") || !strings.Contains(env, "API_TOKEN="+secret+"\n") {
+				t.Errorf("env in the container on %s:\n%s", s.Name, env)
+			}
+			if out, err := s.Run(t.Context(), "test", "-e", "/tmp/pwned"); err == nil {
+				t.Errorf("/tmp/pwned exists on %s: %s", s.Name, out)
+			}
+			if ps := s.Exec(t, "ps", "auxww"); strings.Contains(ps, secret) {
+				t.Errorf("secret in the process list of %s", s.Name)
+			}
+		}
+		if strings.Contains(en.out.String(), secret) {
+			t.Error("secret in bosun's output or logs")
+		}
+		if strings.Contains(en.storeBytes(), secret) {
+			t.Error("secret in the state store")
+		}
+		// A service name with shell metacharacters never reaches a server.
+		evil := webSpec(refV2)
+		evil.Service = "web;touch${IFS}/tmp/pwned"
+		pl := en.plan(evil, planner.Service{})
+		_, err := en.apply(pl)
+		if err == nil || !strings.Contains(err.Error(), "service name") {
+			t.Errorf("hostile service name: err = %v", err)
+		}
+	})
+}
+
+func TestApply_HostKeyRefused(t *testing.T) {
+	en := newBedEnv(t, 1)
+	ref := en.bed.PushApp(t, "web", "v1", testbed.AppOK)
+	empty := filepath.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ex := en.newExecutor(func(c *Config) { c.KnownHostsFile = empty })
+	_, err := ex.Apply(t.Context(), en.plan(webSpec(ref), planner.Service{}), ApplyOpts{})
+	var hk *HostKeyError
+	if !errors.As(err, &hk) || hk.Host != en.names[0] || len(hk.Known) != 0 {
+		t.Fatalf("err = %v, want an unknown-host-key error for %s", err, en.names[0])
+	}
+	// A changed key: known_hosts holds another key for the server.
+	changed := filepath.Join(t.TempDir(), "known_hosts")
+	s := en.bed.Servers[0]
+	line := knownhostsLine(s.SSHAddr, newSSHBundle(t).signer.PublicKey())
+	if err := os.WriteFile(changed, []byte(line+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ex = en.newExecutor(func(c *Config) { c.KnownHostsFile = changed })
+	_, err = ex.Apply(t.Context(), en.plan(webSpec(ref), planner.Service{}), ApplyOpts{})
+	if !errors.As(err, &hk) || len(hk.Known) != 1 || !strings.Contains(err.Error(), "HAS CHANGED") {
+		t.Fatalf("err = %v, want a changed-host-key error", err)
+	}
+	if n := containerEvents(t, s, time.Now().Add(-time.Minute), "type=container", "event=create"); n != 0 {
+		t.Errorf("%d containers created despite the refused key", n)
+	}
+}
+
+func readFile(t *testing.T, p string) string {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
