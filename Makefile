@@ -1,18 +1,20 @@
 # bosun — see README.md. `make test` is the command CI runs (.ci/run).
 GO ?= go
 BIN := bin/bosun
+# bosun is one static binary: the same file runs on a laptop and, as the
+# proxy image, on every server.
 export CGO_ENABLED := 0
 
-.PHONY: build test test-short lint bench fuzz clean
+.PHONY: build test test-short lint bench bench-proxy fuzz testbed testbed-down demo demo-down clean
 
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/bosun
 
-# The whole suite. The tests provision what they need (dockerd, the testbed
-# image, PostgreSQL); BOSUN_TEST_REQUIRE=1 makes a missing service a failure,
-# never a skip.
+# The whole suite. The tests provision what they need (dockerd, the test
+# server image, PostgreSQL); BOSUN_TEST_REQUIRE=1 makes a missing service a
+# failure, never a skip. The race detector needs cgo.
 test:
-	BOSUN_TEST_REQUIRE=1 CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 75m ./...
+	BOSUN_TEST_REQUIRE=1 CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 80m ./...
 
 # The fast loop while editing: no external services.
 test-short:
@@ -22,8 +24,27 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+# Go benchmarks (planner, executor, daemon), then the proxy against Caddy.
+# Results are recorded in docs/benchmarks.md.
+bench: bench-proxy
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...
+
+bench-proxy:
+	bench/proxy/run.sh
+
+# Fuzz the config loader and the proxy's control API decoding (FUZZTIME each).
+FUZZTIME ?= 1m
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME) ./planner/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeDeployRequest -fuzztime $(FUZZTIME) ./proxy/
+
+# Test servers for trying bosun by hand: prints their addresses, the SSH key
+# and known_hosts paths.
+testbed:
+	$(GO) run ./internal/testbed/cmd/testbed up -n $${N:-2}
+
+testbed-down:
+	$(GO) run ./internal/testbed/cmd/testbed down
 
 clean:
 	rm -rf bin
