@@ -1,0 +1,22 @@
+// Package state is bosun's store: what was applied where (per repository,
+// service, role and host), every spec ever applied (for rollback), the
+// deployments and their step-by-step events, holds, leases (locks) shared by
+// daemon replicas, received webhook deliveries, and the key that hashes
+// secret values.
+//
+// One interface, Store, has two implementations: SQLite (modernc.org/sqlite,
+// pure Go, the embedded default; see SQLite) and PostgreSQL (pgx, for
+// production and several replicas; see Postgres). Open picks one from a DSN
+// and applies the schema migrations of package migrations. The same
+// conformance suite runs against both.
+//
+// The store never deletes history: deployments, their events and the spec
+// versions stay. It never stores a secret value: specs arrive as JSON that
+// carries only keyed hashes of secrets, and the one key it keeps (SecretKey)
+// is what makes those hashes. It never imports the planner: specs travel as
+// JSON bytes.
+//
+// Every method takes a context and stops when it is cancelled. Errors callers
+// branch on: ErrNotFound (no such row) and ErrNotHeld (a lock that the caller
+// does not hold).
+package state

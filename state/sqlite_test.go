@@ -1,0 +1,102 @@
+package state
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestSQLite_Conformance(t *testing.T) {
+	testStore(t, func(t *testing.T) string {
+		return "sqlite://" + filepath.Join(t.TempDir(), "state.db")
+	})
+}
+
+func TestSQLitePath(t *testing.T) {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for dsn, want := range map[string]string{
+		"sqlite:///var/lib/bosun/state.db": "/var/lib/bosun/state.db",
+		"sqlite:/var/lib/bosun/state.db":   "/var/lib/bosun/state.db",
+		"sqlite:bosun-data/state.db":       filepath.Join(wd, "bosun-data/state.db"),
+		"sqlite:./x/../state.db":           filepath.Join(wd, "state.db"),
+	} {
+		got, err := SQLitePath(dsn)
+		if err != nil || got != want {
+			t.Errorf("SQLitePath(%q) = %q, %v; want %q", dsn, got, err, want)
+		}
+	}
+	for _, dsn := range []string{"sqlite:", "sqlite://host/x.db", "sqlite:x.db?mode=ro", "sqlite:///", "postgres://x"} {
+		if got, err := SQLitePath(dsn); err == nil {
+			t.Errorf("SQLitePath(%q) = %q, want an error", dsn, got)
+		}
+	}
+}
+
+func TestOpen_UnknownDSN(t *testing.T) {
+	for _, dsn := range []string{"", "mysql://u:secret@h/db", "state.db", "host=x password=secret"} {
+		_, err := Open(t.Context(), dsn)
+		if err == nil {
+			t.Errorf("Open(%q) succeeded", dsn)
+			continue
+		}
+		if strings.Contains(err.Error(), "secret") {
+			t.Errorf("Open(%q) error shows the password: %v", dsn, err)
+		}
+	}
+}
+
+func TestSQLite_Open(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	s, err := Open(t.Context(), "sqlite:nested/folder/state.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	lite, ok := s.(*SQLite)
+	if !ok {
+		t.Fatalf("Open(sqlite:…) = %T, want *SQLite", s)
+	}
+	if want := filepath.Join(dir, "nested/folder/state.db"); lite.Path() != want {
+		t.Errorf("Path() = %q, want %q (relative to the working directory)", lite.Path(), want)
+	}
+	fi, err := os.Stat(lite.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("database file mode %v, want 0600: it holds the secret-hash key", fi.Mode().Perm())
+	}
+	db := lite.DB()
+	for pragma, want := range map[string]string{"journal_mode": "wal", "foreign_keys": "1", "busy_timeout": "10000"} {
+		var got string
+		if err := db.QueryRowContext(t.Context(), "PRAGMA "+pragma).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("PRAGMA %s = %s, want %s", pragma, got, want)
+		}
+	}
+	if n := db.Stats().MaxOpenConnections; n != 1 {
+		t.Errorf("pool allows %d connections, want 1", n)
+	}
+}
+
+func TestRedact(t *testing.T) {
+	for in, want := range map[string]string{
+		"postgres://bosun:hunter2@db:5432/bosun?sslmode=require": "postgres://bosun:xxxxx@db:5432/bosun?sslmode=require",
+		"postgres://db/bosun?password=hunter2&x=1":               "postgres://db/bosun?password=xxxxx&x=1",
+		"host=db password=hunter2 user=u":                        "host=db password=xxxxx user=u",
+		"sqlite:state.db":                                        "sqlite:state.db",
+	} {
+		if got := Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

@@ -1,0 +1,276 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Store is bosun's state. Implementations are safe for concurrent use, and
+// several processes may share one database (PostgreSQL, or one SQLite file on
+// one machine).
+type Store interface {
+	// Close releases the database. The store cannot be used afterwards.
+	Close() error
+
+	// SecretKey returns the 32-byte key that hashes secret values, creating
+	// it on the first call for this database. Every caller, in every
+	// process, gets the same key.
+	SecretKey(ctx context.Context) ([]byte, error)
+
+	// ListApplied returns what is applied for repo, sorted by service, role
+	// and host.
+	ListApplied(ctx context.Context, repo string) ([]Applied, error)
+	// PutApplied records that a.Spec (version a.Version) now runs on the
+	// target (repo, service, role, host), replacing what was there, and
+	// adds the spec to the service's version history. A zero AppliedAt
+	// means now.
+	PutApplied(ctx context.Context, a Applied) error
+	// DeleteApplied forgets the target (after its containers are removed).
+	// Deleting a target that is not there is not an error. The version
+	// history keeps its specs.
+	DeleteApplied(ctx context.Context, repo, service, role, host string) error
+	// ListVersions returns every spec ever applied for the service, one
+	// entry per role and version, most recently applied first.
+	ListVersions(ctx context.Context, repo, service string) ([]Version, error)
+
+	// CreateDeployment records a new deployment and returns its id. An
+	// empty Status means pending; a zero StartedAt means now.
+	CreateDeployment(ctx context.Context, d Deployment) (int64, error)
+	// FinishDeployment sets a deployment's final status (deployed, failed
+	// or rolled_back), its error message and its finish time (now).
+	FinishDeployment(ctx context.Context, id int64, status Status, errMsg string) error
+	// SetDeploymentStatus changes a deployment's status, e.g. to deploying.
+	SetDeploymentStatus(ctx context.Context, id int64, status Status) error
+	// GetDeployment returns one deployment, or ErrNotFound.
+	GetDeployment(ctx context.Context, id int64) (Deployment, error)
+	// ListDeployments returns the deployments matching f, newest first.
+	ListDeployments(ctx context.Context, f DeploymentFilter) ([]Deployment, error)
+	// AddEvent appends an event to a deployment (which must exist). A zero
+	// At means now.
+	AddEvent(ctx context.Context, e Event) error
+	// ListEvents returns a deployment's events in the order they were added.
+	ListEvents(ctx context.Context, deploymentID int64) ([]Event, error)
+
+	// PutHold holds a service at a version, replacing any hold it had. A
+	// zero CreatedAt means now.
+	PutHold(ctx context.Context, h Hold) error
+	// DeleteHold releases a service's hold, or returns ErrNotFound.
+	DeleteHold(ctx context.Context, repo, service string) error
+	// ListHolds returns the holds of repo, sorted by service.
+	ListHolds(ctx context.Context, repo string) ([]Hold, error)
+
+	// AcquireLock tries once to take the lease name for owner until now +
+	// lease. It succeeds when nobody holds it, when the holder's lease has
+	// expired (the lease is taken over), or when owner already holds it
+	// (the lease is extended). It returns the holder after the attempt:
+	// owner when ok, someone else otherwise. Two callers can never both
+	// succeed for one unexpired lease, whichever process they run in.
+	AcquireLock(ctx context.Context, name, owner string, lease time.Duration) (ok bool, holder Lock, err error)
+	// RenewLock extends owner's lease to now + lease, or returns ErrNotHeld
+	// when the lock was released or taken over.
+	RenewLock(ctx context.Context, name, owner string, lease time.Duration) error
+	// ReleaseLock gives the lease up, or returns ErrNotHeld when owner does
+	// not hold it.
+	ReleaseLock(ctx context.Context, name, owner string) error
+
+	// RecordDelivery stores a webhook delivery once: isNew is false when a
+	// delivery with this ID was recorded before (and nothing is changed).
+	// A zero ReceivedAt means now.
+	RecordDelivery(ctx context.Context, d Delivery) (isNew bool, err error)
+	// SetDeliveryOutcome records what became of a delivery (e.g.
+	// "enqueued", "ignored: ping"), or returns ErrNotFound.
+	SetDeliveryOutcome(ctx context.Context, id, outcome string) error
+	// GetDelivery returns one delivery, or ErrNotFound.
+	GetDelivery(ctx context.Context, id string) (Delivery, error)
+}
+
+// ErrNotFound is returned when the row an operation names does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrNotHeld is returned by RenewLock and ReleaseLock when the caller does
+// not hold the lock (any more).
+var ErrNotHeld = errors.New("lock not held")
+
+// Applied is what runs on one target: the spec (JSON of planner.Spec, with
+// secrets only as keyed hashes) and its version, applied from Commit.
+type Applied struct {
+	Repo, Service, Role, Host string
+	Version                   string
+	Commit                    string
+	Spec                      []byte
+	AppliedAt                 time.Time
+}
+
+// Version is one spec that was applied for a role of a service: when it was
+// first and last applied, and the commit that applied it last.
+type Version struct {
+	Repo, Service, Role string
+	Version             string
+	Commit              string
+	Spec                []byte
+	FirstApplied        time.Time
+	LastApplied         time.Time
+}
+
+// Status is the state of a deployment.
+type Status string
+
+// The statuses of a deployment. Pending and deploying are transient; the
+// others are final.
+const (
+	StatusPending    Status = "pending"
+	StatusDeploying  Status = "deploying"
+	StatusDeployed   Status = "deployed"
+	StatusFailed     Status = "failed"
+	StatusRolledBack Status = "rolled_back"
+)
+
+func (s Status) String() string { return string(s) }
+
+// Valid reports whether s is one of the five statuses.
+func (s Status) Valid() bool {
+	switch s {
+	case StatusPending, StatusDeploying, StatusDeployed, StatusFailed, StatusRolledBack:
+		return true
+	}
+	return false
+}
+
+// Final reports whether s ends a deployment.
+func (s Status) Final() bool {
+	return s == StatusDeployed || s == StatusFailed || s == StatusRolledBack
+}
+
+// Deployment is one run of the executor for a repository (all of its
+// changed services, or the one named by Service).
+type Deployment struct {
+	ID         int64
+	Repo       string
+	Service    string // "" for a deployment of every changed service
+	Commit     string
+	Status     Status
+	Trigger    string // who or what started it: "push", "poll", "rollback by alice", …
+	Error      string // why it failed, for failed and rolled_back
+	StartedAt  time.Time
+	FinishedAt *time.Time // nil until it finishes
+}
+
+// DeploymentFilter selects deployments; zero fields match everything.
+type DeploymentFilter struct {
+	Repo     string
+	Service  string
+	Commit   string
+	Status   Status
+	BeforeID int64 // only ids below this one: the next page after the last id seen
+	Limit    int   // at most this many (0: all)
+}
+
+// Event is one step of a deployment on one host.
+type Event struct {
+	DeploymentID int64
+	Host         string
+	Step         string // "pull", "start", "health", "switch", "stop", …
+	Status       string // "started", "ok", "failed", …
+	Message      string
+	At           time.Time
+}
+
+// Hold keeps a service at a version: automatic deploys leave it alone.
+type Hold struct {
+	Repo, Service string
+	Version       string
+	Reason        string
+	Spec          []byte // the held spec (JSON), to end the hold when git's spec equals it
+	CreatedAt     time.Time
+}
+
+// Lock is a lease on a name held by an owner until ExpiresAt.
+type Lock struct {
+	Name, Owner string
+	ExpiresAt   time.Time
+}
+
+// Delivery is a received webhook delivery.
+type Delivery struct {
+	ID         string // X-GitHub-Delivery
+	Event      string // X-GitHub-Event
+	Repo       string
+	Payload    []byte
+	ReceivedAt time.Time
+	Outcome    string
+}
+
+// Open opens the store named by dsn and brings its schema up to date:
+//
+//   - sqlite:///abs/path.db or sqlite:/abs/path.db: a SQLite file by absolute path;
+//   - sqlite:rel/path.db: a SQLite file relative to the working directory;
+//   - postgres://… or postgresql://…: a PostgreSQL database (pgx's URL form,
+//     query parameters included, e.g. sslmode or search_path).
+//
+// The folder of a SQLite file is created if missing. The caller closes the
+// store.
+func Open(ctx context.Context, dsn string) (Store, error) {
+	switch {
+	case strings.HasPrefix(dsn, "sqlite:"):
+		path, err := SQLitePath(dsn)
+		if err != nil {
+			return nil, err
+		}
+		return OpenSQLite(ctx, path)
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		return OpenPostgres(ctx, dsn)
+	}
+	return nil, fmt.Errorf("open state %q: unknown DSN; use sqlite:PATH, sqlite:///ABS/PATH or postgres://…", Redact(dsn))
+}
+
+// SQLitePath returns the absolute file path of a sqlite: DSN.
+func SQLitePath(dsn string) (string, error) {
+	rest, ok := strings.CutPrefix(dsn, "sqlite:")
+	if !ok {
+		return "", fmt.Errorf("state DSN %q: not a sqlite: DSN", dsn)
+	}
+	if strings.HasPrefix(rest, "//") {
+		// URL form: only sqlite:///abs/path, with an empty host.
+		p, ok := strings.CutPrefix(rest, "///")
+		if !ok {
+			return "", fmt.Errorf("state DSN %q: write sqlite:///ABS/PATH (three slashes) or sqlite:REL/PATH", dsn)
+		}
+		rest = "/" + p
+	}
+	if rest == "" || strings.HasSuffix(rest, "/") {
+		return "", fmt.Errorf("state DSN %q: no file name", dsn)
+	}
+	if strings.ContainsAny(rest, "?#") {
+		return "", fmt.Errorf("state DSN %q: a sqlite path takes no ? or # (no options)", dsn)
+	}
+	abs, err := filepath.Abs(rest)
+	if err != nil {
+		return "", fmt.Errorf("state DSN %q: %w", dsn, err)
+	}
+	return abs, nil
+}
+
+var passwordParam = regexp.MustCompile(`(?i)(password=)[^&\s]*`)
+
+// Redact returns dsn with any password (in the user info or a password
+// parameter) replaced by "xxxxx", for messages.
+func Redact(dsn string) string {
+	dsn = passwordParam.ReplaceAllString(dsn, "${1}xxxxx")
+	u, err := url.Parse(dsn)
+	if err != nil || u.User == nil {
+		if err != nil && strings.Contains(dsn, "@") {
+			return "(unparsable DSN)"
+		}
+		return dsn
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}

@@ -1,0 +1,539 @@
+package state
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bosunhq/bosun/migrations"
+)
+
+// sqlStore implements Store over database/sql for both dialects; the SQL is
+// shared, with ? placeholders rebound for PostgreSQL and times encoded per
+// dialect (TIMESTAMPTZ there, fixed-width UTC text in SQLite).
+type sqlStore struct {
+	db      *sql.DB
+	dialect migrations.Dialect
+	now     func() time.Time // the clock; tests may replace it
+
+	keyMu sync.Mutex
+	key   []byte // SecretKey, once read
+}
+
+const secretKeyName = "secret_key"
+
+// sqliteTime is the text form of times in SQLite: fixed width and UTC, so
+// that comparing the text compares the times.
+const sqliteTime = "2006-01-02T15:04:05.000000Z"
+
+// q rebinds ? placeholders for the dialect.
+func (s *sqlStore) q(query string) string {
+	if s.dialect != migrations.Postgres {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// t encodes a time for the dialect, at microsecond precision (PostgreSQL's).
+func (s *sqlStore) t(t time.Time) any {
+	t = t.UTC().Truncate(time.Microsecond)
+	if s.dialect == migrations.SQLite {
+		return t.Format(sqliteTime)
+	}
+	return t
+}
+
+// nowOr returns t, or now when t is zero, at the store's precision.
+func (s *sqlStore) nowOr(t time.Time) time.Time {
+	if t.IsZero() {
+		t = s.now()
+	}
+	return t.UTC().Truncate(time.Microsecond)
+}
+
+// timeCol scans a time column of either dialect into t (UTC).
+type timeCol struct{ t *time.Time }
+
+func (c timeCol) Scan(v any) error {
+	switch x := v.(type) {
+	case time.Time:
+		*c.t = x.UTC()
+	case string:
+		return c.parse(x)
+	case []byte:
+		return c.parse(string(x))
+	default:
+		return fmt.Errorf("scan time from %T", v)
+	}
+	return nil
+}
+
+func (c timeCol) parse(s string) error {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return fmt.Errorf("scan time: %w", err)
+	}
+	*c.t = t.UTC()
+	return nil
+}
+
+// nullTimeCol scans a nullable time column.
+type nullTimeCol struct{ t **time.Time }
+
+func (c nullTimeCol) Scan(v any) error {
+	if v == nil {
+		*c.t = nil
+		return nil
+	}
+	var t time.Time
+	if err := (timeCol{&t}).Scan(v); err != nil {
+		return err
+	}
+	*c.t = &t
+	return nil
+}
+
+// blob turns nil into an empty slice: the columns are NOT NULL.
+func blob(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// unblob returns nil for an empty column, so both dialects read alike.
+func unblob(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+func (s *sqlStore) Close() error { return s.db.Close() }
+
+// SecretKey implements Store.
+func (s *sqlStore) SecretKey(ctx context.Context) ([]byte, error) {
+	s.keyMu.Lock()
+	defer s.keyMu.Unlock()
+	if s.key != nil {
+		return append([]byte(nil), s.key...), nil
+	}
+	fresh := make([]byte, 32)
+	if _, err := rand.Read(fresh); err != nil {
+		return nil, fmt.Errorf("make secret key: %w", err)
+	}
+	// The first writer wins; everyone reads what it wrote.
+	if _, err := s.db.ExecContext(ctx, s.q("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING"), secretKeyName, fresh); err != nil {
+		return nil, fmt.Errorf("store secret key: %w", err)
+	}
+	var key []byte
+	if err := s.db.QueryRowContext(ctx, s.q("SELECT value FROM meta WHERE key = ?"), secretKeyName).Scan(&key); err != nil {
+		return nil, fmt.Errorf("read secret key: %w", err)
+	}
+	if len(key) != 32 {
+		return nil, fmt.Errorf("read secret key: stored key has %d bytes, want 32", len(key))
+	}
+	s.key = key
+	return append([]byte(nil), key...), nil
+}
+
+// ListApplied implements Store.
+func (s *sqlStore) ListApplied(ctx context.Context, repo string) ([]Applied, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT repo, service, role, host, version, commit_sha, spec, applied_at
+FROM applied WHERE repo = ? ORDER BY service, role, host`), repo)
+	if err != nil {
+		return nil, fmt.Errorf("list applied of %s: %w", repo, err)
+	}
+	out, err := collect(rows, func(r *sql.Rows) (Applied, error) {
+		var a Applied
+		err := r.Scan(&a.Repo, &a.Service, &a.Role, &a.Host, &a.Version, &a.Commit, &a.Spec, timeCol{&a.AppliedAt})
+		a.Spec = unblob(a.Spec)
+		return a, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list applied of %s: %w", repo, err)
+	}
+	return out, nil
+}
+
+// PutApplied implements Store.
+func (s *sqlStore) PutApplied(ctx context.Context, a Applied) error {
+	target := a.Repo + " " + a.Service + "/" + a.Role + "@" + a.Host
+	if a.Repo == "" || a.Service == "" || a.Role == "" || a.Host == "" || a.Version == "" {
+		return fmt.Errorf("put applied %s: repo, service, role, host and version are required", target)
+	}
+	at := s.t(s.nowOr(a.AppliedAt))
+	return s.inTx(ctx, "put applied "+target, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO applied (repo, service, role, host, version, commit_sha, spec, applied_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (repo, service, role, host) DO UPDATE SET
+    version = excluded.version, commit_sha = excluded.commit_sha, spec = excluded.spec, applied_at = excluded.applied_at`),
+			a.Repo, a.Service, a.Role, a.Host, a.Version, a.Commit, blob(a.Spec), at); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO spec_versions (repo, service, role, version, commit_sha, spec, first_applied, last_applied)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (repo, service, role, version) DO UPDATE SET
+    commit_sha = excluded.commit_sha, spec = excluded.spec, last_applied = excluded.last_applied
+WHERE excluded.last_applied >= spec_versions.last_applied`),
+			a.Repo, a.Service, a.Role, a.Version, a.Commit, blob(a.Spec), at, at)
+		return err
+	})
+}
+
+// DeleteApplied implements Store.
+func (s *sqlStore) DeleteApplied(ctx context.Context, repo, service, role, host string) error {
+	if _, err := s.db.ExecContext(ctx, s.q("DELETE FROM applied WHERE repo = ? AND service = ? AND role = ? AND host = ?"), repo, service, role, host); err != nil {
+		return fmt.Errorf("delete applied %s %s/%s@%s: %w", repo, service, role, host, err)
+	}
+	return nil
+}
+
+// ListVersions implements Store.
+func (s *sqlStore) ListVersions(ctx context.Context, repo, service string) ([]Version, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT repo, service, role, version, commit_sha, spec, first_applied, last_applied
+FROM spec_versions WHERE repo = ? AND service = ? ORDER BY last_applied DESC, role, version`), repo, service)
+	if err != nil {
+		return nil, fmt.Errorf("list versions of %s %s: %w", repo, service, err)
+	}
+	out, err := collect(rows, func(r *sql.Rows) (Version, error) {
+		var v Version
+		err := r.Scan(&v.Repo, &v.Service, &v.Role, &v.Version, &v.Commit, &v.Spec, timeCol{&v.FirstApplied}, timeCol{&v.LastApplied})
+		v.Spec = unblob(v.Spec)
+		return v, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list versions of %s %s: %w", repo, service, err)
+	}
+	return out, nil
+}
+
+// CreateDeployment implements Store.
+func (s *sqlStore) CreateDeployment(ctx context.Context, d Deployment) (int64, error) {
+	if d.Status == "" {
+		d.Status = StatusPending
+	}
+	if !d.Status.Valid() {
+		return 0, fmt.Errorf("create deployment of %s: unknown status %q", d.Repo, d.Status)
+	}
+	if d.Repo == "" {
+		return 0, errors.New("create deployment: repo is required")
+	}
+	var finished any
+	if d.FinishedAt != nil {
+		finished = s.t(*d.FinishedAt)
+	}
+	var id int64
+	err := s.db.QueryRowContext(ctx, s.q(`INSERT INTO deployments (repo, service, commit_sha, status, triggered_by, error, started_at, finished_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+		d.Repo, d.Service, d.Commit, string(d.Status), d.Trigger, d.Error, s.t(s.nowOr(d.StartedAt)), finished).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("create deployment of %s: %w", d.Repo, err)
+	}
+	return id, nil
+}
+
+// FinishDeployment implements Store.
+func (s *sqlStore) FinishDeployment(ctx context.Context, id int64, status Status, errMsg string) error {
+	if !status.Final() {
+		return fmt.Errorf("finish deployment %d: %q is not a final status (deployed, failed, rolled_back)", id, status)
+	}
+	return s.execOne(ctx, fmt.Sprintf("finish deployment %d", id), ErrNotFound,
+		"UPDATE deployments SET status = ?, error = ?, finished_at = ? WHERE id = ?",
+		string(status), errMsg, s.t(s.now()), id)
+}
+
+// SetDeploymentStatus implements Store. A final status also sets the finish
+// time, if the deployment has none yet.
+func (s *sqlStore) SetDeploymentStatus(ctx context.Context, id int64, status Status) error {
+	if !status.Valid() {
+		return fmt.Errorf("set status of deployment %d: unknown status %q", id, status)
+	}
+	var finished any
+	if status.Final() {
+		finished = s.t(s.now())
+	}
+	return s.execOne(ctx, fmt.Sprintf("set status of deployment %d", id), ErrNotFound,
+		"UPDATE deployments SET status = ?, finished_at = COALESCE(finished_at, ?) WHERE id = ?",
+		string(status), finished, id)
+}
+
+const deploymentCols = "id, repo, service, commit_sha, status, triggered_by, error, started_at, finished_at"
+
+func scanDeployment(r interface{ Scan(...any) error }) (Deployment, error) {
+	var d Deployment
+	var status string
+	err := r.Scan(&d.ID, &d.Repo, &d.Service, &d.Commit, &status, &d.Trigger, &d.Error, timeCol{&d.StartedAt}, nullTimeCol{&d.FinishedAt})
+	d.Status = Status(status)
+	return d, err
+}
+
+// GetDeployment implements Store.
+func (s *sqlStore) GetDeployment(ctx context.Context, id int64) (Deployment, error) {
+	d, err := scanDeployment(s.db.QueryRowContext(ctx, s.q("SELECT "+deploymentCols+" FROM deployments WHERE id = ?"), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Deployment{}, fmt.Errorf("get deployment %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Deployment{}, fmt.Errorf("get deployment %d: %w", id, err)
+	}
+	return d, nil
+}
+
+// ListDeployments implements Store.
+func (s *sqlStore) ListDeployments(ctx context.Context, f DeploymentFilter) ([]Deployment, error) {
+	var where []string
+	var args []any
+	for _, c := range []struct {
+		col string
+		val string
+	}{{"repo", f.Repo}, {"service", f.Service}, {"commit_sha", f.Commit}, {"status", string(f.Status)}} {
+		if c.val != "" {
+			where = append(where, c.col+" = ?")
+			args = append(args, c.val)
+		}
+	}
+	if f.BeforeID > 0 {
+		where = append(where, "id < ?")
+		args = append(args, f.BeforeID)
+	}
+	query := "SELECT " + deploymentCols + " FROM deployments"
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += " ORDER BY id DESC"
+	if f.Limit > 0 {
+		query += " LIMIT " + strconv.Itoa(f.Limit)
+	}
+	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list deployments: %w", err)
+	}
+	out, err := collect(rows, func(r *sql.Rows) (Deployment, error) { return scanDeployment(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list deployments: %w", err)
+	}
+	return out, nil
+}
+
+// AddEvent implements Store.
+func (s *sqlStore) AddEvent(ctx context.Context, e Event) error {
+	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO deployment_events (deployment_id, host, step, status, message, at)
+VALUES (?, ?, ?, ?, ?, ?)`), e.DeploymentID, e.Host, e.Step, e.Status, e.Message, s.t(s.nowOr(e.At)))
+	if err != nil {
+		// The foreign key refused it, most likely; say so plainly.
+		if _, gerr := s.GetDeployment(ctx, e.DeploymentID); errors.Is(gerr, ErrNotFound) {
+			return fmt.Errorf("add event to deployment %d: deployment %w", e.DeploymentID, ErrNotFound)
+		}
+		return fmt.Errorf("add event to deployment %d: %w", e.DeploymentID, err)
+	}
+	return nil
+}
+
+// ListEvents implements Store.
+func (s *sqlStore) ListEvents(ctx context.Context, deploymentID int64) ([]Event, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT deployment_id, host, step, status, message, at
+FROM deployment_events WHERE deployment_id = ? ORDER BY id`), deploymentID)
+	if err != nil {
+		return nil, fmt.Errorf("list events of deployment %d: %w", deploymentID, err)
+	}
+	out, err := collect(rows, func(r *sql.Rows) (Event, error) {
+		var e Event
+		err := r.Scan(&e.DeploymentID, &e.Host, &e.Step, &e.Status, &e.Message, timeCol{&e.At})
+		return e, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list events of deployment %d: %w", deploymentID, err)
+	}
+	return out, nil
+}
+
+// PutHold implements Store.
+func (s *sqlStore) PutHold(ctx context.Context, h Hold) error {
+	if h.Repo == "" || h.Service == "" {
+		return fmt.Errorf("put hold on %s %s: repo and service are required", h.Repo, h.Service)
+	}
+	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO holds (repo, service, version, reason, spec, created_at)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (repo, service) DO UPDATE SET
+    version = excluded.version, reason = excluded.reason, spec = excluded.spec, created_at = excluded.created_at`),
+		h.Repo, h.Service, h.Version, h.Reason, blob(h.Spec), s.t(s.nowOr(h.CreatedAt)))
+	if err != nil {
+		return fmt.Errorf("put hold on %s %s: %w", h.Repo, h.Service, err)
+	}
+	return nil
+}
+
+// DeleteHold implements Store.
+func (s *sqlStore) DeleteHold(ctx context.Context, repo, service string) error {
+	return s.execOne(ctx, fmt.Sprintf("delete hold on %s %s", repo, service), ErrNotFound,
+		"DELETE FROM holds WHERE repo = ? AND service = ?", repo, service)
+}
+
+// ListHolds implements Store.
+func (s *sqlStore) ListHolds(ctx context.Context, repo string) ([]Hold, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT repo, service, version, reason, spec, created_at
+FROM holds WHERE repo = ? ORDER BY service`), repo)
+	if err != nil {
+		return nil, fmt.Errorf("list holds of %s: %w", repo, err)
+	}
+	out, err := collect(rows, func(r *sql.Rows) (Hold, error) {
+		var h Hold
+		err := r.Scan(&h.Repo, &h.Service, &h.Version, &h.Reason, &h.Spec, timeCol{&h.CreatedAt})
+		h.Spec = unblob(h.Spec)
+		return h, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list holds of %s: %w", repo, err)
+	}
+	return out, nil
+}
+
+// AcquireLock implements Store. The take-over is one conditional upsert, so
+// the database decides atomically between two contenders.
+func (s *sqlStore) AcquireLock(ctx context.Context, name, owner string, lease time.Duration) (bool, Lock, error) {
+	if name == "" || owner == "" {
+		return false, Lock{}, fmt.Errorf("acquire lock %q for %q: name and owner are required", name, owner)
+	}
+	for range 3 {
+		now := s.nowOr(time.Time{})
+		var l Lock
+		err := s.db.QueryRowContext(ctx, s.q(`INSERT INTO locks (name, owner, expires_at) VALUES (?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+WHERE locks.expires_at <= ? OR locks.owner = excluded.owner
+RETURNING name, owner, expires_at`), name, owner, s.t(now.Add(lease)), s.t(now)).Scan(&l.Name, &l.Owner, timeCol{&l.ExpiresAt})
+		if err == nil {
+			return true, l, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return false, Lock{}, fmt.Errorf("acquire lock %s: %w", name, err)
+		}
+		err = s.db.QueryRowContext(ctx, s.q("SELECT name, owner, expires_at FROM locks WHERE name = ?"), name).Scan(&l.Name, &l.Owner, timeCol{&l.ExpiresAt})
+		if err == nil {
+			return false, l, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return false, Lock{}, fmt.Errorf("read lock %s: %w", name, err)
+		}
+		// Released between the two statements: try again.
+	}
+	return false, Lock{}, fmt.Errorf("acquire lock %s: it changed hands three times during the attempt", name)
+}
+
+// RenewLock implements Store.
+func (s *sqlStore) RenewLock(ctx context.Context, name, owner string, lease time.Duration) error {
+	return s.execOne(ctx, fmt.Sprintf("renew lock %s for %s", name, owner), ErrNotHeld,
+		"UPDATE locks SET expires_at = ? WHERE name = ? AND owner = ?", s.t(s.now().Add(lease)), name, owner)
+}
+
+// ReleaseLock implements Store.
+func (s *sqlStore) ReleaseLock(ctx context.Context, name, owner string) error {
+	return s.execOne(ctx, fmt.Sprintf("release lock %s for %s", name, owner), ErrNotHeld,
+		"DELETE FROM locks WHERE name = ? AND owner = ?", name, owner)
+}
+
+// RecordDelivery implements Store.
+func (s *sqlStore) RecordDelivery(ctx context.Context, d Delivery) (bool, error) {
+	if d.ID == "" {
+		return false, errors.New("record delivery: id is required")
+	}
+	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO webhook_deliveries (id, event, repo, payload, received_at, outcome)
+VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`),
+		d.ID, d.Event, d.Repo, blob(d.Payload), s.t(s.nowOr(d.ReceivedAt)), d.Outcome)
+	if err != nil {
+		return false, fmt.Errorf("record delivery %s: %w", d.ID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("record delivery %s: %w", d.ID, err)
+	}
+	return n == 1, nil
+}
+
+// SetDeliveryOutcome implements Store.
+func (s *sqlStore) SetDeliveryOutcome(ctx context.Context, id, outcome string) error {
+	return s.execOne(ctx, "set outcome of delivery "+id, ErrNotFound,
+		"UPDATE webhook_deliveries SET outcome = ? WHERE id = ?", outcome, id)
+}
+
+// GetDelivery implements Store.
+func (s *sqlStore) GetDelivery(ctx context.Context, id string) (Delivery, error) {
+	var d Delivery
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT id, event, repo, payload, received_at, outcome
+FROM webhook_deliveries WHERE id = ?`), id).Scan(&d.ID, &d.Event, &d.Repo, &d.Payload, timeCol{&d.ReceivedAt}, &d.Outcome)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Delivery{}, fmt.Errorf("get delivery %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Delivery{}, fmt.Errorf("get delivery %s: %w", id, err)
+	}
+	d.Payload = unblob(d.Payload)
+	return d, nil
+}
+
+// execOne runs a statement that must change one row; when it changes none
+// it returns none wrapped in op.
+func (s *sqlStore) execOne(ctx context.Context, op string, none error, query string, args ...any) error {
+	res, err := s.db.ExecContext(ctx, s.q(query), args...)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: %w", op, none)
+	}
+	return nil
+}
+
+// inTx runs fn in a transaction and commits when it returns nil.
+func (s *sqlStore) inTx(ctx context.Context, op string, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("%s: begin: %w", op, err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("%s: commit: %w", op, err)
+	}
+	return nil
+}
+
+// collect scans every row and closes rows. Reading everything before
+// returning matters on SQLite, whose pool has one connection.
+func collect[T any](rows *sql.Rows, scan func(*sql.Rows) (T, error)) ([]T, error) {
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
