@@ -135,7 +135,27 @@ func EnsureServerImage(ctx context.Context, logf Logf) (string, error) {
 		return "", err
 	}
 	logf.printf("testbed: imported %s in %s", ref, time.Since(start).Round(time.Millisecond))
+	pruneOldServerImages(ctx, ref, rootfs)
 	return ref, nil
+}
+
+// pruneOldServerImages removes server images and root filesystems of earlier
+// recipes; an image still used by a container stays.
+func pruneOldServerImages(ctx context.Context, keep, keepRootfs string) {
+	out, err := docker(ctx, "images", serverImageRepo, "--format", "{{.Repository}}:{{.Tag}}")
+	if err == nil {
+		for _, old := range strings.Fields(out) {
+			if old != keep {
+				_, _ = docker(ctx, "rmi", old)
+			}
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join(serverImageCacheDir, "rootfs-*.tar"))
+	for _, f := range files {
+		if f != keepRootfs {
+			_ = os.Remove(f)
+		}
+	}
 }
 
 // buildRootfs runs debootstrap into a temporary folder and tars the tree to
