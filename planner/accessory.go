@@ -57,7 +57,7 @@ func parseAccessories(main *svcDef) []*svcDef {
 				if msg := checkImage(s); msg != "" {
 					d.errf(a.imageNode, "%s.image: %s", what, msg)
 				} else {
-					a.image = s
+					a.image, a.imageVersioned = s, imageHasVersion(s)
 				}
 			}
 		} else {

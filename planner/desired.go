@@ -40,7 +40,8 @@ func (l *loader) resolve(defs []*svcDef) *desiredState {
 
 type proxyClaim struct {
 	service, role string
-	at            string // file:line:col
+	d             *doc // where the claim is, formatted only for an error
+	node          *yaml.Node
 }
 
 func (l *loader) resolveService(s *svcDef, ds *desiredState, hostOwner map[string]string, claims map[string]proxyClaim) *desiredService {
@@ -74,7 +75,7 @@ func (l *loader) resolveService(s *svcDef, ds *desiredState, hostOwner map[strin
 			return nil
 		}
 	}
-	if image != "" && !imageHasVersion(image) {
+	if image != "" && !s.imageVersioned {
 		d.notef(s.imageNode, "image %s has no tag or digest: Docker pulls :latest, and a new push to it is not a config change bosun can see; pin a tag (e.g. %s:1.2.3)", image, image)
 	}
 	out := &desiredService{file: d.file, svc: Service{
@@ -228,12 +229,14 @@ func (l *loader) roleSpec(s *svcDef, r *roleDef, image string) (*Spec, bool) {
 	if r.proxyOn != nil {
 		proxied = *r.proxyOn
 	}
+	// Specs get their own slices: parsed files are cached and shared.
 	spec := &Spec{
-		Service: s.name, Role: r.name, Image: image, Cmd: r.cmd,
+		Service: s.name, Role: r.name, Image: image, Cmd: slices.Clone(r.cmd),
 		Env:     map[string]string{},
-		Volumes: s.volumes, Options: r.options, Health: s.health,
+		Volumes: slices.Clone(s.volumes), Options: r.options.clone(), Health: s.health,
 		DeployTimeout: s.deploy, DrainTimeout: s.drain, ReadinessDelay: s.readiness,
 	}
+	spec.Health.Cmd = slices.Clone(s.health.Cmd)
 	maps.Copy(spec.Env, s.env.clear)
 	maps.Copy(spec.Env, r.env.clear)
 	if len(s.labels)+len(r.labels) > 0 {
@@ -470,27 +473,29 @@ func jumpSuffix(j string) string {
 // claim is an error. The catch-all route (no host) is claimed per server.
 func (l *loader) claimProxy(s *svcDef, r *roleDef, p *Proxy, hosts []resolvedHost, claims map[string]proxyClaim) {
 	me := proxyClaim{service: s.name, role: r.name}
-	check := func(key, what string, node *yaml.Node) {
-		if prev, ok := claims[key]; ok && prev != (proxyClaim{service: me.service, role: me.role, at: prev.at}) {
-			s.d.errf(node, "%s is already routed to %s/%s (%s): give each service its own proxy host or path_prefix", what, prev.service, prev.role, prev.at)
+	check := func(key string, what func() string, node *yaml.Node) {
+		prev, ok := claims[key]
+		if !ok {
+			claims[key] = proxyClaim{service: me.service, role: me.role, d: s.d, node: node}
 			return
 		}
-		if _, ok := claims[key]; !ok {
-			c := me
-			c.at = s.d.at(node, "").Error()
-			c.at = strings.TrimSuffix(c.at, ": ")
-			claims[key] = c
+		if prev.service == me.service && prev.role == me.role {
+			return
 		}
+		at := strings.TrimSuffix(prev.d.at(prev.node, "").Error(), ": ")
+		s.d.errf(node, "%s is already routed to %s/%s (%s): give each service its own proxy host or path_prefix", what(), prev.service, prev.role, at)
 	}
 	node := r.node
 	if len(p.Hosts) == 0 {
 		for _, h := range hosts {
-			check("\x00"+h.name+"\x00"+p.PathPrefix, fmt.Sprintf("the catch-all route%s on %s", pathSuffix(p.PathPrefix), h.name), node)
+			check("\x00"+h.name+"\x00"+p.PathPrefix, func() string {
+				return fmt.Sprintf("the catch-all route%s on %s", pathSuffix(p.PathPrefix), h.name)
+			}, node)
 		}
 		return
 	}
 	for _, h := range p.Hosts {
-		check(h+"\x00"+p.PathPrefix, fmt.Sprintf("proxy host %s%s", h, pathSuffix(p.PathPrefix)), node)
+		check(h+"\x00"+p.PathPrefix, func() string { return fmt.Sprintf("proxy host %s%s", h, pathSuffix(p.PathPrefix)) }, node)
 	}
 }
 

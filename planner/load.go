@@ -1,7 +1,9 @@
 package planner
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io/fs"
 	"runtime"
@@ -27,6 +29,7 @@ type loader struct {
 	applied      map[Target]*Applied
 	secretHashes map[string]string
 	warned       map[string]bool
+	cache        *parseCache
 }
 
 // desiredState is the resolved config: every target's spec.
@@ -78,14 +81,15 @@ func (l *loader) load(ctx context.Context, src fs.FS) (*desiredState, error) {
 	return l.resolve(defs), nil
 }
 
-// loadServiceFiles parses the service files on all CPUs. Each file reports
-// into its own report; they are merged in file order.
+// loadServiceFiles parses the service files on all CPUs, reusing the
+// parse of a file whose content (and templates) did not change since the
+// last plan of the repository. Each file reports into its own report; they
+// are merged in file order.
 func (l *loader) loadServiceFiles(ctx context.Context, src fs.FS, files []string) ([]*svcDef, error) {
-	type result struct {
-		defs []*svcDef
-		r    report
-	}
-	results := make([]result, len(files))
+	cached := l.cache.snapshot(l.in.Repo)
+	tkey := templatesKey(src)
+	results := make([]*fileResult, len(files))
+	keys := make([]fileKey, len(files))
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), len(files)) {
@@ -95,7 +99,7 @@ func (l *loader) loadServiceFiles(ctx context.Context, src fs.FS, files []string
 				if i >= len(files) || ctx.Err() != nil {
 					return
 				}
-				results[i].defs = l.loadServiceFile(src, files[i], &results[i].r)
+				results[i], keys[i] = l.loadServiceFile(src, files[i], cached, tkey)
 			}
 		})
 	}
@@ -103,45 +107,43 @@ func (l *loader) loadServiceFiles(ctx context.Context, src fs.FS, files []string
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	used := make(map[fileKey]*fileResult, len(files))
 	var defs []*svcDef
-	for i := range results {
-		l.r.errs = append(l.r.errs, results[i].r.errs...)
-		l.r.notices = append(l.r.notices, results[i].r.notices...)
-		for _, d := range results[i].defs {
-			d.d.r = l.r // later checks report into the commit's report
-			defs = append(defs, d)
-		}
+	for i, fr := range results {
+		used[keys[i]] = fr
+		l.r.errs = append(l.r.errs, fr.errs...)
+		l.r.notices = append(l.r.notices, fr.note...)
+		defs = append(defs, fr.use(l.r)...)
 	}
+	l.cache.store(l.in.Repo, used)
 	return defs, nil
 }
 
-// serviceFiles lists services/*.yml and services/*.yaml, sorted.
-func serviceFiles(src fs.FS) ([]string, error) {
-	ents, err := fs.ReadDir(src, "services")
-	if err != nil {
-		if _, statErr := fs.Stat(src, "services"); statErr != nil {
-			return nil, nil
-		}
-		return nil, err
-	}
-	var out []string
-	for _, e := range ents {
-		n := e.Name()
-		if !e.IsDir() && (strings.HasSuffix(n, ".yml") || strings.HasSuffix(n, ".yaml")) {
-			out = append(out, "services/"+n)
-		}
-	}
-	slices.Sort(out)
-	return out, nil
-}
-
-func (l *loader) loadServiceFile(src fs.FS, file string, r *report) []*svcDef {
-	d := newDoc(file, r)
+func (l *loader) loadServiceFile(src fs.FS, file string, cached map[fileKey]*fileResult, tkey []byte) (*fileResult, fileKey) {
+	var r report
 	data, err := fs.ReadFile(src, file)
 	if err != nil {
-		d.errf(nil, "cannot read the file: %v", err)
-		return nil
+		r.errs = append(r.errs, &ConfigError{File: file, Msg: fmt.Sprintf("cannot read the file: %v", err)})
+		return &fileResult{errs: r.errs}, fileKey{}
 	}
+	h := sha256.New()
+	h.Write([]byte(file))
+	h.Write([]byte{0})
+	h.Write(data)
+	if bytes.Contains(data, []byte("template")) {
+		h.Write(tkey)
+	}
+	var key fileKey
+	h.Sum(key[:0])
+	if fr, ok := cached[key]; ok {
+		return fr, key
+	}
+	defs := l.parseServiceFile(file, data, &r)
+	return &fileResult{defs: defs, errs: r.errs, note: r.notices}, key
+}
+
+func (l *loader) parseServiceFile(file string, data []byte, r *report) []*svcDef {
+	d := newDoc(file, r)
 	root := d.parse(data)
 	if root == nil {
 		return nil
@@ -178,4 +180,24 @@ func sortWarnings(pl *Plan) {
 	slices.Sort(pl.Warnings)
 	pl.Warnings = slices.Compact(pl.Warnings)
 	slices.Sort(pl.ReleasedHolds)
+}
+
+// serviceFiles lists services/*.yml and services/*.yaml, sorted.
+func serviceFiles(src fs.FS) ([]string, error) {
+	ents, err := fs.ReadDir(src, "services")
+	if err != nil {
+		if _, statErr := fs.Stat(src, "services"); statErr != nil {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		n := e.Name()
+		if !e.IsDir() && (strings.HasSuffix(n, ".yml") || strings.HasSuffix(n, ".yaml")) {
+			out = append(out, "services/"+n)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }

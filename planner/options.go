@@ -3,6 +3,7 @@ package planner
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -215,4 +216,10 @@ func checkTmpfs(s string) string {
 		}
 	}
 	return ""
+}
+
+func (o Options) clone() Options {
+	o.AddHosts, o.CapAdd, o.CapDrop = slices.Clone(o.AddHosts), slices.Clone(o.CapAdd), slices.Clone(o.CapDrop)
+	o.Ulimits, o.Publish, o.Tmpfs = slices.Clone(o.Ulimits), slices.Clone(o.Publish), slices.Clone(o.Tmpfs)
+	return o
 }

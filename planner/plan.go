@@ -21,8 +21,9 @@ type Config struct {
 // Planner turns a config repository at one commit into a Plan. It is safe
 // for concurrent use; it does no network I/O and knows nothing about git.
 type Planner struct {
-	cfg Config
-	log *slog.Logger
+	cfg   Config
+	log   *slog.Logger
+	cache parseCache
 }
 
 // New returns a Planner.
@@ -138,7 +139,7 @@ func (p *Planner) Plan(ctx context.Context, src fs.FS, in Input) (*Plan, error) 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	l := &loader{cfg: &p.cfg, in: &in, r: &report{}}
+	l := &loader{cfg: &p.cfg, in: &in, r: &report{}, cache: &p.cache}
 	desired, err := l.load(ctx, src)
 	if err != nil {
 		return nil, err

@@ -12,35 +12,37 @@ import (
 // svcDef is one service as its file says it, checked key by key but not yet
 // resolved against the inventory.
 type svcDef struct {
-	d           *doc
-	name        string
-	nameNode    *yaml.Node
-	image       string
-	imageNode   *yaml.Node
-	registry    *Registry // the file's own registry block
-	primaryRole string
-	primaryNode *yaml.Node
-	roles       []*roleDef // in file order
-	env         envDef
-	volumes     []Volume
-	volNodes    []*yaml.Node
-	labels      map[string]string
-	logging     *Logging
-	proxy       proxyDef // root proxy block
-	health      Health
-	bootLimit   string // "" | "3" | "25%"
-	bootWait    Duration
-	retain      int
-	readiness   Duration
-	deploy      Duration
-	drain       Duration
-	stop        Duration
-	ssh         sshSettings
-	sshNode     *yaml.Node
-	canary      *Canary
-	template    string // templates/NAME.yml.tmpl when rendered
-	accessory   bool
-	accessories *yaml.Node
+	d         *doc
+	name      string
+	nameNode  *yaml.Node
+	image     string
+	imageNode *yaml.Node
+	// imageVersioned: the image names a tag or digest.
+	imageVersioned bool
+	registry       *Registry // the file's own registry block
+	primaryRole    string
+	primaryNode    *yaml.Node
+	roles          []*roleDef // in file order
+	env            envDef
+	volumes        []Volume
+	volNodes       []*yaml.Node
+	labels         map[string]string
+	logging        *Logging
+	proxy          proxyDef // root proxy block
+	health         Health
+	bootLimit      string // "" | "3" | "25%"
+	bootWait       Duration
+	retain         int
+	readiness      Duration
+	deploy         Duration
+	drain          Duration
+	stop           Duration
+	ssh            sshSettings
+	sshNode        *yaml.Node
+	canary         *Canary
+	template       string // templates/NAME.yml.tmpl when rendered
+	accessory      bool
+	accessories    *yaml.Node
 }
 
 type roleDef struct {
@@ -156,7 +158,7 @@ func parseService(d *doc, root *yaml.Node) *svcDef {
 			if msg := checkImage(v); msg != "" {
 				d.errf(s.imageNode, "image: %s", msg)
 			} else {
-				s.image = v
+				s.image, s.imageVersioned = v, imageHasVersion(v)
 			}
 		}
 	} else {

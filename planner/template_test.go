@@ -1,9 +1,12 @@
 package planner_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/bosunhq/bosun/planner"
 )
 
 // TestPlanner_Templates checks rendering, the function set and where
@@ -90,5 +93,33 @@ func TestPlanner_TemplateChangeReplansUsers(t *testing.T) {
 	for i, c := range after.Changes {
 		changed := c.Version != before.Changes[i].Version
 		require.Equal(t, c.Service != "c", changed, "%s", c.Target)
+	}
+}
+
+// TestPlanner_CacheFollowsChanges plans with one Planner (which reuses the
+// parse of unchanged files) and checks it sees template, file and fleet
+// changes exactly as a fresh Planner does.
+func TestPlanner_CacheFollowsChanges(t *testing.T) {
+	t.Parallel()
+	files := map[string]string{
+		"templates/t.yml.tmpl": "service: {{ .name }}\nimage: a/b:1\nservers: [web-1]\nproxy: {host: {{ .name }}.example.com}\n",
+		"services/a.yml":       "template: t\nvars: {name: a}\n",
+		"services/c.yml":       "service: c\nimage: a/b:1\nservers: [web-2]\nbuilder: {}\n",
+	}
+	p := planner.New(planner.Config{SecretKey: []byte("k")})
+	steps := []func(){
+		func() {},
+		func() { files["templates/t.yml.tmpl"] += "env: {NEW: '1'}\n" },
+		func() { files["services/c.yml"] = strings.Replace(files["services/c.yml"], "a/b:1", "a/b:2", 1) },
+		func() { files["fleet.yml"] = strings.Replace(testFleet, "10.0.0.12", "10.0.0.99", 1) },
+		func() { files["services/c.yml"] = "service: c\nimage: Bad\nservers: [web-2]\n" },
+		func() {},
+	}
+	for i, step := range steps {
+		step()
+		got, gotErr := p.Plan(t.Context(), mapFS(files), planner.Input{Repo: "r", Commit: "c"})
+		want, wantErr := planner.New(planner.Config{SecretKey: []byte("k")}).Plan(t.Context(), mapFS(files), planner.Input{Repo: "r", Commit: "c"})
+		require.Equal(t, wantErr, gotErr, "step %d", i)
+		require.Equal(t, want, got, "step %d", i)
 	}
 }
