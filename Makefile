@@ -46,5 +46,14 @@ testbed:
 testbed-down:
 	$(GO) run ./internal/testbed/cmd/testbed down
 
+# The main job end to end: 2 test servers, a config repository from
+# examples/, bosun serve deploying v1, v2 under load, and a revert.
+demo: build
+	$(GO) run ./internal/demo -bosun $(BIN)
+
+demo-down:
+	$(GO) run ./internal/demo down
+	rm -rf .demo
+
 clean:
 	rm -rf bin
