@@ -1,0 +1,53 @@
+// Package executor takes a planner.Plan to servers: it keeps one SSH
+// connection per server (golang.org/x/crypto/ssh, host keys checked against
+// known_hosts), drives Docker through the Engine API over that connection
+// (the server's /var/run/docker.sock forwarded over SSH, the official
+// client, API version negotiated), installs and drives the bosun-proxy
+// container, and rolls each changed service out host by host with zero
+// downtime, putting switched hosts back when any host fails.
+//
+// It owns the containers, routes and proxy it makes on servers (only
+// containers labelled bosun.service are ever stopped or removed; volumes
+// never are), the per-service rollout lock (through the store's lease), and
+// the applied state, deployment and event records it writes to the store.
+// It never reads git or config files, never decides what should run (that is
+// the planner), and never builds a shell command: every value goes into a
+// field of an Engine API call. Secret values are resolved from
+// Config.Secrets at the moment a container is created and appear nowhere
+// else: not in events, errors, logs or the store.
+//
+// # Per host, for one role of one service
+//
+//	          ┌────────────┐ retained container of this version?
+//	connect ─►│ proxy/net  ├──── yes ──────────────┐ (no pull)
+//	          └─────┬──────┘                       │
+//	                no                             │
+//	                ▼                              ▼
+//	              pull ──────────────────────►  create+start ──► health ──► switch ──► stop old ──► record ──► prune
+//	                │ fail                          │ fail         │ fail     (proxied roles: health and
+//	                ▼                               ▼              ▼           switch are one proxy deploy,
+//	          old version still serving ◄────── stop new (stateful: restart old)    which drains the old target)
+//
+// A stateful role (host volume, no proxy) stops the old container before it
+// starts the new one. After a later host fails, each switched host is taken
+// back: its previous (retained) container started, the route switched back,
+// the new container stopped, the applied state restored.
+//
+// # Context
+//
+// Steps before the new container starts follow ctx. From the start of the
+// new container to the end of that host's step, the executor keeps going on
+// a context that ignores cancellation (bounded by deploy_timeout and
+// drain_timeout), so a cancelled rollout leaves every host on its old or its
+// new version with a serving container; the rollout then stops, the hosts
+// already switched stay on the new version, and the deployment is recorded
+// as failed. The next Apply converges.
+//
+// # Errors
+//
+// Apply returns a *RolloutError (service, what was rolled back) wrapping a
+// *StepError (host, service, role, step, the container's last log lines for
+// start and health failures). Connecting can fail with a *HostKeyError
+// (unknown or changed host key). ErrLockTimeout means another rollout of the
+// service held the lock longer than ApplyOpts.LockWait.
+package executor
