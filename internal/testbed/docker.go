@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -83,7 +84,8 @@ func EnsureDocker(ctx context.Context, logf Logf) error {
 		}
 	}
 	start := time.Now()
-	if err := startDockerd(); err != nil {
+	exited, err := startDockerd()
+	if err != nil {
 		return err
 	}
 	deadline := time.Now().Add(90 * time.Second)
@@ -99,6 +101,9 @@ func EnsureDocker(ctx context.Context, logf Logf) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case werr := <-exited:
+			log, _ := os.ReadFile(dockerdLog)
+			return fmt.Errorf("start dockerd: exited: %v: %s", werr, tail(log))
 		case <-time.After(200 * time.Millisecond): // polling the socket: dockerd gives no other signal
 		}
 	}
@@ -114,21 +119,33 @@ func dockerAnswers(ctx context.Context) error {
 	return err
 }
 
-func startDockerd() error {
+// startDockerd starts dockerd in its own session, so that it outlives this
+// process and does not get the terminal's signals. The channel receives its
+// exit status should it exit while this process runs.
+func startDockerd() (<-chan error, error) {
+	// A dockerd killed with its machine session leaves its pid file; a
+	// pid that now names another process would stop the new one.
+	for _, pidFile := range []string{"/var/run/docker.pid", "/var/run/docker/containerd/containerd.pid"} {
+		if data, err := os.ReadFile(pidFile); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && syscall.Kill(pid, 0) != nil {
+				_ = os.Remove(pidFile)
+			}
+		}
+	}
 	log, err := os.OpenFile(dockerdLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return fmt.Errorf("open dockerd log: %w", err)
+		return nil, fmt.Errorf("open dockerd log: %w", err)
 	}
 	defer log.Close()
 	cmd := exec.Command("dockerd")
 	cmd.Stdout, cmd.Stderr = log, log
-	// Its own session: dockerd must outlive this test binary and not get
-	// the terminal's signals.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start dockerd: %w", err)
+		return nil, fmt.Errorf("start dockerd: %w", err)
 	}
-	return cmd.Process.Release()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }() // reaps it if it dies; it normally outlives us
+	return exited, nil
 }
 
 // aptInstall installs Debian packages, waiting for apt's lock when another
@@ -141,7 +158,7 @@ func aptInstall(ctx context.Context, pkgs ...string) error {
 	if out, err := update.CombinedOutput(); err != nil {
 		return fmt.Errorf("apt-get update: %w: %s", err, tail(out))
 	}
-	install := exec.CommandContext(ctx, "apt-get", append(append(lock, "install", "-y", "--no-install-recommends"), pkgs...)...)
+	install := exec.CommandContext(ctx, "apt-get", append(append(lock, "install", "-y"), pkgs...)...)
 	install.Env = env
 	if out, err := install.CombinedOutput(); err != nil {
 		return fmt.Errorf("apt-get install %s: %w: %s", strings.Join(pkgs, " "), err, tail(out))
