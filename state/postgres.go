@@ -26,21 +26,9 @@ var _ Store = (*Postgres)(nil)
 // OpenPostgres connects to the PostgreSQL database named by dsn (a URL or
 // key=value connection string, as pgx takes it) and applies the migrations.
 func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
-	cfg, err := pgxpool.ParseConfig(dsn)
+	pool, db, where, err := openPostgresDB(ctx, dsn)
 	if err != nil {
-		// pgx's error names the DSN with its password masked.
-		return nil, fmt.Errorf("open postgres state: %w", err)
-	}
-	where := fmt.Sprintf("%s@%s:%d/%s", cfg.ConnConfig.User, cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database)
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("open postgres state %s: %w", where, err)
-	}
-	db := stdlib.OpenDBFromPool(pool)
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		pool.Close()
-		return nil, fmt.Errorf("open postgres state %s: %w", where, err)
+		return nil, err
 	}
 	if _, err := migrations.Apply(ctx, db, migrations.Postgres); err != nil {
 		db.Close()
@@ -48,6 +36,28 @@ func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
 		return nil, fmt.Errorf("open postgres state %s: %w", where, err)
 	}
 	return &Postgres{sqlStore: sqlStore{db: db, dialect: migrations.Postgres, now: time.Now}, pool: pool}, nil
+}
+
+// openPostgresDB connects, unmigrated; where names the database for
+// messages, without a password.
+func openPostgresDB(ctx context.Context, dsn string) (*pgxpool.Pool, *sql.DB, string, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		// pgx's error names the DSN with its password masked.
+		return nil, nil, "", fmt.Errorf("open postgres state: %w", err)
+	}
+	where := fmt.Sprintf("%s@%s:%d/%s", cfg.ConnConfig.User, cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("open postgres state %s: %w", where, err)
+	}
+	db := stdlib.OpenDBFromPool(pool)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		pool.Close()
+		return nil, nil, "", fmt.Errorf("open postgres state %s: %w", where, err)
+	}
+	return pool, db, where, nil
 }
 
 // Pool returns the store's pgx pool, e.g. for River's riverpgxv5 driver.

@@ -37,6 +37,19 @@ const sqliteParams = "?_busy_timeout=10000&_journal_mode=WAL&_foreign_keys=1&_sy
 // database at path and applies the migrations. A new file is readable by its
 // owner only: it holds the secret-hash key.
 func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
+	db, err := openSQLiteDB(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := migrations.Apply(ctx, db, migrations.SQLite); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open sqlite state %s: %w", path, err)
+	}
+	return &SQLite{sqlStore: sqlStore{db: db, dialect: migrations.SQLite, now: time.Now}, path: path}, nil
+}
+
+// openSQLiteDB opens the file with the store's settings, unmigrated.
+func openSQLiteDB(ctx context.Context, path string) (*sql.DB, error) {
 	if strings.ContainsAny(path, "?#") || path == "" {
 		return nil, fmt.Errorf("open sqlite state %q: the path may not be empty or contain ? or #", path)
 	}
@@ -60,11 +73,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite state %s: %w", path, err)
 	}
-	if _, err := migrations.Apply(ctx, db, migrations.SQLite); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open sqlite state %s: %w", path, err)
-	}
-	return &SQLite{sqlStore: sqlStore{db: db, dialect: migrations.SQLite, now: time.Now}, path: path}, nil
+	return db, nil
 }
 
 // DB returns the store's database/sql pool (one connection), e.g. for

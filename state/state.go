@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net/url"
@@ -9,6 +10,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/bosunhq/bosun/migrations"
 )
 
 // Store is bosun's state. Implementations are safe for concurrent use, and
@@ -227,6 +230,32 @@ func Open(ctx context.Context, dsn string) (Store, error) {
 		return OpenPostgres(ctx, dsn)
 	}
 	return nil, fmt.Errorf("open state %q: unknown DSN; use sqlite:PATH, sqlite:///ABS/PATH or postgres://…", Redact(dsn))
+}
+
+// OpenDB opens the database named by dsn (the forms Open takes) with the
+// store's connection settings but without applying migrations, for `bosun
+// migrate`, which applies or reverts them itself through package migrations.
+// The caller calls closeDB when done.
+func OpenDB(ctx context.Context, dsn string) (db *sql.DB, dialect migrations.Dialect, closeDB func() error, err error) {
+	switch {
+	case strings.HasPrefix(dsn, "sqlite:"):
+		path, err := SQLitePath(dsn)
+		if err != nil {
+			return nil, "", nil, err
+		}
+		db, err := openSQLiteDB(ctx, path)
+		if err != nil {
+			return nil, "", nil, err
+		}
+		return db, migrations.SQLite, db.Close, nil
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		pool, db, _, err := openPostgresDB(ctx, dsn)
+		if err != nil {
+			return nil, "", nil, err
+		}
+		return db, migrations.Postgres, func() error { err := db.Close(); pool.Close(); return err }, nil
+	}
+	return nil, "", nil, fmt.Errorf("open state %q: unknown DSN; use sqlite:PATH, sqlite:///ABS/PATH or postgres://…", Redact(dsn))
 }
 
 // SQLitePath returns the absolute file path of a sqlite: DSN.
