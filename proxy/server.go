@@ -50,11 +50,15 @@ type Config struct {
 	Logger    *slog.Logger // events; nil means slog.Default()
 	AccessLog *slog.Logger // one JSON line per proxied request; nil: none
 
-	ReadHeaderTimeout time.Duration // default 10s
-	ReadTimeout       time.Duration // whole request, headers and body; default 60s
-	WriteTimeout      time.Duration // time to write a response after the route's response timeout; default 60s; not for streams and upgrades
-	IdleTimeout       time.Duration // keep-alive connections; default 120s
+	// Slow clients. The read and write limits are progress limits, so
+	// long uploads, downloads and streams (SSE) live as long as bytes move.
+	ReadHeaderTimeout time.Duration // to read a request's headers; default 10s
+	ReadTimeout       time.Duration // longest wait for the next bytes of a request body; default 60s
+	WriteTimeout      time.Duration // longest wait for the client to take the next bytes of a response; default 60s
+	IdleTimeout       time.Duration // keep-alive connections between requests; default 120s
 	MaxHeaderBytes    int           // default 64 KiB
+
+	Pprof bool // also serve /debug/pprof/ on the metrics listener
 }
 
 // Listeners are the sockets a Server serves; a nil one is not served.
@@ -161,9 +165,12 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 	}
 	public := func(h http.Handler) *http.Server {
 		return &http.Server{
-			Handler:           h,
+			Handler: h,
+			// No ReadTimeout or WriteTimeout: net/http would cancel any
+			// request running longer than ReadTimeout (its background read
+			// fails), and cut long responses. serveProxy sets progress
+			// deadlines instead.
 			ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
-			ReadTimeout:       s.cfg.ReadTimeout,
 			IdleTimeout:       s.cfg.IdleTimeout,
 			MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 			ErrorLog:          s.stdErrLog,
@@ -198,7 +205,7 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 		start(l.Control, srv, func() error { return srv.Serve(l.Control) })
 	}
 	if l.Metrics != nil {
-		srv := &http.Server{Handler: s.metrics.handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: s.stdErrLog}
+		srv := &http.Server{Handler: s.metrics.handler(s.cfg.Pprof), ReadHeaderTimeout: 10 * time.Second, ErrorLog: s.stdErrLog}
 		start(l.Metrics, srv, func() error { return srv.Serve(l.Metrics) })
 	}
 	s.log.Info("proxy serving", "routes", len(s.table.Load().services))
@@ -402,7 +409,7 @@ func (s *Server) serveHTTPS(w http.ResponseWriter, r *http.Request) { s.servePro
 func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request, overTLS bool) {
 	start := time.Now()
 	host := normalizeHost(r.Host)
-	ex := getExchange(w)
+	ex := getExchange(w, s.cfg.WriteTimeout)
 	defer putExchange(ex)
 	var svc *service
 	answered := false
@@ -423,9 +430,9 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request, overTLS bool
 			continue // switched under us: the new table is already in place
 		}
 		upgrade := r.Header.Get("Upgrade") != ""
-		if !upgrade {
-			if d, ok := w.(interface{ SetWriteDeadline(time.Time) error }); ok {
-				d.SetWriteDeadline(start.Add(time.Duration(svc.req.ResponseTimeout) + s.cfg.WriteTimeout))
+		if r.Body != nil && r.Body != http.NoBody && !upgrade {
+			if d, ok := w.(readDeadliner); ok {
+				r.Body = &progressBody{ReadCloser: r.Body, conn: d, limit: s.cfg.ReadTimeout, ex: ex}
 			}
 		}
 		t.rp.ServeHTTP(ex, r)
@@ -497,38 +504,52 @@ func writeShort(w http.ResponseWriter, status int) {
 }
 
 // exchange wraps a ResponseWriter to record the status and size for the
-// access log and metrics. Unwrap lets ReverseProxy reach Flush and Hijack.
+// access log and metrics, and to move the connection's write deadline on
+// with every write. Unwrap lets ReverseProxy reach Flush and Hijack.
 type exchange struct {
 	rw       http.ResponseWriter
+	dl       writeDeadliner // nil if rw cannot set deadlines
+	limit    time.Duration
 	status   int
 	bytes    int64
 	proxyErr error
+
+	bodyTimedOut atomic.Bool // the client stalled sending its body
 }
+
+type writeDeadliner interface{ SetWriteDeadline(time.Time) error }
+type readDeadliner interface{ SetReadDeadline(time.Time) error }
 
 var exchangePool = sync.Pool{New: func() any { return new(exchange) }}
 
-func getExchange(w http.ResponseWriter) *exchange {
+func getExchange(w http.ResponseWriter, limit time.Duration) *exchange {
 	ex := exchangePool.Get().(*exchange)
-	ex.rw = w
+	ex.rw, ex.limit = w, limit
+	ex.dl, _ = w.(writeDeadliner)
 	return ex
 }
 
 func putExchange(ex *exchange) {
-	*ex = exchange{}
+	ex.rw, ex.dl, ex.status, ex.bytes, ex.proxyErr = nil, nil, 0, 0, nil
+	ex.bodyTimedOut.Store(false)
 	exchangePool.Put(ex)
 }
 
 func (ex *exchange) Header() http.Header { return ex.rw.Header() }
 
+// progress gives the client WriteTimeout to take what is written next; a
+// deadline left from an earlier request on the connection is replaced.
+func (ex *exchange) progress() {
+	if ex.dl != nil {
+		ex.dl.SetWriteDeadline(time.Now().Add(ex.limit))
+	}
+}
+
 func (ex *exchange) WriteHeader(code int) {
 	if ex.status == 0 && code >= 200 {
 		ex.status = code
-		if ct := ex.rw.Header().Get("Content-Type"); len(ct) >= 17 && ct[:17] == "text/event-stream" {
-			if d, ok := ex.rw.(interface{ SetWriteDeadline(time.Time) error }); ok {
-				d.SetWriteDeadline(time.Time{}) // a stream has no end to wait for
-			}
-		}
 	}
+	ex.progress()
 	ex.rw.WriteHeader(code)
 }
 
@@ -536,12 +557,34 @@ func (ex *exchange) Write(b []byte) (int, error) {
 	if ex.status == 0 {
 		ex.status = http.StatusOK
 	}
+	ex.progress()
 	n, err := ex.rw.Write(b)
 	ex.bytes += int64(n)
 	return n, err
 }
 
 func (ex *exchange) Unwrap() http.ResponseWriter { return ex.rw }
+
+// progressBody gives a client ReadTimeout for each next piece of its
+// request body, and lifts the deadline at the end of the body, so the
+// request may then run as long as the target takes.
+type progressBody struct {
+	io.ReadCloser
+	conn  readDeadliner
+	limit time.Duration
+	ex    *exchange
+}
+
+func (b *progressBody) Read(p []byte) (int, error) {
+	b.conn.SetReadDeadline(time.Now().Add(b.limit))
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.conn.SetReadDeadline(time.Time{})
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		b.ex.bodyTimedOut.Store(true) // the deadline stays, so net/http does not wait for the rest
+	}
+	return n, err
+}
 
 // bufferPool implements httputil.BufferPool with 32 KiB buffers.
 type bufferPool struct{ p sync.Pool }

@@ -1,17 +1,21 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -434,4 +438,81 @@ func TestImage(t *testing.T) {
 	require.Equal(t, []string{"proxy", "run"}, cf.Config.Cmd[:2])
 	require.Contains(t, cf.Config.ExposedPorts, "7080/tcp")
 	require.Equal(t, "linux", cf.OS)
+}
+
+func TestServer_TimeoutsAreProgressLimits(t *testing.T) {
+	h := startProxy(t, Config{ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond})
+	a := newBackend(t, "A")
+	mustDeploy(t, h, deployReq("web", a))
+
+	// A response that takes 2 s, far past both limits, still arrives: the
+	// limits are on progress, not on the length of a request.
+	code, body, _ := get(t, http.DefaultClient, h.httpAddr, "x.test", "/slow")
+	require.Equal(t, 200, code)
+	require.Equal(t, "A-slow", body)
+
+	// A client that stops sending its body is dropped after ReadTimeout.
+	c, err := net.Dial("tcp", h.httpAddr)
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly a little")
+	require.NoError(t, err)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	start := time.Now()
+	reply, _ := io.ReadAll(c)
+	require.Less(t, time.Since(start), 5*time.Second, "stalled body not cut off")
+	require.Contains(t, string(reply), "408 Request Timeout")
+}
+
+func TestServer_AccessLogAndMetrics(t *testing.T) {
+	var buf syncBuffer
+	h := startProxy(t, Config{AccessLog: slog.New(slog.NewJSONHandler(&buf, nil))})
+	mustDeploy(t, h, deployReq("web", newBackend(t, "A"), "app.test"))
+	code, _, _ := get(t, http.DefaultClient, h.httpAddr, "app.test", "/hello")
+	require.Equal(t, 200, code)
+	code, _, _ = get(t, http.DefaultClient, h.httpAddr, "nothing.test", "/")
+	require.Equal(t, 404, code)
+
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	require.Len(t, lines, 2)
+	var rec struct {
+		Msg, Service, Host, Method, Path, Target string
+		Status                                   int
+		Bytes                                    int64
+		DurationMS                               float64 `json:"duration_ms"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(lines[0]), &rec))
+	require.Equal(t, "request", rec.Msg)
+	require.Equal(t, "web", rec.Service)
+	require.Equal(t, "app.test", rec.Host)
+	require.Equal(t, "GET", rec.Method)
+	require.Equal(t, "/hello", rec.Path)
+	require.Equal(t, 200, rec.Status)
+	require.EqualValues(t, 1, rec.Bytes)
+	require.NoError(t, json.Unmarshal([]byte(lines[1]), &rec))
+	require.Equal(t, 404, rec.Status)
+
+	rr := httptest.NewRecorder()
+	h.srv.metrics.handler(false).ServeHTTP(rr, httptest.NewRequest("GET", "/metrics", nil))
+	require.Contains(t, rr.Body.String(), `bosun_proxy_requests_total{code="2xx",service="web"} 1`)
+	require.Contains(t, rr.Body.String(), `bosun_proxy_no_route_total 1`)
+	require.Contains(t, rr.Body.String(), `bosun_proxy_deploys_total{result="ok",service="web"} 1`)
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -236,8 +236,16 @@ func (t *target) rewrite(pr *httputil.ProxyRequest) {
 // errorHandler answers when the target could not give a response: 504 when
 // it did not answer within the response timeout, else 502.
 func (t *target) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	ex, _ := w.(*exchange)
+	if ex != nil {
+		ex.proxyErr = err
+		if ex.bodyTimedOut.Load() {
+			writeShort(w, http.StatusRequestTimeout)
+			return
+		}
+	}
 	if r.Context().Err() != nil {
-		// The client went away; nobody reads this answer.
+		// The client went away; nobody reads this answer, the log does.
 		w.WriteHeader(499)
 		return
 	}
@@ -248,9 +256,6 @@ func (t *target) errorHandler(w http.ResponseWriter, r *http.Request, err error)
 		status = http.StatusGatewayTimeout
 	}
 	t.srv.log.Debug("target error", "service", t.service, "target", t.addr, "err", err)
-	if ex, ok := w.(*exchange); ok {
-		ex.proxyErr = err
-	}
 	writeShort(w, status)
 }
 

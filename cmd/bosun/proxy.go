@@ -83,6 +83,7 @@ Access log: one JSON line per request on stdout; events on stderr.`, e)
 	writeTimeout := fs.Duration("write-timeout", 60*time.Second, "limit on writing a response, after the route's response timeout (not for streams or WebSockets)")
 	idleTimeout := fs.Duration("idle-timeout", 120*time.Second, "keep-alive connection idle limit")
 	debug := fs.Bool("debug", false, "log debug events")
+	pprof := fs.Bool("pprof", false, "serve Go profiles under /debug/pprof/ on the --metrics address")
 	if code, err := parseFlags(fs, args, e); code >= 0 {
 		return code, err
 	}
@@ -106,6 +107,7 @@ Access log: one JSON line per request on stdout; events on stderr.`, e)
 		Token: token, StateDir: *stateDir, LocalCADir: *localCA,
 		ACMEDirectoryURL: *acmeDir, ACMEEmail: *acmeEmail, TrustedProxies: prefixes,
 		Logger: logger, ReadTimeout: *readTimeout, WriteTimeout: *writeTimeout, IdleTimeout: *idleTimeout,
+		Pprof: *pprof,
 	}
 	var flush *flushWriter
 	if *accessLog {
