@@ -3,6 +3,7 @@ package planner
 import (
 	"cmp"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 )
@@ -100,4 +101,22 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// WriteMarkdown writes the errors as a Markdown list for a pull request
+// comment: a first line saying the commit is invalid, then one item per
+// error with its position.
+func (es ConfigErrors) WriteMarkdown(w io.Writer) error {
+	var b strings.Builder
+	n := len(es)
+	plural := "s"
+	if n == 1 {
+		plural = ""
+	}
+	fmt.Fprintf(&b, "**bosun plan: the config is invalid (%d error%s); nothing will be deployed.**\n\n", n, plural)
+	for _, e := range es {
+		fmt.Fprintf(&b, "- `%s:%d:%d`: %s\n", mdCode(e.File), e.Line, e.Col, mdText(e.Msg))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
 }

@@ -69,6 +69,9 @@ func TestPlan_Golden(t *testing.T) {
 				require.True(t, errors.As(err, &cerrs), "want ConfigErrors, got %v", err)
 				require.Nil(t, plan, "an invalid commit must not yield a plan")
 				checkGolden(t, filepath.Join(dir, "want.err"), []byte(cerrs.Error()+"\n"))
+				var md bytes.Buffer
+				require.NoError(t, cerrs.WriteMarkdown(&md))
+				checkGolden(t, filepath.Join(dir, "want.md"), md.Bytes())
 				return
 			}
 			require.NoError(t, err)

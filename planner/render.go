@@ -269,7 +269,7 @@ func mdList(b *bytes.Buffer, title string, items []string) {
 	}
 	fmt.Fprintf(b, "\n**%s**\n\n", title)
 	for _, it := range items {
-		fmt.Fprintf(b, "- %s\n", html.EscapeString(it))
+		fmt.Fprintf(b, "- %s\n", mdText(it))
 	}
 }
 
@@ -371,3 +371,6 @@ func nonNil(s []string) []string {
 	}
 	return s
 }
+
+// mdText escapes the characters that would start HTML in Markdown text.
+var mdText = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace

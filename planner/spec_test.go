@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"text/template"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -126,4 +127,15 @@ func TestSplitWords(t *testing.T) {
 func TestDidYouMean(t *testing.T) {
 	require.Equal(t, ` (did you mean "image"?)`, didYouMean("imgae", []string{"image", "servers"}))
 	require.Equal(t, "", didYouMean("zzzzzz", []string{"image", "servers"}))
+}
+
+// TestExecTemplate_Timeout checks that a template whose loops print nothing
+// cannot hold a plan forever. Not parallel: it changes templateTimeout.
+func TestExecTemplate_Timeout(t *testing.T) {
+	old := templateTimeout
+	templateTimeout = time.Millisecond
+	defer func() { templateTimeout = old }()
+	tm := template.Must(template.New("t").Parse("{{ range 3000000 }}{{ end }}"))
+	_, err := execTemplate(tm, nil)
+	require.ErrorContains(t, err, "rendering took longer than 1ms")
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"text/template"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -187,8 +188,8 @@ func (l *loader) renderService(d *doc, root *yaml.Node) *svcDef {
 			varNodes[p.key.Value] = d.deref(p.val)
 		}
 	}
-	var out limitedBuffer
-	if err := t.Execute(&out, vars); err != nil {
+	out, err := execTemplate(t, vars)
+	if err != nil {
 		_, _, msg := templateErrPos(file, err)
 		line, col, _ := templateErrPos(file, err)
 		at := tn
@@ -202,7 +203,7 @@ func (l *loader) renderService(d *doc, root *yaml.Node) *svcDef {
 	}
 	rd := &doc{file: d.file, r: d.r, budget: d.budget,
 		via: &renderedFrom{template: file, line: tn.Line, col: tn.Column, vars: varNodes}}
-	rroot := rd.parse(out.Bytes())
+	rroot := rd.parse(out)
 	if rroot == nil {
 		return nil
 	}
@@ -211,6 +212,34 @@ func (l *loader) renderService(d *doc, root *yaml.Node) *svcDef {
 		s.template = file
 	}
 	return s
+}
+
+// templateTimeout bounds a template's run. text/template has no step
+// budget, and loops that print nothing never reach the output cap.
+var templateTimeout = 5 * time.Second
+
+
+// execTemplate renders t. On timeout the render goroutine is abandoned; it
+// ends when the loop does, holding nothing but its own output.
+func execTemplate(t *template.Template, data any) ([]byte, error) {
+	type result struct {
+		out []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		var b limitedBuffer
+		err := t.Execute(&b, data)
+		done <- result{b.Bytes(), err}
+	}()
+	timer := time.NewTimer(templateTimeout)
+	defer timer.Stop()
+	select {
+	case r := <-done:
+		return r.out, r.err
+	case <-timer.C:
+		return nil, fmt.Errorf("rendering took longer than %v: simplify the template's loops", templateTimeout)
+	}
 }
 
 var missingKeyRE = regexp.MustCompile(`map has no entry for key "([^"]*)"`)
