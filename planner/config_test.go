@@ -256,6 +256,26 @@ func TestPlanner_ServiceKeys(t *testing.T) {
 			require.True(t, s.Stateful)
 			require.Nil(t, s.Proxy)
 		}},
+		{name: "servers as a string", file: "service: app\nimage: a/b:1\nservers: web-1\n", wantErr: "3:10: servers must be a map, not a string"},
+		{name: "cmd as a list", file: "service: app\nimage: a/b:1\nservers:\n  web: {hosts: [web-1], cmd: [sh, -c, 'echo $X']}\n", check: func(t *testing.T, pl *planner.Plan) {
+			require.Equal(t, []string{"sh", "-c", "echo $X"}, spec(t, pl, "app/web@web-1").Cmd)
+		}},
+		{name: "cmd empty", file: "service: app\nimage: a/b:1\nservers:\n  web: {hosts: [web-1], cmd: ''}\n", wantErr: "servers.web.cmd is empty"},
+		{name: "healthcheck retries zero", file: svc("healthcheck: {cmd: [pg_isready], retries: 0}\n"), wantErr: "4:43: healthcheck.retries must be at least 1"},
+		{name: "healthcheck list cmd", file: svc("healthcheck: {cmd: [redis-cli, ping]}\n"), check: func(t *testing.T, pl *planner.Plan) {
+			require.Equal(t, []string{"CMD", "redis-cli", "ping"}, spec(t, pl, "app/web@web-1").Health.Cmd)
+		}},
+		{name: "env tag bad name", file: svc("env:\n  tags:\n    EU: {A: b}\n"), wantErr: "6:5: env.tags: tag \"EU\" is not a valid name"},
+		{name: "boot wait bad", file: svc("boot: {wait: later}\n"), wantErr: "4:14: boot.wait must be a duration"},
+		{name: "readiness delay bad", file: svc("readiness_delay: [7]\n"), wantErr: "4:18: readiness_delay must be a duration (seconds, or like \"30s\"), not a list"},
+		{name: "stop timeout per role", file: "service: app\nimage: a/b:1\nservers:\n  web: {hosts: [web-1], stop_timeout: 45}\n", check: func(t *testing.T, pl *planner.Plan) {
+			require.Equal(t, "45s", spec(t, pl, "app/web@web-1").StopTimeout.String())
+		}},
+		{name: "logging merged", file: "service: app\nimage: a/b:1\nservers:\n  web: {hosts: [web-1], logging: {options: {max-file: '3'}}}\nlogging: {driver: json-file, options: {max-size: 5m}}\n", check: func(t *testing.T, pl *planner.Plan) {
+			require.Equal(t, &planner.Logging{Driver: "json-file", Options: map[string]string{"max-size": "5m", "max-file": "3"}}, spec(t, pl, "app/web@web-1").Logging)
+		}},
+		{name: "x-bosun next to template", file: "template: t\nvars: {}\nx-bosun: {canary: {hosts: 1}}\n", extra: map[string]string{"templates/t.yml.tmpl": svc("")}, wantErr: "3:10: x-bosun next to template: is not read"},
+		{name: "alias bomb", file: svc("x-a: &a [1,1,1,1,1,1,1,1,1,1]\nx-b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nx-c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nx-d: &d {<<: [*c]}\nlabels: *d\n"), wantErr: "labels"},
 		{name: "accessory files", file: svc("accessories:\n  db:\n    image: postgres:16\n    host: db-1\n    files: [a:/b]\n"), wantErr: "accessories.db.files: bosun does not upload files"},
 	}
 	for _, tt := range tests {

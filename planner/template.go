@@ -154,9 +154,12 @@ func (b *limitedBuffer) Write(p []byte) (int, error) {
 // renderService renders a templated service file ({template, vars}) and
 // parses the result. d is the service file's doc.
 func (l *loader) renderService(d *doc, root *yaml.Node) *svcDef {
-	fs, ok := d.fields(root, "templated service file", keys{known: []string{"template", "vars"}, allowX: true})
+	fs, ok := d.fields(root, "templated service file", keys{known: []string{"template", "vars", "x-bosun"}, allowX: true})
 	if !ok {
 		return nil
+	}
+	if xb, ok := fs["x-bosun"]; ok {
+		d.errf(xb, "x-bosun next to template: is not read: put it in the template (it may use vars)")
 	}
 	tn := d.deref(fs["template"])
 	name, ok := d.str(tn, "template")
