@@ -221,7 +221,6 @@ func (l *loader) renderService(d *doc, root *yaml.Node) *svcDef {
 // budget, and loops that print nothing never reach the output cap.
 var templateTimeout = 5 * time.Second
 
-
 // execTemplate renders t. On timeout the render goroutine is abandoned; it
 // ends when the loop does, holding nothing but its own output.
 func execTemplate(t *template.Template, data any) ([]byte, error) {
