@@ -164,13 +164,13 @@ func TestApply_TestServers(t *testing.T) {
 		// batch, and server-2's sshd stops once server-1 has switched.
 		ex := en.newExecutor(nil)
 		stopped := false
-		en.events.on = func(ev Event) {
+		en.events.setOn(func(ev Event) {
 			if ev.Host == s1.Name && ev.Step == StepSwitch && ev.Status == StatusOK && !stopped {
 				stopped = true
 				s2.StopSSH(t)
 			}
-		}
-		defer func() { en.events.on = nil; s2.StartSSH(t) }()
+		})
+		defer func() { en.events.setOn(nil); s2.StartSSH(t) }()
 		v5 := webSpec(en.bed.PushApp(t, "web", "v5", testbed.AppOK))
 		l := startLoad(t, []string{s1.HTTPAddr}, "v2", "v5")
 		_, err := ex.Apply(t.Context(), en.plan(v5, planner.Service{BootLimit: 1, RetainContainers: 3}), ApplyOpts{})

@@ -73,6 +73,12 @@ func (l *eventLog) add(ev Event) {
 	}
 }
 
+func (l *eventLog) setOn(f func(Event)) {
+	l.mu.Lock()
+	l.on = f
+	l.mu.Unlock()
+}
+
 func (l *eventLog) find(f func(Event) bool) []Event {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -118,6 +124,7 @@ func (en *bedEnv) newExecutor(mut func(*Config)) *Executor {
 		ProxyBinary:    testbed.BosunBinary(t),
 		Store:          en.store,
 		KeepAlive:      2 * time.Second,
+		ConnectTimeout: 5 * time.Second,
 		Logger:         slog.New(slog.NewTextHandler(io.MultiWriter(en.out, t.Output()), &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Progress: func(ev Event) {
 			fmt.Fprintln(en.out, ev.String())
@@ -399,7 +406,8 @@ func (en *bedEnv) httpAddrs() []string {
 
 // containerStarts counts "start" events of containers named name on a server since t0.
 func containerEvents(t *testing.T, s *testbed.Server, since time.Time, filters ...string) int {
-	args := []string{"docker", "events", "--since", strconv.FormatInt(since.Unix()-1, 10), "--until", strconv.FormatInt(time.Now().Unix()+1, 10), "--format", "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}"}
+	ts := func(t time.Time) string { return fmt.Sprintf("%d.%09d", t.Unix(), t.Nanosecond()) }
+	args := []string{"docker", "events", "--since", ts(since), "--until", ts(time.Now()), "--format", "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}"}
 	for _, f := range filters {
 		args = append(args, "--filter", f)
 	}

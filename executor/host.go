@@ -112,7 +112,7 @@ func (ro *rollout) deployTarget(ctx context.Context, ch planner.Change) (undo fu
 			return nil, fail(StepStart, fmt.Errorf("create %s: %w", name, err), "")
 		}
 	}
-	alreadyRunning := existing.State != nil && existing.State.Running
+	alreadyRunning := existing.ContainerJSONBase != nil && existing.State != nil && existing.State.Running
 	if !alreadyRunning {
 		if err := dc.ContainerStart(bg, name, container.StartOptions{}); err != nil {
 			logs := lastLogs(bg, dc, name, logLines)
@@ -198,17 +198,22 @@ func (ro *rollout) switchProxy(ctx context.Context, dc *client.Client, px *proxy
 	defer cancel()
 	exited := make(chan error, 1)
 	go func() {
+		restarts := -1
 		for i := 0; ; i++ {
-			if err := sleepCtx(dctx, pollInterval(i)); err != nil {
-				return
-			}
 			info, err := dc.ContainerInspect(dctx, name)
-			if err != nil {
-				continue
+			if err == nil && info.State != nil {
+				if restarts < 0 {
+					restarts = info.RestartCount
+				}
+				// A restart policy brings a crashing container back at
+				// once: a restart counts as an exit.
+				if !info.State.Running || info.State.Restarting || info.RestartCount > restarts {
+					exited <- fmt.Errorf("container %s exited (code %d) before it was healthy", name, info.State.ExitCode)
+					cancel()
+					return
+				}
 			}
-			if info.State != nil && !info.State.Running && !info.State.Restarting {
-				exited <- fmt.Errorf("container %s exited (code %d) before it was healthy", name, info.State.ExitCode)
-				cancel()
+			if err := sleepCtx(dctx, pollInterval(i)); err != nil {
 				return
 			}
 		}
