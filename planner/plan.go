@@ -20,6 +20,9 @@ type Config struct {
 
 // Planner turns a config repository at one commit into a Plan. It is safe
 // for concurrent use; it does no network I/O and knows nothing about git.
+// It remembers, per Input.Repo, the parsed service files of its last plan
+// and reuses those whose content (and templates) did not change, so keep
+// one Planner for the life of a daemon rather than one per plan.
 type Planner struct {
 	cfg   Config
 	log   *slog.Logger
@@ -82,9 +85,9 @@ type Change struct {
 	Target
 	Action     Action
 	Version    string        // desired version ("" for remove)
-	Desired    *Spec         // nil for remove
-	Current    *Applied      // nil for create
-	Fields     []FieldChange // for update and held: what differs, sorted by field
+	Desired    *Spec         // nil for remove; read only: targets with equal specs share one
+	Current    *Applied      // nil for create; points into Input.Applied
+	Fields     []FieldChange // for update and held: what differs, sorted by field; read only, may be shared
 	Disruptive bool          // stateful replacement or removal: stop, then start
 }
 
