@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -55,11 +56,17 @@ type Daemon struct {
 	deps Deps
 	log  *slog.Logger
 
+	owner string // this process, in lock owners
+
 	mu    sync.RWMutex
 	cfg   Config
 	repos map[string]*repoRuntime
 
 	q Queue
+
+	// synced, when set, is called after every sync job with the commit it
+	// planned (tests count runs with it).
+	synced func(repo, sha string)
 }
 
 type repoRuntime struct {
@@ -77,7 +84,9 @@ func New(cfg Config, deps Deps) (*Daemon, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
 	}
-	d := &Daemon{deps: deps, log: deps.Logger.With("component", "daemon"), cfg: cfg, repos: map[string]*repoRuntime{}}
+	host, _ := os.Hostname()
+	d := &Daemon{deps: deps, log: deps.Logger.With("component", "daemon"), cfg: cfg, repos: map[string]*repoRuntime{},
+		owner: fmt.Sprintf("bosun serve %s pid %d", host, os.Getpid())}
 	return d, nil
 }
 
@@ -88,7 +97,7 @@ func New(cfg Config, deps Deps) (*Daemon, error) {
 func (d *Daemon) Run(ctx context.Context, hooks *webhook.Handler, ln net.Listener) error {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, river.WorkFunc(func(ctx context.Context, job *river.Job[SyncArgs]) error {
-		return d.workSync(ctx, job.Args)
+		return d.workSync(ctx, job.ID, job.Args)
 	}))
 	river.AddWorker(workers, river.WorkFunc(func(ctx context.Context, job *river.Job[PlanPRArgs]) error {
 		return d.workPlanPR(ctx, job.Args)
@@ -174,7 +183,7 @@ func (d *Daemon) startRepos(ctx context.Context, cfg Config) error {
 		rr.cancel = cancel
 		go rr.w.Run(wctx, func(rev watcher.Revision) {
 			rr.synced.Store(true)
-			d.insert(wctx, SyncArgs{Repo: rev.Repo, Reason: "head " + short(rev.SHA)})
+			d.insert(wctx, SyncArgs{Repo: rev.Repo, SHA: rev.SHA, Reason: "new head"})
 		})
 	}
 	return nil
@@ -222,18 +231,35 @@ func (d *Daemon) insert(ctx context.Context, args river.JobArgs) error {
 	return nil
 }
 
-// Enqueue is the webhook handler's EnqueueFunc: it stores the delivery,
-// then queues the work it asks for. A repeated delivery id is stored once
-// and queues nothing.
+// Enqueue is the webhook handler's EnqueueFunc: it queues the work a
+// delivery asks for, then stores the delivery with what became of it. The
+// job goes in first, so a crash between the two loses nothing: GitHub sees
+// no 2xx and redelivers, and the job's uniqueness absorbs the repeat. A
+// delivery id already stored queues nothing.
 func (d *Daemon) Enqueue(ctx context.Context, ev webhook.Event) error {
-	isNew, err := d.deps.Store.RecordDelivery(ctx, state.Delivery{ID: ev.DeliveryID, Event: string(ev.Kind), Repo: ev.Repo, Payload: ev.Payload, ReceivedAt: ev.ReceivedAt})
-	if err != nil {
-		return fmt.Errorf("record delivery %s: %w", ev.DeliveryID, err)
-	}
-	if !isNew {
+	switch _, err := d.deps.Store.GetDelivery(ctx, ev.DeliveryID); {
+	case err == nil:
 		d.log.InfoContext(ctx, "repeated delivery ignored", "delivery_id", ev.DeliveryID)
 		return nil
+	case !errors.Is(err, state.ErrNotFound):
+		return fmt.Errorf("look up delivery %s: %w", ev.DeliveryID, err)
 	}
+	jobs, outcome := d.jobsFor(ev)
+	for _, job := range jobs {
+		if err := d.insert(ctx, job); err != nil {
+			return err
+		}
+	}
+	if _, err := d.deps.Store.RecordDelivery(ctx, state.Delivery{ID: ev.DeliveryID, Event: string(ev.Kind), Repo: ev.Repo, Payload: ev.Payload, ReceivedAt: ev.ReceivedAt, Outcome: outcome}); err != nil {
+		return fmt.Errorf("record delivery %s: %w", ev.DeliveryID, err)
+	}
+	return nil
+}
+
+// jobsFor says which jobs a delivery asks for, and in words what becomes of
+// it.
+func (d *Daemon) jobsFor(ev webhook.Event) ([]river.JobArgs, string) {
+	var jobs []river.JobArgs
 	outcome := "ignored: no repository tracks " + ev.Repo
 	for _, name := range d.repoNames() {
 		rr := d.repo(name)
@@ -246,10 +272,7 @@ func (d *Daemon) Enqueue(ctx context.Context, ev webhook.Event) error {
 				outcome = "ignored: branch " + ev.Branch + " is not tracked"
 				continue
 			}
-			if err := d.insert(ctx, SyncArgs{Repo: name, Reason: "push " + short(ev.After) + " (delivery " + ev.DeliveryID + ")"}); err != nil {
-				return err
-			}
-			outcome = "enqueued sync of " + name
+			jobs = append(jobs, SyncArgs{Repo: name, SHA: ev.After, Reason: "push (delivery " + ev.DeliveryID + ")"})
 		case webhook.KindPullRequest:
 			if ev.BaseBranch != rr.cfg.Branch {
 				outcome = "ignored: pull request targets " + ev.BaseBranch
@@ -261,27 +284,49 @@ func (d *Daemon) Enqueue(ctx context.Context, ev webhook.Event) error {
 				outcome = "ignored: pull request " + ev.Action
 				continue
 			}
-			if err := d.insert(ctx, PlanPRArgs{Repo: name, PR: ev.PR, HeadSHA: ev.HeadSHA, BaseBranch: ev.BaseBranch}); err != nil {
-				return err
-			}
-			outcome = fmt.Sprintf("enqueued plan of %s#%d", name, ev.PR)
+			jobs = append(jobs, PlanPRArgs{Repo: name, PR: ev.PR, HeadSHA: ev.HeadSHA, BaseBranch: ev.BaseBranch})
 		}
 	}
-	if err := d.deps.Store.SetDeliveryOutcome(ctx, ev.DeliveryID, outcome); err != nil {
-		d.log.WarnContext(ctx, "delivery outcome not recorded", "delivery_id", ev.DeliveryID, "err", err)
+	if len(jobs) > 0 {
+		kinds := make([]string, len(jobs))
+		for i, j := range jobs {
+			kinds[i] = j.Kind()
+		}
+		outcome = "enqueued " + strings.Join(kinds, ", ")
 	}
-	return nil
+	return jobs, outcome
 }
+
+// repoLockLease is how long a repository's sync lock lasts unrenewed; a
+// crashed daemon's lock is taken over after it.
+const repoLockLease = 30 * time.Second
 
 // workSync fetches a repository, plans its branch head against the applied
 // state and applies the plan, reporting the deploy status from a defer so
-// that every run ends with one.
-func (d *Daemon) workSync(ctx context.Context, args SyncArgs) (err error) {
+// that every run ends with one. Runs of one repository hold its lock in the
+// store, so they never overlap, in one process or several; a run that finds
+// the lock taken waits its turn.
+func (d *Daemon) workSync(ctx context.Context, jobID int64, args SyncArgs) (err error) {
 	rr := d.repo(args.Repo)
 	if rr == nil {
 		return river.JobCancel(fmt.Errorf("repository %s is no longer configured", args.Repo))
 	}
 	log := d.log.With("repo", args.Repo)
+	lock, owner := "sync:"+args.Repo, fmt.Sprintf("%s job %d", d.owner, jobID)
+	ok, holder, err := d.deps.Store.AcquireLock(ctx, lock, owner, repoLockLease)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		log.DebugContext(ctx, "waiting for the repository's running sync", "holder", holder.Owner)
+		return river.JobSnooze(time.Second)
+	}
+	lockCtx, stopRenew := context.WithCancel(ctx)
+	go d.renewLock(lockCtx, lock, owner)
+	defer func() {
+		stopRenew()
+		d.deps.Store.ReleaseLock(context.WithoutCancel(ctx), lock, owner)
+	}()
 	rev, err := rr.w.Sync(ctx)
 	if err != nil {
 		log.WarnContext(ctx, "fetch failed; will retry", "err", err)
@@ -293,6 +338,9 @@ func (d *Daemon) workSync(ctx context.Context, args SyncArgs) (err error) {
 	d.status(ctx, rr, rev.SHA, webhook.StatePending, "deploying")
 	var summary string
 	defer func() {
+		if d.synced != nil {
+			d.synced(args.Repo, rev.SHA)
+		}
 		st, desc, retry := classify(err, summary, time.Since(start))
 		d.status(context.WithoutCancel(ctx), rr, rev.SHA, st, desc)
 		if err != nil && !retry {
@@ -317,6 +365,22 @@ func (d *Daemon) workSync(ctx context.Context, args SyncArgs) (err error) {
 	log.InfoContext(ctx, "rollout started", "reason", args.Reason)
 	summary, err = d.deps.Applier.Apply(ctx, plan, args.Reason)
 	return err
+}
+
+// renewLock keeps a lock's lease alive until ctx ends.
+func (d *Daemon) renewLock(ctx context.Context, name, owner string) {
+	t := time.NewTicker(repoLockLease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := d.deps.Store.RenewLock(ctx, name, owner, repoLockLease); err != nil && ctx.Err() == nil {
+				d.log.WarnContext(ctx, "lock not renewed", "lock", name, "err", err)
+			}
+		}
+	}
 }
 
 // workPlanPR plans a pull request's head against the applied state and

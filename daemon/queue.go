@@ -13,22 +13,25 @@ import (
 )
 
 // SyncArgs is the job that brings a repository's servers to the head of its
-// tracked branch. It carries no SHA on purpose: the job deploys whatever the
-// branch points at when it runs, so pushes that arrive during a rollout
-// coalesce into one job that goes straight to the newest commit.
+// tracked branch. SHA is the commit that caused it, for deduplication and
+// logs only: the job deploys whatever the branch points at when it runs, so
+// pushes that arrive during a rollout do not deploy one by one — the next
+// run goes straight to the newest commit and the runs after it find
+// nothing to do. Runs of one repository are serialised by a lock in the
+// store (see Daemon.workSync), across processes too.
 type SyncArgs struct {
 	Repo   string `json:"repo" river:"unique"`
-	Reason string `json:"reason"` // "push abc123 (delivery …)", "poll", "start", …
+	SHA    string `json:"sha" river:"unique"`
+	Reason string `json:"reason"` // "push (delivery …)", "head", …
 }
 
 // Kind is River's job kind.
 func (SyncArgs) Kind() string { return "bosun_sync" }
 
-// InsertOpts makes a sync unique per repository among jobs not yet running:
-// a second push while one is waiting is absorbed by it, while a push during
-// a running rollout queues exactly one follow-up.
+// InsertOpts makes a sync unique per repository and commit among jobs not
+// yet finished, so a redelivered push queues nothing.
 func (SyncArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: 10, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: waitingStates}}
+	return river.InsertOpts{MaxAttempts: 10, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: unfinishedStates}}
 }
 
 // PlanPRArgs is the job that plans a pull request's head and reports it.
@@ -42,17 +45,17 @@ type PlanPRArgs struct {
 // Kind is River's job kind.
 func (PlanPRArgs) Kind() string { return "bosun_plan_pr" }
 
-// InsertOpts makes a plan unique per pull request head among waiting jobs,
+// InsertOpts makes a plan unique per pull request head among unfinished jobs,
 // so a redelivered webhook plans once; a new head plans again and its
 // comment replaces the older one.
 func (PlanPRArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: 10, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: waitingStates}}
+	return river.InsertOpts{MaxAttempts: 10, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: unfinishedStates}}
 }
 
-// waitingStates are the states in which a job has not started yet. River
-// requires pending, scheduled, available and retryable in ByState.
-var waitingStates = []rivertype.JobState{
-	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable, rivertype.JobStateScheduled,
+// unfinishedStates are the states of a job that has not finished (River
+// requires all of them in ByState).
+var unfinishedStates = []rivertype.JobState{
+	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable, rivertype.JobStateRunning, rivertype.JobStateScheduled,
 }
 
 // Queue is the part of River's client the daemon uses, independent of the

@@ -1,0 +1,296 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/google/go-github/v66/github"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+
+	"github.com/bosunhq/bosun/planner"
+	"github.com/bosunhq/bosun/state"
+	"github.com/bosunhq/bosun/webhook"
+)
+
+const secret = "daemon-test-secret"
+
+// recordingApplier stands in for the executor: it records the plan as
+// applied in the store, as the executor does once hosts are healthy, and
+// counts its calls per repository.
+type recordingApplier struct {
+	st    state.Store
+	mu    sync.Mutex
+	calls map[string][]string // repo -> commits applied, in order
+}
+
+func (a *recordingApplier) Apply(ctx context.Context, plan *planner.Plan, trigger string) (string, error) {
+	for _, ch := range plan.Changes {
+		if ch.Desired == nil {
+			continue
+		}
+		spec, _ := json.Marshal(ch.Desired)
+		if err := a.st.PutApplied(ctx, state.Applied{Repo: plan.Repo, Service: ch.Service, Role: ch.Role, Host: ch.Host, Version: ch.Version, Commit: plan.Commit, Spec: spec}); err != nil {
+			return "", err
+		}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.calls[plan.Repo] = append(a.calls[plan.Repo], plan.Commit)
+	return "applied", nil
+}
+
+func commitRepo(t *testing.T, dir, image string) string {
+	t.Helper()
+	r, err := git.PlainOpen(dir)
+	if err != nil {
+		if r, err = git.PlainInit(dir, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files := map[string]string{
+		"fleet.yml":        "servers:\n  web-1: {host: 10.0.0.1}\n",
+		"services/web.yml": "service: web\nimage: " + image + "\nservers: [web-1]\nproxy: {host: web.example.com}\n",
+	}
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wt, _ := r.Worktree()
+	if err := wt.AddGlob("."); err != nil {
+		t.Fatal(err)
+	}
+	h, err := wt.Commit("commit "+image, &git.CommitOptions{Author: &object.Signature{Name: "t", Email: "t@example.com", When: time.Now()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.String()
+}
+
+type testDaemon struct {
+	d       *Daemon
+	url     string
+	store   state.Store
+	applier *recordingApplier
+	syncs   sync.Map // repo -> *atomic.Int32
+	heads   map[string]string
+}
+
+// startDaemon runs a daemon over n local repositories with a real SQLite
+// store and River queue, and a recording applier.
+func startDaemon(t *testing.T, n int) *testDaemon {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := state.Open(t.Context(), "sqlite:///"+filepath.Join(dir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	td := &testDaemon{store: st, applier: &recordingApplier{st: st, calls: map[string][]string{}}, heads: map[string]string{}}
+	cfg := DefaultConfig()
+	cfg.DataDir = filepath.Join(dir, "data")
+	cfg.Webhook.SecretEnv = "S"
+	cfg.Grace = Duration(10 * time.Second)
+	for i := range n {
+		name := fmt.Sprintf("repo-%02d", i)
+		src := filepath.Join(dir, "src", name)
+		td.heads[name] = commitRepo(t, src, "app:v1")
+		cfg.Repos = append(cfg.Repos, RepoConfig{Name: name, URL: src, Branch: "master", Path: ".", Poll: Duration(time.Hour), ForgeRepo: "acme/" + name})
+	}
+	d, err := New(cfg, Deps{
+		Store:   st,
+		Applier: td.applier,
+		NewQueue: func(ctx context.Context, workers *river.Workers) (Queue, error) {
+			return NewQueue(ctx, riversqlite.New(st.(*state.SQLite).DB()), workers, 1, nil)
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.synced = func(repo, sha string) {
+		c, _ := td.syncs.LoadOrStore(repo, new(atomic.Int32))
+		c.(*atomic.Int32).Add(1)
+	}
+	td.d = d
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	td.url = "http://" + ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, webhook.NewHandler(webhook.Config{Secret: []byte(secret)}, d.Enqueue), ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return td
+}
+
+func (td *testDaemon) deliver(t *testing.T, event, id string, payload any, sign bool) int {
+	body, raw := payload.([]byte)
+	if !raw {
+		body, _ = json.Marshal(payload)
+	}
+	req, _ := http.NewRequest(http.MethodPost, td.url+"/hooks/github", bytes.NewReader(body))
+	req.Header.Set("X-GitHub-Event", event)
+	req.Header.Set("X-GitHub-Delivery", id)
+	if sign {
+		req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(webhook.Sign([]byte(secret), body)))
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Error(err)
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func push(repo, sha string) *github.PushEvent {
+	return &github.PushEvent{Ref: github.String("refs/heads/master"), After: github.String(sha), Before: github.String("0000"),
+		Repo: &github.PushEventRepository{FullName: github.String(repo)}}
+}
+
+func (td *testDaemon) waitApplied(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		missing := ""
+		for name, head := range td.heads {
+			rows, err := td.store.ListApplied(t.Context(), name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rows) == 0 || rows[0].Commit != head {
+				missing = name
+				break
+			}
+		}
+		if missing == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not applied at its head %s within %s", missing, td.heads[missing], timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestDaemon_burstOfDeliveries(t *testing.T) {
+	td := startDaemon(t, 20)
+	td.waitApplied(t, 2*time.Minute) // the start-up sync of every repository
+
+	// A new commit in every repository, then 10 deliveries for each: 200 in
+	// all, sent at once.
+	for name := range td.heads {
+		td.heads[name] = commitRepo(t, td.d.repo(name).cfg.URL, "app:v2")
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	codes := make(chan int, 200)
+	for name, head := range td.heads {
+		for i := range 10 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				codes <- td.deliver(t, "push", fmt.Sprintf("%s-%d", name, i), push("acme/"+name, head), true)
+			}()
+		}
+	}
+	wg.Wait()
+	took := time.Since(start)
+	close(codes)
+	for c := range codes {
+		if c != http.StatusAccepted {
+			t.Fatalf("a delivery was answered %d", c)
+		}
+	}
+	t.Logf("200 deliveries answered in %s", took)
+
+	for name := range td.heads {
+		for i := range 10 {
+			if _, err := td.store.GetDelivery(t.Context(), fmt.Sprintf("%s-%d", name, i)); err != nil {
+				t.Fatalf("delivery %s-%d not stored: %v", name, i, err)
+			}
+		}
+	}
+	td.waitApplied(t, 2*time.Minute)
+	td.applier.mu.Lock()
+	defer td.applier.mu.Unlock()
+	for name, head := range td.heads {
+		calls := td.applier.calls[name]
+		if len(calls) != 2 || calls[1] != head {
+			t.Errorf("%s applied %v, want its first commit then %s once", name, calls, head)
+		}
+		c, _ := td.syncs.Load(name)
+		if n := c.(*atomic.Int32).Load(); n > 1+10 {
+			t.Errorf("%s: %d sync runs for 10 deliveries and a start", name, n)
+		}
+	}
+}
+
+func TestDaemon_badDeliveries(t *testing.T) {
+	td := startDaemon(t, 1)
+	td.waitApplied(t, time.Minute)
+	if c := td.deliver(t, "push", "unsigned", push("acme/repo-00", "x"), false); c != http.StatusUnauthorized {
+		t.Errorf("unsigned: %d", c)
+	}
+	if _, err := td.store.GetDelivery(t.Context(), "unsigned"); err == nil {
+		t.Error("an unsigned delivery was stored")
+	}
+	if c := td.deliver(t, "push", "other-repo", push("acme/unknown", "x"), true); c != http.StatusAccepted {
+		t.Errorf("unknown repository: %d", c)
+	}
+	if d, err := td.store.GetDelivery(t.Context(), "other-repo"); err != nil || d.Outcome == "" {
+		t.Errorf("a delivery for an untracked repository: %+v, %v; want stored with its outcome", d, err)
+	}
+	// The same delivery id twice: stored once, one job.
+	const sha = "dddddddddddddddddddddddddddddddddddddddd"
+	for range 2 {
+		if c := td.deliver(t, "push", "dup", push("acme/repo-00", sha), true); c != http.StatusAccepted {
+			t.Errorf("delivery: %d", c)
+		}
+	}
+	var jobs int
+	db := td.store.(*state.SQLite).DB()
+	if err := db.QueryRowContext(t.Context(), `SELECT count(*) FROM river_job WHERE kind = 'bosun_sync' AND CAST(args AS TEXT) LIKE '%' || ? || '%'`, sha).Scan(&jobs); err != nil {
+		t.Fatal(err)
+	}
+	if jobs != 1 {
+		t.Errorf("a repeated delivery made %d jobs, want 1", jobs)
+	}
+	// An unsigned or malformed delivery makes none.
+	if c := td.deliver(t, "push", "truncated", []byte("{\"ref\": \"refs/heads/ma"), true); c != http.StatusBadRequest {
+		t.Errorf("truncated JSON: %d", c)
+	}
+	if err := db.QueryRowContext(t.Context(), `SELECT count(*) FROM river_job WHERE kind = 'bosun_sync'`).Scan(&jobs); err != nil {
+		t.Fatal(err)
+	}
+	if jobs != 2 { // the start-up sync and "dup"
+		t.Errorf("%d sync jobs, want 2 (start-up and one for the repeated delivery)", jobs)
+	}
+
+	resp, err := http.Get(td.url + "/readyz")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("readyz: %v %v", resp.StatusCode, err)
+	}
+}
