@@ -401,7 +401,11 @@ func (d *Daemon) workPlanPR(ctx context.Context, args PlanPRArgs) error {
 	var cerrs planner.ConfigErrors
 	switch {
 	case errors.As(err, &cerrs):
-		body, st, desc = configErrorsMarkdown(cerrs), webhook.StateFailure, fmt.Sprintf("invalid config: %s", cerrs[0].Error())
+		var b strings.Builder
+		if err := cerrs.WriteMarkdown(&b); err != nil {
+			return err
+		}
+		body, st, desc = b.String(), webhook.StateFailure, fmt.Sprintf("invalid config: %s", cerrs[0].Error())
 	case err != nil:
 		return err
 	default:
@@ -497,15 +501,6 @@ func changed(p *planner.Plan) int {
 		}
 	}
 	return n
-}
-
-func configErrorsMarkdown(cerrs planner.ConfigErrors) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "**bosun: the config is invalid** (%d error(s)); nothing will be deployed from this commit.\n\n", len(cerrs))
-	for _, ce := range cerrs {
-		fmt.Fprintf(&b, "- `%s:%d:%d`: %s\n", ce.File, ce.Line, ce.Col, ce.Msg)
-	}
-	return b.String()
 }
 
 // LoadApplied reads a repository's applied targets and holds from the store

@@ -53,3 +53,10 @@ type stringList []string
 
 func (l *stringList) String() string     { return strings.Join(*l, ",") }
 func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+// flagSet is the part of *flag.FlagSet that shared flag groups register on.
+type flagSet interface {
+	StringVar(p *string, name, value, usage string)
+	BoolVar(p *bool, name string, value bool, usage string)
+	Var(v flag.Value, name, usage string)
+}

@@ -113,7 +113,7 @@ Access log: one JSON line per request on stdout; events on stderr.`, e)
 	if *accessLog {
 		flush = newFlushWriter(e.stdout, 200*time.Millisecond)
 		defer flush.Close()
-		cfg.AccessLog = slog.New(slog.NewJSONHandler(flush, nil))
+		cfg.AccessLog = flush
 	}
 	srv, err := proxy.New(cfg)
 	if err != nil {

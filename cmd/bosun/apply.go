@@ -1,0 +1,233 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bosunhq/bosun/daemon"
+	"github.com/bosunhq/bosun/executor"
+	"github.com/bosunhq/bosun/planner"
+	"github.com/bosunhq/bosun/state"
+)
+
+func init() {
+	register(&command{name: "apply", summary: "apply a commit to the servers: plan, confirm, roll out with zero downtime", run: runApply})
+}
+
+// sshFlags say how bosun reaches servers.
+type sshFlags struct {
+	keys       stringList
+	knownHosts string
+	tofu       bool
+}
+
+func (sf *sshFlags) register(fs flagSet) {
+	fs.Var(&sf.keys, "ssh-key", "private key `file` for SSH (repeatable; default ~/.ssh/id_ed25519, id_ecdsa, id_rsa that exist; the SSH agent is used too)")
+	fs.StringVar(&sf.knownHosts, "known-hosts", "", "known_hosts `file` that vouches for the servers' host keys (default ~/.ssh/known_hosts)")
+	fs.BoolVar(&sf.tofu, "trust-on-first-use", false, "record the host key of a server not in known_hosts instead of refusing it")
+}
+
+// executor builds an Executor that records into st (nil: nothing recorded).
+func (sf *sshFlags) executor(e env, st state.Store, secrets planner.SecretSource, progress func(executor.Event)) (*executor.Executor, error) {
+	cfg := executor.Config{
+		KeyFiles:        sf.keys,
+		AgentSocket:     e.getenv("SSH_AUTH_SOCK"),
+		KnownHostsFile:  sf.knownHosts,
+		TrustOnFirstUse: sf.tofu,
+		Secrets:         secrets,
+		Progress:        progress,
+		ProxyImage:      e.getenv("BOSUN_PROXY_IMAGE"),
+		Logger:          cliLogger(e),
+	}
+	if st != nil {
+		cfg.Store = st
+	}
+	return executor.New(cfg)
+}
+
+func runApply(ctx context.Context, args []string, e env) (int, error) {
+	fs := newFlagSet("apply", "bosun apply --repo PATH_OR_URL [--ref REF] [--yes] [flags]", `
+Plan a commit of the config repository against the applied state, print the
+plan, ask for confirmation (unless --yes), then roll the changed services
+out: per host pull, start, health check, proxy switch, stop the old
+container. Progress is shown per host and step as it happens, then a
+summary. If any host fails, the rollout stops, every host already switched
+goes back to its previous version, and apply exits 1 naming the host, the
+step and why.
+
+Secrets named by services' env.secret are read from the environment, then
+from --secrets-file files; a missing one is an error before anything runs.
+With --dry-run, apply only plans (as bosun plan does).`, e)
+	var rf repoFlags
+	rf.register(fs)
+	var sf sshFlags
+	sf.register(fs)
+	dsn := stateFlag(fs, e)
+	yes := fs.Bool("yes", false, "apply without asking")
+	dryRun := fs.Bool("dry-run", false, "print the plan and exit (0 nothing to do, 2 changes)")
+	lockWait := fs.Duration("lock-wait", 10*time.Minute, "how long to wait for another rollout of the same service to finish")
+	if code, err := parseFlags(fs, args, e); code >= 0 {
+		return code, err
+	}
+	if fs.NArg() > 0 {
+		return 1, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	secrets, err := planner.LoadSecrets(e.getenv, rf.secretFiles)
+	if err != nil {
+		return 1, err
+	}
+	repo, err := rf.open(ctx)
+	if err != nil {
+		return 1, err
+	}
+	head, err := rf.read(repo, rf.ref, rf.worktree)
+	if err != nil {
+		return 1, err
+	}
+	st, err := state.Open(ctx, *dsn)
+	if err != nil {
+		return 1, err
+	}
+	defer st.Close()
+	plan, err := planFromStore(ctx, st, secrets, rf.repoName(), head, !*dryRun)
+	if err != nil {
+		return 1, printConfigErrors(e, err)
+	}
+	if _, err := plan.WriteTo(e.stdout); err != nil {
+		return 1, err
+	}
+	if plan.Empty() {
+		return 0, nil
+	}
+	if *dryRun {
+		return 2, nil
+	}
+	if !*yes {
+		ok, err := confirm(e, "Apply these changes?")
+		if err != nil {
+			return 1, err
+		}
+		if !ok {
+			fmt.Fprintln(e.stdout, "Nothing applied.")
+			return 1, nil
+		}
+	}
+
+	prog := newProgress(e.stdout)
+	x, err := sf.executor(e, st, secrets, prog.event)
+	if err != nil {
+		return 1, err
+	}
+	defer x.Close()
+	res, err := x.Apply(ctx, plan, executor.ApplyOpts{Trigger: "bosun apply (" + short(head.sha) + ")", LockWait: *lockWait})
+	printSummary(e.stdout, res)
+	if err != nil {
+		return 1, err
+	}
+	return 0, nil
+}
+
+// planFromStore plans c against the applied state and holds in st.
+func planFromStore(ctx context.Context, st state.Store, secrets planner.SecretSource, repo string, c commit, requireSecrets bool) (*planner.Plan, error) {
+	key, err := st.SecretKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	applied, holds, err := daemon.LoadApplied(ctx, st, repo)
+	if err != nil {
+		return nil, err
+	}
+	p := planner.New(planner.Config{Secrets: secrets, SecretKey: key, RequireSecrets: requireSecrets})
+	return p.Plan(ctx, c.fsys, planner.Input{Repo: repo, Commit: c.sha, Applied: applied, Holds: holds})
+}
+
+// confirm asks a yes/no question on the terminal. Without a terminal on
+// stdin it refuses: a script must say --yes.
+func confirm(e env, question string) (bool, error) {
+	if f, ok := e.stdin.(*os.File); ok {
+		if st, err := f.Stat(); err != nil || st.Mode()&os.ModeCharDevice == 0 {
+			return false, errors.New("stdin is not a terminal: pass --yes to apply without asking")
+		}
+	}
+	fmt.Fprintf(e.stdout, "\n%s Type yes to continue: ", question)
+	line, err := bufio.NewReader(e.stdin).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false, err
+	}
+	answer := strings.ToLower(strings.TrimSpace(line))
+	return answer == "yes" || answer == "y", nil
+}
+
+// progress prints rollout events as they come, one line each, with the
+// time since the rollout started.
+type progress struct {
+	mu    sync.Mutex
+	w     io.Writer
+	start time.Time
+}
+
+func newProgress(w io.Writer) *progress {
+	fmt.Fprintln(w)
+	return &progress{w: w, start: time.Now()}
+}
+
+func (p *progress) event(ev executor.Event) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.w, "%7.1fs  %s\n", time.Since(p.start).Seconds(), ev.String())
+}
+
+// printSummary prints what an Apply did: per service the hosts deployed,
+// removed and rolled back, and the time it took.
+func printSummary(w io.Writer, res *executor.Result) {
+	if res == nil {
+		return
+	}
+	fmt.Fprintln(w)
+	hosts := map[string]bool{}
+	failed := 0
+	for _, s := range res.Services {
+		line := fmt.Sprintf("%-20s %-9s %d deployed", s.Service, s.Status, len(s.Deployed))
+		if len(s.Removed) > 0 {
+			line += fmt.Sprintf(", %d removed", len(s.Removed))
+		}
+		if len(s.RolledBack) > 0 {
+			line += fmt.Sprintf(", %d rolled back", len(s.RolledBack))
+		}
+		if s.Unchanged > 0 {
+			line += fmt.Sprintf(", %d unchanged", s.Unchanged)
+		}
+		fmt.Fprintf(w, "%s  (%s)\n", line, s.Duration.Round(100*time.Millisecond))
+		for _, t := range append(append([]planner.Target{}, s.Deployed...), s.Removed...) {
+			hosts[t.Host] = true
+		}
+		if s.Err != nil {
+			failed++
+		}
+	}
+	names := make([]string, 0, len(hosts))
+	for h := range hosts {
+		names = append(names, h)
+	}
+	sort.Strings(names)
+	verdict := "Applied"
+	if failed > 0 {
+		verdict = fmt.Sprintf("Failed (%d of %d services)", failed, len(res.Services))
+	}
+	fmt.Fprintf(w, "%s: %d service(s) on %d host(s) [%s] in %s\n", verdict, len(res.Services), len(names), strings.Join(names, ", "), res.Duration.Round(100*time.Millisecond))
+}
+
+func short(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	return sha
+}

@@ -1,0 +1,247 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/bosunhq/bosun/executor"
+	"github.com/bosunhq/bosun/planner"
+	"github.com/bosunhq/bosun/state"
+)
+
+func init() {
+	register(&command{name: "rollback", summary: "put a service back on an earlier version now, and hold it there", run: runRollback})
+	register(&command{name: "hold", summary: "stop automatic deploys of a service at its current version", run: runHold})
+	register(&command{name: "release", summary: "end a hold: the service follows git again", run: runRelease})
+}
+
+func runRollback(ctx context.Context, args []string, e env) (int, error) {
+	fs := newFlagSet("rollback", "bosun rollback SERVICE [--to VERSION] --repo PATH_OR_URL [flags]", `
+The emergency way back: deploy an earlier applied spec of SERVICE (by
+default the newest version other than the one running; --to picks one,
+see bosun history or bosun status --all) and put a hold on the service, so
+that automatic deploys do not undo it. Hosts that still have the retained
+container of that version restart it without a pull.
+
+The hold ends with bosun release SERVICE, or by itself once git's desired
+spec equals the held one (the revert was merged). The GitOps way back is to
+revert the commit.`, e)
+	var rf repoFlags
+	rf.register(fs)
+	var sf sshFlags
+	sf.register(fs)
+	dsn := stateFlag(fs, e)
+	to := fs.String("to", "", "the `VERSION` to go back to (default: the previous one)")
+	yes := fs.Bool("yes", false, "roll back without asking")
+	reason := fs.String("reason", "", "why, recorded with the hold")
+	service, code, err := parseServiceArgs(fs, args, e)
+	if code >= 0 {
+		return code, err
+	}
+	secrets, err := planner.LoadSecrets(e.getenv, rf.secretFiles)
+	if err != nil {
+		return 1, err
+	}
+	repo, err := rf.open(ctx)
+	if err != nil {
+		return 1, err
+	}
+	c, err := rf.read(repo, rf.ref, rf.worktree)
+	if err != nil {
+		return 1, err
+	}
+	st, err := state.Open(ctx, *dsn)
+	if err != nil {
+		return 1, err
+	}
+	defer st.Close()
+	name := rf.repoName()
+	desired, err := planFromStore(ctx, st, secrets, name, c, false)
+	if err != nil {
+		return 1, printConfigErrors(e, err)
+	}
+	var svc *planner.Service
+	for i := range desired.Services {
+		if desired.Services[i].Name == service {
+			svc = &desired.Services[i]
+		}
+	}
+	if svc == nil {
+		return 1, fmt.Errorf("service %q is not in the config at %s", service, short(c.sha))
+	}
+	var current []planner.Applied
+	for _, ch := range desired.Changes {
+		if ch.Service == service && ch.Current != nil {
+			current = append(current, *ch.Current)
+		}
+	}
+	versions, err := st.ListVersions(ctx, name, service)
+	if err != nil {
+		return 1, err
+	}
+	history := make([]executor.VersionSpec, 0, len(versions))
+	for _, v := range versions {
+		history = append(history, executor.VersionSpec{Role: v.Role, Version: v.Version, Commit: v.Commit, Spec: v.Spec})
+	}
+	plan, err := executor.RollbackPlan(name, *svc, desired.Hosts, current, history, *to)
+	if err != nil {
+		return 1, err
+	}
+	if _, err := plan.WriteTo(e.stdout); err != nil {
+		return 1, err
+	}
+	if !*yes {
+		ok, err := confirm(e, "Roll back "+service+"?")
+		if err != nil || !ok {
+			return 1, err
+		}
+	}
+	prog := newProgress(e.stdout)
+	x, err := sf.executor(e, st, secrets, prog.event)
+	if err != nil {
+		return 1, err
+	}
+	defer x.Close()
+	res, err := x.Apply(ctx, plan, executor.ApplyOpts{Trigger: "bosun rollback", LockWait: 10 * time.Minute})
+	printSummary(e.stdout, res)
+	if err != nil {
+		return 1, err
+	}
+	held := heldVersion(plan, service)
+	if err := st.PutHold(ctx, state.Hold{Repo: name, Service: service, Version: held, Reason: holdReason(*reason, "rollback"), CreatedAt: time.Now().UTC()}); err != nil {
+		return 1, fmt.Errorf("rolled back, but the hold was not recorded (an automatic deploy may undo it): %w", err)
+	}
+	fmt.Fprintf(e.stdout, "%s is held at %s; bosun release %s ends the hold.\n", service, held, service)
+	return 0, nil
+}
+
+// heldVersion is the version a rollback plan puts the service on (the
+// primary role's, when roles differ).
+func heldVersion(plan *planner.Plan, service string) string {
+	for _, s := range plan.Services {
+		if s.Name != service {
+			continue
+		}
+		for _, ch := range plan.Changes {
+			if ch.Service == service && ch.Role == s.PrimaryRole && ch.Version != "" {
+				return ch.Version
+			}
+		}
+	}
+	for _, ch := range plan.Changes {
+		if ch.Service == service && ch.Version != "" {
+			return ch.Version
+		}
+	}
+	return ""
+}
+
+func holdReason(given, dflt string) string {
+	if given != "" {
+		return given
+	}
+	return dflt
+}
+
+func runHold(ctx context.Context, args []string, e env) (int, error) {
+	fs := newFlagSet("hold", "bosun hold SERVICE [--repo-name NAME] [--reason TEXT]", `
+Hold SERVICE at the version it runs now: plans show its targets as "held"
+and nothing deploys it until bosun release SERVICE, or until git's desired
+spec equals the held one.`, e)
+	dsn := stateFlag(fs, e)
+	repoName := fs.String("repo-name", "", "the config repository's name in the store (needed when there are several)")
+	reason := fs.String("reason", "", "why, shown in plans")
+	service, code, err := parseServiceArgs(fs, args, e)
+	if code >= 0 {
+		return code, err
+	}
+	st, err := state.Open(ctx, *dsn)
+	if err != nil {
+		return 1, err
+	}
+	defer st.Close()
+	name, version, err := runningVersion(ctx, st, *repoName, service)
+	if err != nil {
+		return 1, err
+	}
+	if err := st.PutHold(ctx, state.Hold{Repo: name, Service: service, Version: version, Reason: holdReason(*reason, "hold"), CreatedAt: time.Now().UTC()}); err != nil {
+		return 1, err
+	}
+	fmt.Fprintf(e.stdout, "%s (%s) is held at %s.\n", service, name, version)
+	return 0, nil
+}
+
+func runRelease(ctx context.Context, args []string, e env) (int, error) {
+	fs := newFlagSet("release", "bosun release SERVICE [--repo-name NAME]", `
+End the hold on SERVICE: the next deploy brings it to what git says.`, e)
+	dsn := stateFlag(fs, e)
+	repoName := fs.String("repo-name", "", "the config repository's name in the store (needed when there are several)")
+	service, code, err := parseServiceArgs(fs, args, e)
+	if code >= 0 {
+		return code, err
+	}
+	st, err := state.Open(ctx, *dsn)
+	if err != nil {
+		return 1, err
+	}
+	defer st.Close()
+	name, _, err := runningVersion(ctx, st, *repoName, service)
+	if err != nil {
+		return 1, err
+	}
+	if err := st.DeleteHold(ctx, name, service); err != nil {
+		return 1, err
+	}
+	fmt.Fprintf(e.stdout, "%s (%s) is released; the next deploy follows git.\n", service, name)
+	return 0, nil
+}
+
+// runningVersion finds the repository that runs service (the named one, or
+// the only one) and the version its targets run.
+func runningVersion(ctx context.Context, st state.Store, repo, service string) (string, string, error) {
+	rows, err := st.ListApplied(ctx, repo)
+	if err != nil {
+		return "", "", err
+	}
+	repos := map[string]string{}
+	for _, r := range rows {
+		if r.Service == service {
+			repos[r.Repo] = r.Version
+		}
+	}
+	switch len(repos) {
+	case 0:
+		return "", "", fmt.Errorf("service %q has never been applied", service)
+	case 1:
+		for name, v := range repos {
+			return name, v, nil
+		}
+	}
+	return "", "", fmt.Errorf("service %q is applied from several config repositories; say which with --repo-name", service)
+}
+
+// parseServiceArgs parses flags before or after exactly one SERVICE
+// argument. code is -1 when the command should go on.
+func parseServiceArgs(fs *flag.FlagSet, args []string, e env) (service string, code int, err error) {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		service, args = args[0], args[1:]
+	}
+	if code, err := parseFlags(fs, args, e); code >= 0 {
+		return "", code, err
+	}
+	rest := fs.Args()
+	if service == "" && len(rest) > 0 {
+		service, rest = rest[0], rest[1:]
+	}
+	if service == "" {
+		return "", 1, errors.New("name the service: " + fs.Name() + " SERVICE")
+	}
+	if len(rest) > 0 {
+		return "", 1, fmt.Errorf("unexpected argument %q", rest[0])
+	}
+	return service, -1, nil
+}

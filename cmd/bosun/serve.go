@@ -1,0 +1,379 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	gittransport "github.com/go-git/go-git/v5/plumbing/transport"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+	"github.com/google/go-github/v66/github"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+
+	"github.com/bosunhq/bosun/daemon"
+	"github.com/bosunhq/bosun/executor"
+	"github.com/bosunhq/bosun/planner"
+	"github.com/bosunhq/bosun/state"
+	"github.com/bosunhq/bosun/webhook"
+)
+
+func init() {
+	register(&command{name: "serve", summary: "run the GitOps daemon: watch repositories, take webhooks, deploy, report", run: runServe})
+}
+
+func runServe(ctx context.Context, args []string, e env) (int, error) {
+	fs := newFlagSet("serve", "bosun serve --config bosun.yaml", `
+Run the daemon: keep a clone of every configured config repository, fetch
+on push webhooks (POST /hooks/github) and on a poll timer, and deploy each
+tracked branch's newest commit; plan pull requests and post the plan as one
+comment per pull request, with bosun/plan and bosun/deploy commit statuses.
+GET /healthz and GET /readyz are the probes. The config file is watched: a
+valid change takes effect without dropping running work; an invalid one is
+logged and the old config kept. See docs/daemon.md.`, e)
+	configPath := fs.String("config", "bosun.yaml", "the daemon's configuration `file`")
+	if code, err := parseFlags(fs, args, e); code >= 0 {
+		return code, err
+	}
+	cfg, err := daemon.LoadConfig(*configPath)
+	if err != nil {
+		return 1, err
+	}
+	log := daemonLogger(cfg.Log, e.stderr)
+
+	hookSecret, err := daemon.ReadSecret(e.getenv, cfg.Webhook.SecretEnv, cfg.Webhook.SecretFile)
+	if err != nil {
+		return 1, fmt.Errorf("webhook secret: %w", err)
+	}
+	loaded, err := planner.LoadSecrets(e.getenv, cfg.Secrets.Files)
+	if err != nil {
+		return 1, err
+	}
+	secrets := &redactingSecrets{src: loaded}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return 1, err
+	}
+	st, err := state.Open(ctx, cfg.State)
+	if err != nil {
+		return 1, err
+	}
+	defer st.Close()
+	reporter, err := newReporter(cfg.Forge, e.getenv, secrets, log)
+	if err != nil {
+		return 1, err
+	}
+	x, err := executor.New(executor.Config{
+		KeyFiles:        nonEmpty(cfg.SSH.Key),
+		KnownHostsFile:  cfg.SSH.KnownHosts,
+		TrustOnFirstUse: cfg.SSH.TrustOnFirstUse,
+		Store:           st,
+		Secrets:         secrets,
+		ProxyImage:      e.getenv("BOSUN_PROXY_IMAGE"),
+		Owner:           fmt.Sprintf("bosun serve pid %d", os.Getpid()),
+		Logger:          log,
+	})
+	if err != nil {
+		return 1, err
+	}
+	defer x.Close()
+
+	d, err := daemon.New(cfg, daemon.Deps{
+		Store:    st,
+		Applier:  applier{x: x, st: st, log: log},
+		Reporter: reporter,
+		Secrets:  secrets,
+		GitAuth: func(rc daemon.RepoConfig) (gittransport.AuthMethod, error) {
+			return gitAuth(rc, cfg.SSH.KnownHosts, e.getenv)
+		},
+		NewQueue: func(ctx context.Context, workers *river.Workers) (daemon.Queue, error) {
+			return newQueue(ctx, st, workers, log)
+		},
+		Getenv: e.getenv,
+		Logger: log,
+	})
+	if err != nil {
+		return 1, err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return 1, err
+	}
+	go watchConfig(ctx, *configPath, d, log)
+	hooks := webhook.NewHandler(webhook.Config{Secret: []byte(hookSecret), Logger: log}, d.Enqueue)
+	if err := d.Run(ctx, hooks, ln); err != nil {
+		return 1, err
+	}
+	return 0, nil
+}
+
+// newQueue makes River's client on the store's own database.
+func newQueue(ctx context.Context, st state.Store, workers *river.Workers, log *slog.Logger) (daemon.Queue, error) {
+	switch s := st.(type) {
+	case *state.SQLite:
+		return daemon.NewQueue(ctx, riversqlite.New(s.DB()), workers, 1, log)
+	case *state.Postgres:
+		return daemon.NewQueue(ctx, riverpgxv5.New(s.Pool()), workers, 4, log)
+	}
+	return nil, fmt.Errorf("no queue for a %T store", st)
+}
+
+// applier adapts the executor to the daemon: a one-line summary for the
+// deploy status, holds released once git caught up with them.
+type applier struct {
+	x   *executor.Executor
+	st  state.Store
+	log *slog.Logger
+}
+
+func (a applier) Apply(ctx context.Context, plan *planner.Plan, trigger string) (string, error) {
+	res, err := a.x.Apply(ctx, plan, executor.ApplyOpts{Trigger: trigger, LockWait: time.Hour})
+	for _, svc := range plan.ReleasedHolds {
+		if derr := a.st.DeleteHold(context.WithoutCancel(ctx), plan.Repo, svc); derr != nil {
+			a.log.Warn("hold not released", "service", svc, "err", derr)
+		}
+	}
+	if err != nil {
+		var re *executor.RolloutError
+		if errors.As(err, &re) {
+			return "", rolloutFailure{re}
+		}
+		return "", err
+	}
+	return summaryLine(res), nil
+}
+
+// rolloutFailure marks a rollout that failed on a host: the commit is at
+// fault (or its image), so the daemon reports failure and does not retry.
+type rolloutFailure struct{ *executor.RolloutError }
+
+func (f rolloutFailure) RolledBack() bool { return len(f.RolloutError.RolledBack) > 0 }
+func (f rolloutFailure) Unwrap() error    { return f.RolloutError }
+
+// summaryLine is "shop, api on web-1, web-2" for a deploy status.
+func summaryLine(res *executor.Result) string {
+	if res == nil {
+		return "deployed"
+	}
+	var services []string
+	hosts := map[string]bool{}
+	for _, s := range res.Services {
+		services = append(services, s.Service)
+		for _, t := range append(append([]planner.Target{}, s.Deployed...), s.Removed...) {
+			hosts[t.Host] = true
+		}
+	}
+	names := make([]string, 0, len(hosts))
+	for h := range hosts {
+		names = append(names, h)
+	}
+	sort.Strings(names)
+	if len(services) == 0 {
+		return "no changes"
+	}
+	return strings.Join(services, ", ") + " on " + strings.Join(names, ", ")
+}
+
+// newReporter builds the forge reporter; nil when the config reports to
+// no forge. Everything it posts is redacted of every known secret value.
+func newReporter(fc daemon.ForgeConfig, getenv func(string) string, secrets *redactingSecrets, log *slog.Logger) (*webhook.Reporter, error) {
+	if fc.Kind != "github" {
+		return nil, nil
+	}
+	var hc *http.Client
+	var redactValues []string
+	if fc.AppID != 0 {
+		pemBytes, err := os.ReadFile(fc.AppKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("GitHub App key: %w", err)
+		}
+		key, err := webhook.ParseAppKey(pemBytes)
+		if err != nil {
+			return nil, err
+		}
+		hc = &http.Client{Transport: &webhook.AppTransport{AppID: fc.AppID, InstallationID: fc.InstallationID, Key: key, BaseURL: fc.BaseURL}, Timeout: 30 * time.Second}
+	} else {
+		token, err := daemon.ReadSecret(getenv, fc.TokenEnv, fc.TokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("forge token: %w", err)
+		}
+		redactValues = append(redactValues, token)
+		hc = &http.Client{Transport: tokenTransport{token: token}, Timeout: 30 * time.Second}
+	}
+	client := github.NewClient(hc)
+	if fc.BaseURL != "" && fc.BaseURL != "https://api.github.com/" {
+		var err error
+		if client, err = client.WithEnterpriseURLs(fc.BaseURL, fc.BaseURL); err != nil {
+			return nil, fmt.Errorf("forge.base_url: %w", err)
+		}
+	}
+	redact := func(s string) string {
+		for _, v := range redactValues {
+			if len(v) >= 4 {
+				s = strings.ReplaceAll(s, v, "[redacted]")
+			}
+		}
+		return secrets.Redact(s)
+	}
+	return webhook.NewReporter(webhook.ReporterConfig{Redact: redact, Logger: log}, client), nil
+}
+
+type tokenTransport struct{ token string }
+
+func (t tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.Header.Set("Authorization", "token "+t.token)
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// gitAuth is the credential for a repository's URL: its SSH key (host keys
+// checked against the daemon's known_hosts), or its token over HTTPS.
+func gitAuth(rc daemon.RepoConfig, knownHosts string, getenv func(string) string) (gittransport.AuthMethod, error) {
+	if rc.SSHKey != "" {
+		user := "git"
+		if i := strings.Index(rc.URL, "@"); i > 0 && !strings.Contains(rc.URL[:i], "/") {
+			user = rc.URL[:i]
+		}
+		auth, err := gitssh.NewPublicKeysFromFile(user, rc.SSHKey, "")
+		if err != nil {
+			return nil, fmt.Errorf("ssh_key: %w", err)
+		}
+		if knownHosts != "" {
+			cb, err := gitssh.NewKnownHostsCallback(knownHosts)
+			if err != nil {
+				return nil, fmt.Errorf("known_hosts: %w", err)
+			}
+			auth.HostKeyCallback = cb
+		}
+		return auth, nil
+	}
+	if rc.GitTokenEnv != "" || rc.GitTokenFile != "" {
+		token, err := daemon.ReadSecret(getenv, rc.GitTokenEnv, rc.GitTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("git token: %w", err)
+		}
+		return &githttp.BasicAuth{Username: "x-access-token", Password: token}, nil
+	}
+	return nil, nil
+}
+
+// watchConfig reloads the daemon when its config file changes. An invalid
+// file is logged and the running config kept.
+func watchConfig(ctx context.Context, path string, d *daemon.Daemon, log *slog.Logger) {
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		log.Warn("config file not watched", "err", err)
+		return
+	}
+	defer fw.Close()
+	abs, _ := filepath.Abs(path)
+	// Watch the folder: editors and config managers replace files by rename.
+	if err := fw.Add(filepath.Dir(abs)); err != nil {
+		log.Warn("config file not watched", "err", err)
+		return
+	}
+	last := fileHash(abs)
+	var debounce <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-fw.Events:
+			if !ok {
+				return
+			}
+			if filepath.Clean(ev.Name) == abs {
+				debounce = time.After(200 * time.Millisecond)
+			}
+		case err, ok := <-fw.Errors:
+			if !ok {
+				return
+			}
+			log.Warn("config watch", "err", err)
+		case <-debounce:
+			h := fileHash(abs)
+			if h == last {
+				continue
+			}
+			last = h
+			cfg, err := daemon.LoadConfig(abs)
+			if err != nil {
+				log.Error("config change refused; keeping the running config", "err", err)
+				continue
+			}
+			if err := d.Reload(ctx, cfg); err != nil {
+				log.Error("config reload failed", "err", err)
+			}
+		}
+	}
+}
+
+func fileHash(path string) [32]byte {
+	b, _ := os.ReadFile(path)
+	return sha256.Sum256(b)
+}
+
+// daemonLogger builds the daemon's logger from its config.
+func daemonLogger(lc daemon.LogConfig, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(lc.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if lc.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func nonEmpty(s ...string) []string {
+	var out []string
+	for _, v := range s {
+		if v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// redactingSecrets remembers every secret value handed out, so that text
+// leaving for the forge can be stripped of all of them.
+type redactingSecrets struct {
+	src  planner.SecretSource
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func (r *redactingSecrets) LookupSecret(name string) (string, bool) {
+	v, ok := r.src.LookupSecret(name)
+	if ok && len(v) >= 4 { // shorter values would redact ordinary words
+		r.mu.Lock()
+		if r.seen == nil {
+			r.seen = map[string]bool{}
+		}
+		r.seen[v] = true
+		r.mu.Unlock()
+	}
+	return v, ok
+}
+
+// Redact replaces every secret value looked up so far with [redacted].
+func (r *redactingSecrets) Redact(s string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for v := range r.seen {
+		s = strings.ReplaceAll(s, v, "[redacted]")
+	}
+	return s
+}

@@ -1,0 +1,352 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-github/v66/github"
+
+	"github.com/bosunhq/bosun/internal/testbed"
+	"github.com/bosunhq/bosun/webhook"
+)
+
+const hookSecret = "e2e-webhook-secret"
+
+// daemonUnderTest is `bosun serve` running in-process.
+type daemonUnderTest struct {
+	url  string // http://127.0.0.1:PORT
+	logs *syncBuffer
+	stop context.CancelFunc
+	done chan int
+}
+
+// startServe runs `bosun serve --config path` and returns once it listens.
+func startServe(t *testing.T, path string, environ map[string]string) *daemonUnderTest {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	d := &daemonUnderTest{logs: &syncBuffer{}, stop: cancel, done: make(chan int, 1)}
+	e := env{getenv: func(k string) string { return environ[k] }, stdin: strings.NewReader(""), stdout: io.Discard, stderr: pw}
+	go func() {
+		code := run(ctx, []string{"serve", "--config", path}, e)
+		pw.Close()
+		d.done <- code
+	}()
+	listening := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			d.logs.Write([]byte(line + "\n"))
+			var rec struct {
+				Msg    string `json:"msg"`
+				Listen string `json:"listen"`
+			}
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "bosun serve started" {
+				listening <- rec.Listen
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-d.done:
+		case <-time.After(2 * time.Minute):
+			t.Error("bosun serve did not stop within 2 minutes of its context ending")
+		}
+		if t.Failed() {
+			t.Logf("bosun serve logs:\n%s", d.logs.String())
+		}
+	})
+	select {
+	case addr := <-listening:
+		d.url = "http://" + addr
+	case code := <-d.done:
+		t.Fatalf("bosun serve exited with %d before listening:\n%s", code, d.logs.String())
+	case <-time.After(time.Minute):
+		t.Fatalf("bosun serve did not listen within a minute:\n%s", d.logs.String())
+	}
+	return d
+}
+
+// hook delivers a signed GitHub webhook and returns the status code.
+func (d *daemonUnderTest) hook(t *testing.T, event, id string, payload any) int {
+	t.Helper()
+	body, err := json.Marshal(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, d.url+"/hooks/github", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-GitHub-Event", event)
+	req.Header.Set("X-GitHub-Delivery", id)
+	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(webhook.Sign([]byte(hookSecret), body)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func pushEvent(repo, branch, before, after string) *github.PushEvent {
+	return &github.PushEvent{
+		Ref: github.String("refs/heads/" + branch), Before: github.String(before), After: github.String(after),
+		Repo: &github.PushEventRepository{FullName: github.String(repo), Name: github.String(repo[strings.Index(repo, "/")+1:])},
+	}
+}
+
+func pullRequestEvent(repo, action string, number int, base, head string) *github.PullRequestEvent {
+	return &github.PullRequestEvent{
+		Action: github.String(action), Number: github.Int(number),
+		Repo: &github.Repository{FullName: github.String(repo)},
+		PullRequest: &github.PullRequest{
+			Number: github.Int(number),
+			Base:   &github.PullRequestBranch{Ref: github.String(base)},
+			Head:   &github.PullRequestBranch{Ref: github.String("bump"), SHA: github.String(head)},
+		},
+	}
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// serving returns the body of GET / on a server's proxy for host.
+func serving(addr, host string) string {
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
+	req.Host = host
+	client := http.Client{Timeout: 3 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Sprintf("status %d: %s", resp.StatusCode, b)
+	}
+	return string(b)
+}
+
+// lastStatus is the newest status posted for sha in context, or nil.
+func lastStatus(f *testbed.FakeGitHub, sha, context string) *testbed.PostedStatus {
+	var last *testbed.PostedStatus
+	for _, s := range f.Statuses() {
+		if s.SHA == sha && s.GetContext() == context {
+			last = &s
+		}
+	}
+	return last
+}
+
+func TestServe_EndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs test servers")
+	}
+	testbed.RequireDocker(t)
+	bed := testbed.Start(t, testbed.Options{Servers: 2})
+	v1 := bed.PushApp(t, "shop", "v1", testbed.AppOK)
+	v2 := bed.PushApp(t, "shop", "v2", testbed.AppOK)
+	proxyImage := bed.PushProxy(t)
+	gh := testbed.NewFakeGitHub(t)
+
+	const forgeRepo = "acme/fleet"
+	const secretValue = "e2e-secret-value-5f1c"
+	fleet := "servers:\n"
+	for _, s := range bed.Servers {
+		host, port, _ := strings.Cut(s.SSHAddr, ":")
+		fleet += fmt.Sprintf("  %s: {host: %s, port: %s, user: root}\n", s.Name, host, port)
+	}
+	service := func(image string) string {
+		return fmt.Sprintf(`service: shop
+image: %s
+servers: [server-1, server-2]
+proxy:
+  host: shop.test
+  app_port: 80
+  healthcheck: {path: /up, interval: 1, timeout: 2}
+env:
+  clear: {APP_NOTE: e2e}
+  secret: [SHOP_SECRET]
+deploy_timeout: 30
+drain_timeout: 2
+retain_containers: 3
+`, image)
+	}
+
+	dir := t.TempDir()
+	repoDir := filepath.Join(dir, "fleet")
+	first := gitCommit(t, repoDir, map[string]string{"fleet.yml": fleet, "services/shop.yml": service(v1)})
+
+	cfgPath := filepath.Join(dir, "bosun.yaml")
+	cfg := fmt.Sprintf(`listen: 127.0.0.1:0
+state: sqlite:///%s
+data_dir: %s
+ssh: {key: %s, known_hosts: %s}
+webhook: {secret_env: BOSUN_WEBHOOK_SECRET}
+forge: {kind: github, base_url: %s, token_env: GITHUB_TOKEN}
+grace: 1m
+log: {format: json, level: info}
+repos:
+  - name: fleet
+    url: %s
+    branch: master
+    poll: 1h
+    forge_repo: %s
+`, filepath.Join(dir, "state.db"), filepath.Join(dir, "data"), bed.KeyPath, bed.KnownHostsPath, gh.BaseURL(), repoDir, forgeRepo)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := startServe(t, cfgPath, map[string]string{
+		"BOSUN_WEBHOOK_SECRET": hookSecret,
+		"GITHUB_TOKEN":         "ghp_e2etoken",
+		"SHOP_SECRET":          secretValue,
+		"BOSUN_PROXY_IMAGE":    proxyImage,
+	})
+
+	servesEverywhere := func(version string) func() bool {
+		return func() bool {
+			for _, s := range bed.Servers {
+				if !strings.Contains(serving(s.HTTPAddr, "shop.test"), version) {
+					return false
+				}
+			}
+			return true
+		}
+	}
+
+	// Start-up: the daemon deploys the branch head it finds.
+	waitFor(t, 3*time.Minute, "v1 serving on both servers after start", servesEverywhere("v1"))
+	waitFor(t, 30*time.Second, "bosun/deploy success on the first commit", func() bool {
+		s := lastStatus(gh, first, webhook.ContextDeploy)
+		return s != nil && s.GetState() == "success"
+	})
+	if code := d.hook(t, "ping", "ping-1", map[string]any{"zen": "hi"}); code != http.StatusOK {
+		t.Fatalf("ping: %d", code)
+	}
+
+	// A pull request that bumps the image: one plan comment, bosun/plan success.
+	prHead := gitCommitOnBranch(t, repoDir, "bump", map[string]string{"services/shop.yml": service(v2)})
+	if code := d.hook(t, "pull_request", "pr-1", pullRequestEvent(forgeRepo, "opened", 7, "master", prHead)); code != http.StatusAccepted {
+		t.Fatalf("pull_request: %d", code)
+	}
+	waitFor(t, time.Minute, "bosun/plan on the pull request head", func() bool { return lastStatus(gh, prHead, webhook.ContextPlan) != nil })
+	if s := lastStatus(gh, prHead, webhook.ContextPlan); s.GetState() != "success" || !strings.Contains(s.GetDescription(), "2 to change") {
+		t.Errorf("bosun/plan = %s %q, want success \"2 to change\"", s.GetState(), s.GetDescription())
+	}
+	comments := gh.Comments(forgeRepo, 7)
+	if len(comments) != 1 || !strings.Contains(comments[0], "shop:v2") {
+		t.Fatalf("want one plan comment naming shop:v2, got %q", comments)
+	}
+
+	// Another push to the pull request: the same comment, edited.
+	prHead2 := gitCommitOnBranch(t, repoDir, "bump", map[string]string{"services/shop.yml": strings.Replace(service(v2), "APP_NOTE: e2e", "APP_NOTE: e2e-2", 1)})
+	if code := d.hook(t, "pull_request", "pr-2", pullRequestEvent(forgeRepo, "synchronize", 7, "master", prHead2)); code != http.StatusAccepted {
+		t.Fatalf("pull_request synchronize: %d", code)
+	}
+	waitFor(t, time.Minute, "bosun/plan on the second head", func() bool { return lastStatus(gh, prHead2, webhook.ContextPlan) != nil })
+	comments = gh.Comments(forgeRepo, 7)
+	if len(comments) != 1 || !strings.Contains(comments[0], "e2e-2") {
+		t.Fatalf("want the one comment edited to the new plan, got %d comments: %q", len(comments), comments)
+	}
+	// A replayed delivery is accepted and does nothing.
+	before := len(gh.Calls())
+	if code := d.hook(t, "pull_request", "pr-2", pullRequestEvent(forgeRepo, "synchronize", 7, "master", prHead2)); code != http.StatusAccepted {
+		t.Fatalf("replayed delivery: %d", code)
+	}
+
+	// Merge: master moves to the pull request head; the push deploys v2.
+	gitFastForward(t, repoDir, "master", prHead2)
+	if code := d.hook(t, "push", "push-merge", pushEvent(forgeRepo, "master", first, prHead2)); code != http.StatusAccepted {
+		t.Fatalf("push: %d", code)
+	}
+	waitFor(t, 3*time.Minute, "v2 serving on both servers after the merge", servesEverywhere("v2"))
+	waitFor(t, time.Minute, "bosun/deploy success on the merge", func() bool {
+		s := lastStatus(gh, prHead2, webhook.ContextDeploy)
+		return s != nil && s.GetState() == "success"
+	})
+	sawPending := false
+	for _, s := range gh.Statuses() {
+		if s.SHA == prHead2 && s.GetContext() == webhook.ContextDeploy && s.GetState() == "pending" {
+			sawPending = true
+		}
+	}
+	if !sawPending {
+		t.Error("no bosun/deploy pending status before the success")
+	}
+	for _, c := range gh.Calls()[before:] {
+		if strings.Contains(c, "#7") {
+			t.Errorf("the replayed delivery planned again: %s", c)
+		}
+	}
+
+	// Revert: back to v1, from the retained containers.
+	v1Containers := map[string]string{}
+	for _, s := range bed.Servers {
+		v1Containers[s.Name] = strings.TrimSpace(s.Exec(t, "docker", "ps", "-aq", "--filter", "label=bosun.service=shop", "--filter", "status=exited"))
+	}
+	revert := gitCommit(t, repoDir, map[string]string{"services/shop.yml": service(v1)})
+	if code := d.hook(t, "push", "push-revert", pushEvent(forgeRepo, "master", prHead2, revert)); code != http.StatusAccepted {
+		t.Fatalf("push revert: %d", code)
+	}
+	waitFor(t, 3*time.Minute, "v1 serving again after the revert", servesEverywhere("v1"))
+	waitFor(t, time.Minute, "bosun/deploy success on the revert", func() bool {
+		s := lastStatus(gh, revert, webhook.ContextDeploy)
+		return s != nil && s.GetState() == "success"
+	})
+	for _, s := range bed.Servers {
+		running := strings.TrimSpace(s.Exec(t, "docker", "ps", "-q", "--filter", "label=bosun.service=shop"))
+		if running == "" || !strings.Contains(v1Containers[s.Name], running) {
+			t.Errorf("%s: v1 runs in container %q, not the retained one (%q)", s.Name, running, v1Containers[s.Name])
+		}
+	}
+
+	// A bad config commit: failure status naming file:line, nothing deployed.
+	bad := gitCommit(t, repoDir, map[string]string{"services/shop.yml": strings.Replace(service(v2), "servers: [server-1, server-2]", "servers: [server-1, server-9]", 1)})
+	if code := d.hook(t, "push", "push-bad", pushEvent(forgeRepo, "master", revert, bad)); code != http.StatusAccepted {
+		t.Fatalf("push bad: %d", code)
+	}
+	waitFor(t, time.Minute, "bosun/deploy failure on the bad commit", func() bool {
+		s := lastStatus(gh, bad, webhook.ContextDeploy)
+		return s != nil && s.GetState() == "failure"
+	})
+	if s := lastStatus(gh, bad, webhook.ContextDeploy); !strings.Contains(s.GetDescription(), "services/shop.yml:") {
+		t.Errorf("failure status %q does not name file:line", s.GetDescription())
+	}
+	if !servesEverywhere("v1")() {
+		t.Error("the previous version stopped serving after a bad commit")
+	}
+
+	// No secret value reached the forge or the logs.
+	for _, c := range append(gh.Comments(forgeRepo, 7), d.logs.String()) {
+		if strings.Contains(c, secretValue) || strings.Contains(c, "ghp_e2etoken") {
+			t.Fatal("a secret value reached a comment or the logs")
+		}
+	}
+	for _, s := range gh.Statuses() {
+		if strings.Contains(s.GetDescription(), secretValue) {
+			t.Fatal("a secret value reached a status")
+		}
+	}
+}
