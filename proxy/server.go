@@ -48,7 +48,7 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 
 	Logger    *slog.Logger // events; nil means slog.Default()
-	AccessLog *slog.Logger // one JSON line per proxied request; nil: none
+	AccessLog io.Writer    // one JSON line per request, one Write per line; nil: none
 
 	// Slow clients. The read and write limits are progress limits, so
 	// long uploads, downloads and streams (SSE) live as long as bytes move.
@@ -74,7 +74,7 @@ type Listeners struct {
 type Server struct {
 	cfg       Config
 	log       *slog.Logger
-	accessLog *slog.Logger
+	accessLog *accessLog
 	stdErrLog *log.Logger
 	buffers   *bufferPool
 	metrics   *metrics
@@ -113,11 +113,13 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:       cfg,
 		log:       cfg.Logger.With("component", "proxy"),
-		accessLog: cfg.AccessLog,
 		buffers:   newBufferPool(),
 		metrics:   newMetrics(),
 		trustedPx: cfg.TrustedProxies,
 		svcLocks:  map[string]*sync.Mutex{},
+	}
+	if cfg.AccessLog != nil {
+		s.accessLog = newAccessLog(cfg.AccessLog)
 	}
 	s.stdErrLog = slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
 	empty, _ := buildTable(map[string]*service{})
@@ -453,31 +455,8 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request, overTLS bool
 		s.metrics.noRoute.Inc()
 	}
 	if s.accessLog != nil {
-		s.logAccess(r, ex, svc, host, elapsed)
+		s.accessLog.log(r, ex, svc, host, start, elapsed)
 	}
-}
-
-func (s *Server) logAccess(r *http.Request, ex *exchange, svc *service, host string, elapsed time.Duration) {
-	service, target := "", ""
-	if svc != nil {
-		service, target = svc.req.Service, svc.req.Target
-	}
-	attrs := []slog.Attr{
-		slog.String("service", service),
-		slog.String("target", target),
-		slog.String("host", host),
-		slog.String("method", r.Method),
-		slog.String("path", r.URL.Path),
-		slog.String("proto", r.Proto),
-		slog.Int("status", ex.status),
-		slog.Int64("bytes", ex.bytes),
-		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
-		slog.String("remote_addr", r.RemoteAddr),
-	}
-	if ex.proxyErr != nil {
-		attrs = append(attrs, slog.String("err", ex.proxyErr.Error()))
-	}
-	s.accessLog.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
 }
 
 func (s *Server) redirectHTTPS(w http.ResponseWriter, r *http.Request, host string) {
@@ -514,6 +493,8 @@ type exchange struct {
 	bytes    int64
 	proxyErr error
 
+	deadlineSet time.Time // when progress last moved the write deadline
+
 	bodyTimedOut atomic.Bool // the client stalled sending its body
 }
 
@@ -530,7 +511,7 @@ func getExchange(w http.ResponseWriter, limit time.Duration) *exchange {
 }
 
 func putExchange(ex *exchange) {
-	ex.rw, ex.dl, ex.status, ex.bytes, ex.proxyErr = nil, nil, 0, 0, nil
+	ex.rw, ex.dl, ex.status, ex.bytes, ex.proxyErr, ex.deadlineSet = nil, nil, 0, 0, nil, time.Time{}
 	ex.bodyTimedOut.Store(false)
 	exchangePool.Put(ex)
 }
@@ -538,10 +519,16 @@ func putExchange(ex *exchange) {
 func (ex *exchange) Header() http.Header { return ex.rw.Header() }
 
 // progress gives the client WriteTimeout to take what is written next; a
-// deadline left from an earlier request on the connection is replaced.
+// deadline left from an earlier request on the connection is replaced. It
+// moves the deadline at most once a second, to keep the hot path cheap.
 func (ex *exchange) progress() {
-	if ex.dl != nil {
-		ex.dl.SetWriteDeadline(time.Now().Add(ex.limit))
+	if ex.dl == nil {
+		return
+	}
+	now := time.Now()
+	if ex.deadlineSet.IsZero() || now.Sub(ex.deadlineSet) > time.Second {
+		ex.dl.SetWriteDeadline(now.Add(ex.limit))
+		ex.deadlineSet = now
 	}
 }
 

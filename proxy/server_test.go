@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -466,7 +465,7 @@ func TestServer_TimeoutsAreProgressLimits(t *testing.T) {
 
 func TestServer_AccessLogAndMetrics(t *testing.T) {
 	var buf syncBuffer
-	h := startProxy(t, Config{AccessLog: slog.New(slog.NewJSONHandler(&buf, nil))})
+	h := startProxy(t, Config{AccessLog: &buf})
 	mustDeploy(t, h, deployReq("web", newBackend(t, "A"), "app.test"))
 	code, _, _ := get(t, http.DefaultClient, h.httpAddr, "app.test", "/hello")
 	require.Equal(t, 200, code)

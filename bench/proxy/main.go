@@ -75,6 +75,7 @@ var (
 
 type result struct {
 	Name     string  `json:"name"`
+	CPUus    float64 `json:"cpu_us_per_request"` // the proxy process's CPU time per request (0 for direct)
 	RPS      float64 `json:"rps"`
 	P50ms    float64 `json:"p50_ms"`
 	P99ms    float64 `json:"p99_ms"`
@@ -100,6 +101,19 @@ func freePort() string {
 }
 
 type procs struct{ cmds []*exec.Cmd }
+
+// cpuTicks is a process's user+system CPU time in clock ticks (1/100 s).
+func cpuTicks(pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(data)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return u + st
+}
 
 func (p *procs) start(name string, env []string, args ...string) error {
 	cmd := exec.Command(name, args...)
@@ -217,9 +231,12 @@ func runBench() error {
 	if err := os.WriteFile(cfgPath, caddyConfig(caddyAdmin, caddyHTTP, targetA), 0o644); err != nil {
 		return err
 	}
+	bosunPID := p.cmds[len(p.cmds)-1].Process.Pid
 	if err := p.start(*caddyBin, []string{"HOME=" + tmp, "XDG_DATA_HOME=" + tmp, "XDG_CONFIG_HOME=" + tmp}, "run", "--config", cfgPath); err != nil {
 		return err
 	}
+	caddyPID := p.cmds[len(p.cmds)-1].Process.Pid
+	pids := map[string]int{"bosun": bosunPID, "caddy": caddyPID}
 	for _, u := range []string{"http://" + bosunHTTP + "/", "http://" + caddyHTTP + "/"} {
 		if err := waitHTTP(u); err != nil {
 			return err
@@ -237,11 +254,15 @@ func runBench() error {
 	}
 	for r := 0; r < *rounds; r++ {
 		for _, n := range names {
+			before := cpuTicks(pids[n])
 			res, err := runWrk(n, urls[n], *duration)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(os.Stderr, "round %d %-7s %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms %s\n", r+1, n, res.RPS, res.P50ms, res.P99ms, res.Errors)
+			if pid := pids[n]; pid != 0 && res.Requests > 0 {
+				res.CPUus = float64(cpuTicks(pid)-before) * 1e4 / float64(res.Requests)
+			}
+			fmt.Fprintf(os.Stderr, "round %d %-7s %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms  proxy CPU %5.1f us/req %s\n", r+1, n, res.RPS, res.P50ms, res.P99ms, res.CPUus, res.Errors)
 			all[n] = append(all[n], res)
 		}
 	}
@@ -352,6 +373,12 @@ func median(rs []result) result {
 	sort.Float64s(p50s)
 	sort.Float64s(p99s)
 	m.P50ms, m.P99ms = p50s[len(rs)/2], p99s[len(rs)/2]
+	cpus := make([]float64, len(rs))
+	for i, r := range rs {
+		cpus[i] = r.CPUus
+	}
+	sort.Float64s(cpus)
+	m.CPUus = cpus[len(rs)/2]
 	return m
 }
 
@@ -439,9 +466,13 @@ func printMarkdown(rs []result, sw []switchResult) {
 	for _, r := range rs {
 		byName[r.Name] = r
 	}
-	fmt.Printf("| path | req/s | p50 | p99 | vs direct | wrk errors |\n|---|---:|---:|---:|---:|---|\n")
+	fmt.Printf("| path | req/s | p50 | p99 | vs direct | proxy CPU per request | wrk errors |\n|---|---:|---:|---:|---:|---:|---|\n")
 	for _, r := range rs {
-		fmt.Printf("| %s | %.0f | %.2f ms | %.2f ms | %.0f %% | %s |\n", r.Name, r.RPS, r.P50ms, r.P99ms, 100*r.RPS/byName["direct"].RPS, r.Errors)
+		cpu := "-"
+		if r.CPUus > 0 {
+			cpu = fmt.Sprintf("%.1f µs", r.CPUus)
+		}
+		fmt.Printf("| %s | %.0f | %.2f ms | %.2f ms | %.0f %% | %s | %s |\n", r.Name, r.RPS, r.P50ms, r.P99ms, 100*r.RPS/byName["direct"].RPS, cpu, r.Errors)
 	}
 	if c := byName["caddy"]; c.RPS > 0 {
 		b := byName["bosun"]
