@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -39,8 +40,26 @@ func main() {
 	if d, err := time.ParseDuration(os.Getenv("DRAIN_TIMEOUT")); err == nil {
 		drain = d
 	}
-	host, _ := os.Hostname()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	l, err := net.Listen("tcp", ":"+port)
+	if err != nil {
+		log.Fatalf("listen: %v", err)
+	}
+	log.Printf("version %s (mode %q) listening on :%s", version, mode, port)
+	if err := serve(ctx, l, version, mode, drain); err != nil {
+		log.Fatal(err)
+	}
+	log.Printf("version %s: stopped", version)
+}
 
+// slowStarted, when set (by tests), is called as a /slow request starts.
+var slowStarted func()
+
+// serve answers on l until ctx is done, then stops accepting connections
+// and lets in-flight requests finish, for up to drain.
+func serve(ctx context.Context, l net.Listener, version, mode string, drain time.Duration) error {
+	host, _ := os.Hostname()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /up", func(w http.ResponseWriter, r *http.Request) {
 		if mode == "unhealthy" {
@@ -54,6 +73,9 @@ func main() {
 		if err != nil || d < 0 || d > 5*time.Minute {
 			http.Error(w, "d must be a duration up to 5m", http.StatusBadRequest)
 			return
+		}
+		if slowStarted != nil {
+			slowStarted()
 		}
 		select {
 		case <-time.After(d):
@@ -73,24 +95,22 @@ func main() {
 	mux.HandleFunc("GET /", answer)
 	mux.HandleFunc("POST /", answer)
 
-	srv := &http.Server{Addr: ":" + port, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sig := make(chan os.Signal, 1)
-		signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
-		s := <-sig
-		log.Printf("version %s: %s, draining for up to %s", version, s, drain)
-		ctx, cancel := context.WithTimeout(context.Background(), drain)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			log.Printf("drain: %v", err)
-		}
-	}()
-	log.Printf("version %s (mode %q) listening on :%s", version, mode, port)
-	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
-		log.Fatalf("serve: %v", err)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
 	}
-	<-done
-	log.Printf("version %s: stopped", version)
+	log.Printf("version %s: stopping, draining for up to %s", version, drain)
+	sctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("drain: %w", err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
 }

@@ -1,0 +1,92 @@
+package testbed
+
+import (
+	"archive/tar"
+	"bytes"
+	"errors"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestServerImage_TagFollowsRecipe(t *testing.T) {
+	ref := ServerImage()
+	require.Regexp(t, `^bosun-testbed-server:[0-9a-f]{12}$`, ref)
+	require.Equal(t, ref, ServerImage(), "same recipe, same tag")
+
+	old := serverOverlay[0].content
+	t.Cleanup(func() { serverOverlay[0].content = old })
+	serverOverlay[0].content += "# changed\n"
+	require.NotEqual(t, ref, ServerImage(), "a changed entrypoint must not reuse the old image")
+}
+
+func TestRewriteRootfs(t *testing.T) {
+	var in bytes.Buffer
+	tw := tar.NewWriter(&in)
+	for _, f := range []struct{ name, body string }{
+		{"./etc/ssh/ssh_host_ed25519_key", "SECRET"},
+		{"./etc/ssh/ssh_host_rsa_key.pub", "pub"},
+		{"./etc/ssh/sshd_config", "Include /etc/ssh/sshd_config.d/*.conf\n"},
+		{"." + serverEntrypoint, "stale entrypoint"},
+	} {
+		require.NoError(t, tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: f.name, Mode: 0o600, Size: int64(len(f.body))}))
+		_, err := io.WriteString(tw, f.body)
+		require.NoError(t, err)
+	}
+	require.NoError(t, tw.Close())
+
+	var out bytes.Buffer
+	require.NoError(t, rewriteRootfs(&out, &in))
+	got := map[string]string{}
+	tr := tar.NewReader(&out)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err)
+		b, err := io.ReadAll(tr)
+		require.NoError(t, err)
+		_, dup := got[h.Name]
+		require.False(t, dup, "duplicate entry %s", h.Name)
+		got[h.Name] = string(b)
+	}
+	require.NotContains(t, got, "./etc/ssh/ssh_host_ed25519_key", "host keys must not be baked in")
+	require.NotContains(t, got, "./etc/ssh/ssh_host_rsa_key.pub")
+	require.Contains(t, got, "./etc/ssh/sshd_config")
+	require.Equal(t, entrypointScript, got["."+serverEntrypoint])
+	require.Equal(t, sshdConfig, got["./etc/ssh/sshd_config.d/bosun-testbed.conf"])
+}
+
+func TestOverlapsAny(t *testing.T) {
+	routes := []netip.Prefix{
+		netip.MustParsePrefix("0.0.0.0/0"), // the default route overlaps everything; ignored
+		netip.MustParsePrefix("10.213.7.0/24"),
+		netip.MustParsePrefix("10.0.0.0/8"),
+	}
+	require.True(t, overlapsAny(netip.MustParsePrefix("10.213.7.0/24"), routes[:2]))
+	require.False(t, overlapsAny(netip.MustParsePrefix("10.213.8.0/24"), routes[:2]))
+	require.True(t, overlapsAny(netip.MustParsePrefix("10.213.8.0/24"), routes))
+	for _, r := range hostRoutes() {
+		require.True(t, r.IsValid(), r.String())
+	}
+}
+
+func TestOwner(t *testing.T) {
+	me := ownerID(os.Getpid())
+	require.True(t, strings.HasPrefix(me, strings.Split(me, "-")[0]+"-"), me)
+	require.True(t, ownerAlive(me))
+	pid := strings.Split(me, "-")[0]
+	require.False(t, ownerAlive(pid+"-1"), "same pid, other start time: another process")
+	require.True(t, ownerAlive("not-an-owner"), "unknown formats are left alone")
+}
+
+func TestDebianMirror(t *testing.T) {
+	m := debianMirror()
+	require.True(t, strings.HasPrefix(m, "http://") || strings.HasPrefix(m, "https://"), m)
+	require.True(t, strings.HasSuffix(strings.TrimSuffix(m, "/"), "/debian"), m)
+}
