@@ -37,6 +37,12 @@ func dialects() []dialectCase {
 				}
 				db.SetMaxOpenConns(1)
 				t.Cleanup(func() { db.Close() })
+				// Connect now: the first connection switches the file to WAL,
+				// which SQLite does not wait for (the state store retries;
+				// this test is about Apply).
+				if err := db.PingContext(t.Context()); err != nil {
+					t.Fatal(err)
+				}
 				return db
 			}
 		}},

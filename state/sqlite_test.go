@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -100,3 +101,33 @@ func TestRedact(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// Processes starting together on a new file (a daemon and a CLI command,
+// say) all open it: one switches it to WAL and migrates, the others wait.
+func TestSQLite_ConcurrentFirstOpen(t *testing.T) {
+	for round := range 20 {
+		dsn := "sqlite://" + filepath.Join(t.TempDir(), "state.db")
+		const n = 6
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				s, err := Open(t.Context(), dsn)
+				if err == nil {
+					_, err = s.SecretKey(t.Context())
+					s.Close()
+				}
+				errs[i] = err
+			})
+		}
+		close(start)
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: open %d of %d at once: %v", round, i, n, err)
+			}
+		}
+	}
+}
