@@ -2,9 +2,14 @@ package planner_test
 
 import (
 	"fmt"
+	"runtime"
+	"runtime/metrics"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/bosunhq/bosun/planner"
 )
@@ -100,6 +105,37 @@ func benchPlan(b *testing.B, n int, warm bool) {
 					b.Fatal(err)
 				}
 			}
+			// Sample the heap while planning: peak-MB is the most heap the
+			// plans used above what was live before them.
+			runtime.GC()
+			base := heapBytes()
+			var peak atomic.Uint64
+			stop := make(chan struct{})
+			sampled := make(chan struct{})
+			go func() {
+				defer close(sampled)
+				tick := time.NewTicker(2 * time.Millisecond)
+				defer tick.Stop()
+				for {
+					if h := heapBytes(); h > peak.Load() {
+						peak.Store(h)
+					}
+					select {
+					case <-stop:
+						return
+					case <-tick.C:
+					}
+				}
+			}()
+			cpu0 := cpuTime()
+			defer func() {
+				// CPU time is reported beside wall time because the machines
+				// these run on are shared: wall time depends on the load.
+				b.ReportMetric(float64((cpuTime()-cpu0).Milliseconds())/float64(b.N), "cpu-ms/op")
+				close(stop)
+				<-sampled
+				b.ReportMetric(float64(peak.Load()-min(base, peak.Load()))/(1<<20), "peak-MB")
+			}()
 			b.ResetTimer()
 			for b.Loop() {
 				if !warm {
@@ -115,4 +151,17 @@ func benchPlan(b *testing.B, n int, warm bool) {
 			}
 		}
 	}
+}
+
+func heapBytes() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// cpuTime is the process's user+system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
