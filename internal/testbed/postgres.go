@@ -439,7 +439,9 @@ func pgExec(ctx context.Context, dsn, sql string) error {
 	return err
 }
 
-// pgWithSearchPath adds search_path=schema to a DSN in URL or key=value form.
+// pgWithSearchPath returns dsn as a URL (the form bosun's --state takes)
+// with search_path=schema added. A key=value DSN becomes
+// postgres:///?key=value&…, which pgx reads alike.
 func pgWithSearchPath(dsn, schema string) (string, error) {
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		u, err := url.Parse(dsn)
@@ -451,7 +453,57 @@ func pgWithSearchPath(dsn, schema string) (string, error) {
 		u.RawQuery = q.Encode()
 		return u.String(), nil
 	}
-	return strings.TrimSpace(dsn) + " search_path=" + schema, nil
+	q, err := pgParseKV(dsn)
+	if err != nil {
+		return "", err
+	}
+	q.Set("search_path", schema)
+	return "postgres:///?" + q.Encode(), nil
+}
+
+// pgParseKV parses a key=value connection string: values may be
+// single-quoted, with \' and \\ escapes inside.
+func pgParseKV(s string) (url.Values, error) {
+	q := url.Values{}
+	for {
+		s = strings.TrimLeft(s, " \t\n")
+		if s == "" {
+			return q, nil
+		}
+		key, rest, ok := strings.Cut(s, "=")
+		if !ok || strings.ContainsAny(key, " \t\n") || key == "" {
+			return nil, errors.New("parse postgres key=value DSN: expected key=value")
+		}
+		rest = strings.TrimLeft(rest, " \t")
+		var val strings.Builder
+		if strings.HasPrefix(rest, "'") {
+			i, closed := 1, false
+			for ; i < len(rest); i++ {
+				if rest[i] == '\\' && i+1 < len(rest) {
+					i++
+					val.WriteByte(rest[i])
+					continue
+				}
+				if rest[i] == '\'' {
+					closed = true
+					break
+				}
+				val.WriteByte(rest[i])
+			}
+			if !closed {
+				return nil, errors.New("parse postgres key=value DSN: unterminated quote")
+			}
+			s = rest[i+1:]
+		} else {
+			end := strings.IndexAny(rest, " \t\n")
+			if end < 0 {
+				end = len(rest)
+			}
+			val.WriteString(rest[:end])
+			s = rest[end:]
+		}
+		q.Set(key, val.String())
+	}
 }
 
 func pgRandomHex(n int) string {

@@ -73,11 +73,25 @@ func TestPostgres_DroppedAtCleanup(t *testing.T) {
 func TestPgWithSearchPath(t *testing.T) {
 	for in, want := range map[string]string{
 		"postgres://u@h:5/db?sslmode=disable": "postgres://u@h:5/db?search_path=s1&sslmode=disable",
-		"host=/tmp dbname=x":                  "host=/tmp dbname=x search_path=s1",
+		"host=/tmp dbname=x":                  "postgres:///?dbname=x&host=%2Ftmp&search_path=s1",
+		"host=h  password='a b\\'c' user=u":   "postgres:///?host=h&password=a+b%27c&search_path=s1&user=u",
 	} {
 		got, err := pgWithSearchPath(in, "s1")
+		if err == nil {
+			if _, perr := pgx.ParseConfig(got); perr != nil {
+				t.Errorf("pgx cannot parse %q: %v", got, perr)
+			}
+		}
 		if err != nil || got != want {
 			t.Errorf("pgWithSearchPath(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}
+
+func TestPgWithSearchPath_Malformed(t *testing.T) {
+	for _, in := range []string{"host", "host='x", "=x"} {
+		if got, err := pgWithSearchPath(in, "s1"); err == nil {
+			t.Errorf("pgWithSearchPath(%q) = %q, want an error", in, got)
 		}
 	}
 }

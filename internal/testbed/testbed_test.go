@@ -166,7 +166,7 @@ func TestImages(t *testing.T) {
 
 	unhealthy := bed.PushApp(t, "app", "v2-bad", testbed.AppUnhealthy)
 	sshRun(t, c, "docker run -d --name bad -p 127.0.0.1:8081:80 "+unhealthy)
-	code := sshRun(t, c, `timeout 30 sh -c 'until curl -s -o /dev/null -w "%{http_code}" http://127.0.0.1:8081/up; do sleep 0.1; done'`)
+	code := sshRun(t, c, `timeout 30 sh -c 'while :; do c=$(curl -s -o /dev/null -w "%{http_code}" http://127.0.0.1:8081/up); [ "$c" != 000 ] && { echo "$c"; exit; }; sleep 0.1; done'`)
 	require.Equal(t, "500", code)
 
 	crash := bed.PushApp(t, "app", "v3-crash", testbed.AppCrash)
