@@ -3,12 +3,14 @@ package testbed
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net/netip"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -89,4 +91,24 @@ func TestDebianMirror(t *testing.T) {
 	m := debianMirror()
 	require.True(t, strings.HasPrefix(m, "http://") || strings.HasPrefix(m, "https://"), m)
 	require.True(t, strings.HasSuffix(strings.TrimSuffix(m, "/"), "/debian"), m)
+}
+
+func TestLockFile_Exclusive(t *testing.T) {
+	if f, err := os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR, 0o644); err != nil {
+		t.Skipf("cannot open %s: %v", lockPath, err)
+	} else {
+		f.Close()
+	}
+	unlock, err := lockFile(t.Context())
+	require.NoError(t, err)
+	// flock belongs to the open file, so a second open in this process
+	// contends like another test binary would.
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	_, err = lockFile(ctx)
+	require.ErrorIs(t, err, context.DeadlineExceeded, "a second holder must wait")
+	unlock()
+	unlock2, err := lockFile(t.Context())
+	require.NoError(t, err, "free again after unlock")
+	unlock2()
 }
