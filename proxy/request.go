@@ -120,6 +120,12 @@ func (req DeployRequest) withDefaults() DeployRequest {
 	if req.PathPrefix == "" {
 		req.PathPrefix = "/"
 	}
+	if len(req.PathPrefix) > 1 {
+		req.PathPrefix = strings.TrimRight(req.PathPrefix, "/")
+		if req.PathPrefix == "" {
+			req.PathPrefix = "/"
+		}
+	}
 	hosts := make([]string, 0, len(req.Hosts))
 	for _, h := range req.Hosts {
 		hosts = append(hosts, strings.TrimSuffix(strings.ToLower(h), "."))

@@ -154,6 +154,9 @@ func New(cfg Config) (*Server, error) {
 // stops accepting, gives requests in flight a few seconds, and closes every
 // target connection. It closes the listeners.
 func (s *Server) Serve(ctx context.Context, l Listeners) error {
+	if l.Control != nil && s.cfg.Token == "" {
+		return errors.New("serve control API: no token configured")
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	var servers []*http.Server
 	start := func(ln net.Listener, srv *http.Server, serve func() error) {
@@ -200,9 +203,6 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 		start(l.HTTP, srv, func() error { return srv.Serve(l.HTTP) })
 	}
 	if l.Control != nil {
-		if s.cfg.Token == "" {
-			return errors.New("serve control API: no token configured")
-		}
 		srv := &http.Server{Handler: s.controlHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: s.stdErrLog}
 		start(l.Control, srv, func() error { return srv.Serve(l.Control) })
 	}
