@@ -108,6 +108,19 @@ func (d *Daemon) Run(ctx context.Context, hooks *webhook.Handler, ln net.Listene
 	}
 	d.q = q
 
+	d.markInterrupted(ctx)
+	go func() { // a dead daemon's lease may outlast this start
+		t := time.NewTicker(30 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				d.markInterrupted(ctx)
+			}
+		}
+	}()
 	if err := d.startRepos(ctx, d.cfg); err != nil {
 		return err
 	}
@@ -147,6 +160,32 @@ func (d *Daemon) Run(ctx context.Context, hooks *webhook.Handler, ln net.Listene
 	})
 	d.log.Info("bosun serve started", "listen", ln.Addr().String(), "repos", len(d.cfg.Repos))
 	return g.Wait()
+}
+
+// markInterrupted finishes, as failed, the deployments a crashed or killed
+// daemon left "deploying". Run calls it at start and every 30 s. A deployment counts as interrupted only when its
+// service's rollout lock is free (its lease ran out): another daemon's
+// running rollout holds it. The interrupted job itself runs again from the
+// queue, so the servers converge.
+func (d *Daemon) markInterrupted(ctx context.Context) {
+	ds, err := d.deps.Store.ListDeployments(ctx, state.DeploymentFilter{Status: state.StatusDeploying})
+	if err != nil {
+		d.log.WarnContext(ctx, "interrupted deployments not checked", "err", err)
+		return
+	}
+	for _, dep := range ds {
+		lock := "rollout:" + dep.Repo + ":" + dep.Service
+		ok, _, err := d.deps.Store.AcquireLock(ctx, lock, d.owner+" start-up check", 10*time.Second)
+		if err != nil || !ok {
+			continue
+		}
+		if err := d.deps.Store.FinishDeployment(ctx, dep.ID, state.StatusFailed, "interrupted: bosun stopped during the rollout; the next run converges the servers"); err != nil {
+			d.log.WarnContext(ctx, "interrupted deployment not marked", "deployment", dep.ID, "err", err)
+		} else {
+			d.log.InfoContext(ctx, "deployment marked interrupted", "deployment", dep.ID, "repo", dep.Repo, "service", dep.Service)
+		}
+		d.deps.Store.ReleaseLock(ctx, lock, d.owner+" start-up check")
+	}
 }
 
 // startRepos starts a watcher for every repository of cfg; each reports new

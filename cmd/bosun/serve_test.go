@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/google/go-github/v66/github"
 
 	"github.com/bosunhq/bosun/internal/testbed"
+	"github.com/bosunhq/bosun/state"
 	"github.com/bosunhq/bosun/webhook"
 )
 
@@ -348,5 +350,135 @@ repos:
 		if strings.Contains(s.GetDescription(), secretValue) {
 			t.Fatal("a secret value reached a status")
 		}
+	}
+}
+
+// TestServe_killDuringRollout kills `bosun serve` with SIGKILL while it rolls
+// out, with a newer push accepted just before, and restarts it: no accepted
+// delivery is lost, the interrupted deployment is marked as such, and the
+// servers converge to the newest commit.
+func TestServe_killDuringRollout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs test servers")
+	}
+	testbed.RequireDocker(t)
+	bin := testbed.BosunBinary(t)
+	bed := testbed.Start(t, testbed.Options{Servers: 2})
+	images := map[string]string{}
+	for _, v := range []string{"v1", "v2", "v3"} {
+		images[v] = bed.PushApp(t, "shop", v, testbed.AppOK)
+	}
+	proxyImage := bed.PushProxy(t)
+
+	fleet := "servers:\n"
+	for _, s := range bed.Servers {
+		host, port, _ := strings.Cut(s.SSHAddr, ":")
+		fleet += fmt.Sprintf("  %s: {host: %s, port: %s}\n", s.Name, host, port)
+	}
+	service := func(v string) string {
+		return "service: shop\nimage: " + images[v] + "\nservers: [server-1, server-2]\nproxy: {host: shop.test, healthcheck: {path: /up, interval: 1}}\ndrain_timeout: 1\n"
+	}
+	dir := t.TempDir()
+	repoDir := filepath.Join(dir, "fleet")
+	v1 := gitCommit(t, repoDir, map[string]string{"fleet.yml": fleet, "services/shop.yml": service("v1")})
+	dbPath := filepath.Join(dir, "state.db")
+	cfgPath := filepath.Join(dir, "bosun.yaml")
+	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`listen: 127.0.0.1:0
+state: sqlite:///%s
+data_dir: %s
+ssh: {key: %s, known_hosts: %s}
+webhook: {secret_env: BOSUN_WEBHOOK_SECRET}
+repos: [{name: fleet, url: %s, branch: master, poll: 1h, forge_repo: acme/fleet}]
+`, dbPath, filepath.Join(dir, "data"), bed.KeyPath, bed.KnownHostsPath, repoDir)), 0o644)
+
+	start := func() (*exec.Cmd, *daemonUnderTest) {
+		cmd := exec.Command(bin, "serve", "--config", cfgPath)
+		cmd.Env = append(os.Environ(), "BOSUN_WEBHOOK_SECRET="+hookSecret, "BOSUN_PROXY_IMAGE="+proxyImage)
+		stderr, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		d := &daemonUnderTest{logs: &syncBuffer{}}
+		listening := make(chan string, 1)
+		go func() {
+			sc := bufio.NewScanner(stderr)
+			sc.Buffer(make([]byte, 1<<20), 1<<20)
+			for sc.Scan() {
+				d.logs.Write([]byte(sc.Text() + "\n"))
+				var rec struct{ Msg, Listen string }
+				if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "bosun serve started" {
+					listening <- rec.Listen
+				}
+			}
+		}()
+		select {
+		case addr := <-listening:
+			d.url = "http://" + addr
+		case <-time.After(time.Minute):
+			t.Fatalf("bosun serve did not start:\n%s", d.logs.String())
+		}
+		return cmd, d
+	}
+	servesEverywhere := func(version string) func() bool {
+		return func() bool {
+			for _, s := range bed.Servers {
+				if !strings.Contains(serving(s.HTTPAddr, "shop.test"), version) {
+					return false
+				}
+			}
+			return true
+		}
+	}
+
+	cmd, d := start()
+	waitFor(t, 3*time.Minute, "v1 serving", servesEverywhere("v1"))
+
+	st, err := state.Open(t.Context(), "sqlite:///"+dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	v2 := gitCommit(t, repoDir, map[string]string{"services/shop.yml": service("v2")})
+	if code := d.hook(t, "push", "kill-v2", pushEvent("acme/fleet", "master", v1, v2)); code != http.StatusAccepted {
+		t.Fatalf("push v2: %d", code)
+	}
+	var rollout int64
+	waitFor(t, time.Minute, "the v2 rollout to start", func() bool {
+		ds, err := st.ListDeployments(t.Context(), state.DeploymentFilter{Commit: v2, Status: state.StatusDeploying})
+		if err == nil && len(ds) > 0 {
+			rollout = ds[0].ID
+		}
+		return rollout != 0
+	})
+	v3 := gitCommit(t, repoDir, map[string]string{"services/shop.yml": service("v3")})
+	if code := d.hook(t, "push", "kill-v3", pushEvent("acme/fleet", "master", v2, v3)); code != http.StatusAccepted {
+		t.Fatalf("push v3: %d", code)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+
+	for _, id := range []string{"kill-v2", "kill-v3"} {
+		if _, err := st.GetDelivery(t.Context(), id); err != nil {
+			t.Errorf("accepted delivery %s lost: %v", id, err)
+		}
+	}
+	_, d = start()
+	waitFor(t, 4*time.Minute, "v3, the newest commit, serving after the restart", servesEverywhere("v3"))
+	waitFor(t, 2*time.Minute, "the interrupted deployment marked", func() bool {
+		dep, err := st.GetDeployment(t.Context(), rollout)
+		return err == nil && dep.Status != state.StatusDeploying
+	})
+	dep, _ := st.GetDeployment(t.Context(), rollout)
+	if dep.Status == state.StatusFailed && !strings.Contains(dep.Error, "interrupted") {
+		t.Errorf("deployment %d: %s %q, want it marked interrupted", rollout, dep.Status, dep.Error)
+	}
+	if dep.Status == state.StatusDeployed {
+		t.Logf("the v2 rollout had finished before the kill; nothing was interrupted")
 	}
 }
