@@ -56,7 +56,7 @@ var (
 // the reference the servers pull, "REGISTRY/name:version".
 func (b *Bed) PushApp(t testing.TB, name, version string, kind AppKind) string {
 	t.Helper()
-	ref, err := b.PushAppContext(t.Context(), name, version, kind)
+	ref, err := b.PushAppContext(tbContext(t), name, version, kind)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func (b *Bed) PushAppContext(ctx context.Context, name, version string, kind App
 // and returns that reference.
 func (b *Bed) PushProxy(t testing.TB) string {
 	t.Helper()
-	ref, err := b.PushProxyContext(t.Context())
+	ref, err := b.PushProxyContext(tbContext(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ var (
 // per process and returns its path.
 func SampleAppBinary(t testing.TB) string {
 	t.Helper()
-	p, err := SampleAppBinaryContext(t.Context())
+	p, err := SampleAppBinaryContext(tbContext(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func SampleAppBinaryContext(ctx context.Context) (string, error) {
 // process and returns its path.
 func BosunBinary(t testing.TB) string {
 	t.Helper()
-	p, err := BosunBinaryContext(t.Context())
+	p, err := BosunBinaryContext(tbContext(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -557,7 +557,7 @@ func (s *Server) Run(ctx context.Context, args ...string) (string, error) {
 // Exec runs a command in the server like Run and fails the test on error.
 func (s *Server) Exec(t testing.TB, args ...string) string {
 	t.Helper()
-	out, err := s.Run(t.Context(), args...)
+	out, err := s.Run(tbContext(t), args...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -568,7 +568,7 @@ func (s *Server) Exec(t testing.TB, args ...string) string {
 // sessions alike: the server becomes unreachable over SSH.
 func (s *Server) StopSSH(t testing.TB) {
 	t.Helper()
-	if _, err := s.Run(t.Context(), "pkill", "-KILL", "-x", "sshd"); err != nil {
+	if _, err := s.Run(tbContext(t), "pkill", "-KILL", "-x", "sshd"); err != nil {
 		t.Fatalf("stop sshd: %v", err)
 	}
 }
@@ -576,10 +576,10 @@ func (s *Server) StopSSH(t testing.TB) {
 // StartSSH starts sshd again (same host key) and waits until it answers.
 func (s *Server) StartSSH(t testing.TB) {
 	t.Helper()
-	if _, err := s.Run(t.Context(), "/usr/sbin/sshd", "-E", "/var/log/sshd.log"); err != nil {
+	if _, err := s.Run(tbContext(t), "/usr/sbin/sshd", "-E", "/var/log/sshd.log"); err != nil {
 		t.Fatalf("start sshd: %v", err)
 	}
-	if err := s.waitSSH(t.Context(), 30*time.Second); err != nil {
+	if err := s.waitSSH(tbContext(t), 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -588,7 +588,7 @@ func (s *Server) StartSSH(t testing.TB) {
 // it hang rather than fail, as with a host that dropped off the network.
 func (s *Server) Pause(t testing.TB) {
 	t.Helper()
-	if _, err := docker(t.Context(), "pause", s.Container); err != nil {
+	if _, err := docker(tbContext(t), "pause", s.Container); err != nil {
 		t.Fatalf("pause %s: %v", s.Name, err)
 	}
 }
@@ -596,7 +596,7 @@ func (s *Server) Pause(t testing.TB) {
 // Unpause resumes a paused server.
 func (s *Server) Unpause(t testing.TB) {
 	t.Helper()
-	if _, err := docker(t.Context(), "unpause", s.Container); err != nil {
+	if _, err := docker(tbContext(t), "unpause", s.Container); err != nil {
 		t.Fatalf("unpause %s: %v", s.Name, err)
 	}
 }
@@ -614,6 +614,9 @@ func (b *Bed) HostKeyCallback() (ssh.HostKeyCallback, error) {
 // checking its host key against the bed's known_hosts file. The handshake
 // must complete within 15 s and ctx.
 func (s *Server) Dial(ctx context.Context) (*ssh.Client, error) {
+	if s.bed == nil || s.bed.Signer == nil {
+		return nil, fmt.Errorf("ssh to %s: server not from Launch in this process (use KeyPath and KnownHostsPath)", s.Name)
+	}
 	cb, err := s.bed.HostKeyCallback()
 	if err != nil {
 		return nil, err

@@ -227,3 +227,11 @@ func tail(out []byte) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// tbContext is the context of the testing.TB wrappers. It is not
+// t.Context(), which is cancelled before cleanups run, so that Exec, Pause
+// and the rest work in a t.Cleanup too (a failing test dumping a server's
+// state); the test's own timeout still ends a stuck call.
+func tbContext(t testing.TB) context.Context {
+	return context.WithoutCancel(t.Context())
+}
