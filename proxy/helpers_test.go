@@ -47,14 +47,8 @@ func startProxy(t testing.TB, cfg Config) *harness {
 	}
 	srv, err := New(cfg)
 	require.NoError(t, err)
-	l := Listeners{HTTP: listen(t), Control: listen(t)}
-	if cfg.LocalCADir != "" {
-		l.HTTPS = listen(t)
-	}
-	h := &harness{srv: srv, httpAddr: l.HTTP.Addr().String(), control: l.Control.Addr().String()}
-	if l.HTTPS != nil {
-		h.httpsAddr = l.HTTPS.Addr().String()
-	}
+	l := Listeners{HTTP: listen(t), HTTPS: listen(t), Control: listen(t)}
+	h := &harness{srv: srv, httpAddr: l.HTTP.Addr().String(), httpsAddr: l.HTTPS.Addr().String(), control: l.Control.Addr().String()}
 	h.client, err = NewClient(ClientConfig{Addr: h.control, Token: cfg.Token})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())

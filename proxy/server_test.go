@@ -515,3 +515,57 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+func TestTarget_RetriesRefusedIdempotentOnCurrentTarget(t *testing.T) {
+	h := startProxy(t, Config{})
+	b := newBackend(t, "B")
+	mustDeploy(t, h, deployReq("web", b))
+
+	// A target of the same service whose container is gone: nothing listens.
+	ln := listen(t)
+	deadAddr := ln.Addr().String()
+	ln.Close()
+	dead := newTarget(h.srv, DeployRequest{Service: "web", Target: deadAddr, ResponseTimeout: Duration(time.Second)}.withDefaults())
+	t.Cleanup(dead.shutdown)
+
+	rec := httptest.NewRecorder()
+	dead.rp.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://app.test/", nil))
+	require.Equal(t, 200, rec.Code)
+	require.Equal(t, "B", rec.Body.String(), "the refused GET was retried on the current target")
+
+	rec = httptest.NewRecorder()
+	dead.rp.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "http://app.test/", strings.NewReader("body")))
+	require.Equal(t, http.StatusBadGateway, rec.Code, "a POST with a body is never retried")
+}
+
+func TestServer_ACMEModeHTTP(t *testing.T) {
+	// ACME mode with a directory nobody serves: no certificate is fetched
+	// here, but the HTTP side must route challenges to autocert and
+	// redirect the rest of a TLS route.
+	h := startProxy(t, Config{StateDir: t.TempDir(), ACMEDirectoryURL: "http://127.0.0.1:1/directory"})
+	a := newBackend(t, "A")
+	req := deployReq("web", a, "app.test")
+	req.TLS = true
+	mustDeploy(t, h, req)
+
+	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	do := func(path string) *http.Response {
+		r, err := http.NewRequest(http.MethodGet, "http://"+h.httpAddr+path, nil)
+		require.NoError(t, err)
+		r.Host = "app.test"
+		resp, err := hc.Do(r)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp
+	}
+	resp := do("/.well-known/acme-challenge/unknown-token")
+	require.Equal(t, http.StatusNotFound, resp.StatusCode, "autocert answers challenges it does not know with 404")
+	require.Zero(t, a.hits.Load(), "a challenge reached the app")
+	resp = do("/page")
+	require.Equal(t, http.StatusMovedPermanently, resp.StatusCode)
+	require.True(t, strings.HasPrefix(resp.Header.Get("Location"), "https://app.test:"))
+
+	// A host without a TLS route gets no certificate, and no ACME order.
+	require.Error(t, h.srv.acmeHostPolicy(context.Background(), "other.test"))
+	require.NoError(t, h.srv.acmeHostPolicy(context.Background(), "app.test"))
+}
