@@ -148,22 +148,34 @@ func startDockerd() (<-chan error, error) {
 	return exited, nil
 }
 
-// aptInstall installs Debian packages, waiting for apt's lock when another
-// process (another engineer's harness) holds it.
+// aptInstall installs Debian packages. Other harnesses (PostgreSQL) may run
+// apt-get at the same time: dpkg's lock is waited for by apt itself, and a
+// busy lists or archives lock, which apt does not wait for, is retried.
 func aptInstall(ctx context.Context, pkgs ...string) error {
-	env := append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-	lock := []string{"-o", "DPkg::Lock::Timeout=600"}
-	update := exec.CommandContext(ctx, "apt-get", append(lock, "update")...)
-	update.Env = env
-	if out, err := update.CombinedOutput(); err != nil {
-		return fmt.Errorf("apt-get update: %w: %s", err, tail(out))
+	if err := aptGet(ctx, "update"); err != nil {
+		return err
 	}
-	install := exec.CommandContext(ctx, "apt-get", append(append(lock, "install", "-y"), pkgs...)...)
-	install.Env = env
-	if out, err := install.CombinedOutput(); err != nil {
-		return fmt.Errorf("apt-get install %s: %w: %s", strings.Join(pkgs, " "), err, tail(out))
+	return aptGet(ctx, append([]string{"install", "-y"}, pkgs...)...)
+}
+
+func aptGet(ctx context.Context, args ...string) error {
+	deadline := time.Now().Add(10 * time.Minute)
+	for {
+		cmd := exec.CommandContext(ctx, "apt-get", append([]string{"-o", "DPkg::Lock::Timeout=600"}, args...)...)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			return nil
+		}
+		if !strings.Contains(string(out), "Could not get lock") || time.Now().After(deadline) {
+			return fmt.Errorf("apt-get %s: %w: %s", strings.Join(args, " "), err, tail(out))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second): // apt has no wait for these locks
+		}
 	}
-	return nil
 }
 
 // lockFile takes the machine-wide harness lock, waiting for ctx.
