@@ -15,19 +15,19 @@ import (
 	"time"
 )
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
-type syncBuffer struct {
+// proxyLogBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type proxyLogBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *proxyLogBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *proxyLogBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
@@ -42,7 +42,7 @@ func proxyEnv(vars map[string]string, stdout, stderr io.Writer) env {
 func startProxyCLI(t *testing.T, vars map[string]string, extra ...string) (httpAddr, controlAddr string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
+	var stdout, stderr proxyLogBuffer
 	args := append([]string{"proxy", "run", "--http", "127.0.0.1:0", "--https", "", "--control", "127.0.0.1:0"}, extra...)
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, args, proxyEnv(vars, &stdout, &stderr)) }()
@@ -90,7 +90,7 @@ func runProxyCLI(t *testing.T, vars map[string]string, args ...string) (int, str
 	return code, stdout.String(), stderr.String()
 }
 
-func testTarget(t *testing.T, name string, healthy bool) string {
+func proxyTestTarget(t *testing.T, name string, healthy bool) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/up" && !healthy {
@@ -108,7 +108,7 @@ func TestProxy_CLI(t *testing.T) {
 	vars := map[string]string{"BOSUN_PROXY_TOKEN": "cli-test-token"}
 	httpAddr, control := startProxyCLI(t, vars, "--state", state)
 	vars["BOSUN_PROXY_CONTROL"] = control
-	a, bad := testTarget(t, "A", true), testTarget(t, "BAD", false)
+	a, bad := proxyTestTarget(t, "A", true), proxyTestTarget(t, "BAD", false)
 
 	code, out, errOut := runProxyCLI(t, vars, "proxy", "deploy", "web", "--target", a, "--host", "app.test", "--health-interval", "100ms")
 	if code != 0 {
