@@ -1,0 +1,74 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/bosunhq/bosun/planner"
+	"github.com/bosunhq/bosun/state"
+)
+
+// TestApply_WaitsForTheLock: a second rollout of a service waits for the
+// first's lock, says whom it waits for, and gives up after LockWait; no
+// host is contacted meanwhile.
+func TestApply_WaitsForTheLock(t *testing.T) {
+	st, err := state.Open(t.Context(), "sqlite:///"+t.TempDir()+"/s.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	const lockName = "rollout:" + testRepo + ":web"
+	if ok, _, err := st.AcquireLock(t.Context(), lockName, "bosun serve on ops-1", time.Minute); !ok || err != nil {
+		t.Fatalf("take lock: %v %v", ok, err)
+	}
+	var mu sync.Mutex
+	var evs []Event
+	b := newSSHBundle(t)
+	dialed := false
+	ex, err := New(Config{
+		Signers: []ssh.Signer{b.signer}, KnownHostsFile: b.kh, Store: st, Owner: "test",
+		DialFunc: func(ctx context.Context, addr string) (net.Conn, error) { dialed = true; return nil, errors.New("no") },
+		Progress: func(ev Event) { mu.Lock(); evs = append(evs, ev); mu.Unlock() },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close()
+	spec := webSpec("registry.invalid/web:v1")
+	pl := &planner.Plan{Repo: testRepo, Commit: "c1", Services: []planner.Service{{Name: "web", Roles: []string{"web"}}},
+		Hosts:   map[string]planner.Host{"h1": {Name: "h1", Address: "192.0.2.1"}},
+		Changes: []planner.Change{{Target: planner.Target{Service: "web", Role: "web", Host: "h1"}, Action: planner.ActionCreate, Version: spec.Version(), Desired: spec}}}
+	res, err := ex.Apply(t.Context(), pl, ApplyOpts{LockWait: 300 * time.Millisecond})
+	if !errors.Is(err, ErrLockTimeout) || !strings.Contains(err.Error(), "bosun serve on ops-1") {
+		t.Fatalf("err = %v, want ErrLockTimeout naming the holder", err)
+	}
+	if res.Services[0].Status != DeploymentFailed || dialed {
+		t.Errorf("result %+v, dialed %v", res.Services[0], dialed)
+	}
+	mu.Lock()
+	if len(evs) == 0 || evs[0].Step != StepLock || evs[0].Status != StatusWaiting || !strings.Contains(evs[0].Message, "bosun serve on ops-1") {
+		t.Errorf("events = %v, want a lock-waiting event naming the holder", evs)
+	}
+	mu.Unlock()
+
+	// Released: the rollout proceeds (and fails to connect, which is fine here).
+	if err := st.ReleaseLock(t.Context(), lockName, "bosun serve on ops-1"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = ex.Apply(t.Context(), pl, ApplyOpts{LockWait: 300 * time.Millisecond})
+	var se *StepError
+	if !errors.As(err, &se) || se.Step != StepConnect || !dialed {
+		t.Fatalf("err = %v, want a connect StepError once the lock is free", err)
+	}
+	// The lock is released after the rollout.
+	if ok, _, err := st.AcquireLock(t.Context(), lockName, "someone else", time.Minute); !ok || err != nil {
+		t.Errorf("lock still held after Apply: %v %v", ok, err)
+	}
+}
