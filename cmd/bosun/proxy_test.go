@@ -15,19 +15,19 @@ import (
 	"time"
 )
 
-// proxyLogBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
-type proxyLogBuffer struct {
+// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *proxyLogBuffer) Write(p []byte) (int, error) {
+func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *proxyLogBuffer) String() string {
+func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
@@ -42,7 +42,7 @@ func proxyEnv(vars map[string]string, stdout, stderr io.Writer) env {
 func startProxyCLI(t *testing.T, vars map[string]string, extra ...string) (httpAddr, controlAddr string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr proxyLogBuffer
+	var stdout, stderr syncBuffer
 	args := append([]string{"proxy", "run", "--http", "127.0.0.1:0", "--https", "", "--control", "127.0.0.1:0"}, extra...)
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, args, proxyEnv(vars, &stdout, &stderr)) }()
