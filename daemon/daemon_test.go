@@ -19,8 +19,10 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/google/go-github/v66/github"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 
+	"github.com/bosunhq/bosun/internal/testbed"
 	"github.com/bosunhq/bosun/planner"
 	"github.com/bosunhq/bosun/state"
 	"github.com/bosunhq/bosun/webhook"
@@ -32,12 +34,24 @@ const secret = "daemon-test-secret"
 // applied in the store, as the executor does once hosts are healthy, and
 // counts its calls per repository.
 type recordingApplier struct {
-	st    state.Store
-	mu    sync.Mutex
-	calls map[string][]string // repo -> commits applied, in order
+	st          state.Store
+	mu          sync.Mutex
+	calls       map[string][]string // repo -> commits applied, in order
+	inFlight    map[string]int
+	maxInFlight int // most applies of one repository at once, over all daemons sharing the applier
 }
 
 func (a *recordingApplier) Apply(ctx context.Context, plan *planner.Plan, trigger string) (string, error) {
+	a.mu.Lock()
+	a.inFlight[plan.Repo]++
+	a.maxInFlight = max(a.maxInFlight, a.inFlight[plan.Repo])
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		a.inFlight[plan.Repo]--
+		a.mu.Unlock()
+	}()
+	time.Sleep(50 * time.Millisecond) // a rollout takes time: give an overlap the chance to show
 	for _, ch := range plan.Changes {
 		if ch.Desired == nil {
 			continue
@@ -92,32 +106,64 @@ type testDaemon struct {
 	heads   map[string]string
 }
 
+func newApplier() *recordingApplier {
+	return &recordingApplier{calls: map[string][]string{}, inFlight: map[string]int{}}
+}
+
+// makeRepos commits a config repository per name under dir and returns
+// their repository configs and heads.
+func makeRepos(t *testing.T, dir string, n int) ([]RepoConfig, map[string]string) {
+	heads := map[string]string{}
+	var repos []RepoConfig
+	for i := range n {
+		name := fmt.Sprintf("repo-%02d", i)
+		src := filepath.Join(dir, "src", name)
+		heads[name] = commitRepo(t, src, "app:v1")
+		repos = append(repos, RepoConfig{Name: name, URL: src, Branch: "master", Path: ".", Poll: Duration(time.Hour), ForgeRepo: "acme/" + name})
+	}
+	return repos, heads
+}
+
 // startDaemon runs a daemon over n local repositories with a real SQLite
 // store and River queue, and a recording applier.
 func startDaemon(t *testing.T, n int) *testDaemon {
 	t.Helper()
 	dir := t.TempDir()
-	st, err := state.Open(t.Context(), "sqlite:///"+filepath.Join(dir, "state.db"))
+	repos, heads := makeRepos(t, dir, n)
+	td := launchDaemon(t, "sqlite:///"+filepath.Join(dir, "state.db"), repos, newApplier())
+	td.heads = heads
+	return td
+}
+
+// launchDaemon runs one daemon on the store at dsn (SQLite or PostgreSQL)
+// with its own data folder.
+func launchDaemon(t *testing.T, dsn string, repos []RepoConfig, applier *recordingApplier) *testDaemon {
+	t.Helper()
+	st, err := state.Open(t.Context(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	td := &testDaemon{store: st, applier: &recordingApplier{st: st, calls: map[string][]string{}}, heads: map[string]string{}}
+	if applier.st == nil {
+		applier.st = st
+	}
+	td := &testDaemon{store: st, applier: applier, heads: map[string]string{}}
 	cfg := DefaultConfig()
-	cfg.DataDir = filepath.Join(dir, "data")
+	cfg.DataDir = filepath.Join(t.TempDir(), "data")
 	cfg.Webhook.SecretEnv = "S"
 	cfg.Grace = Duration(10 * time.Second)
-	for i := range n {
-		name := fmt.Sprintf("repo-%02d", i)
-		src := filepath.Join(dir, "src", name)
-		td.heads[name] = commitRepo(t, src, "app:v1")
-		cfg.Repos = append(cfg.Repos, RepoConfig{Name: name, URL: src, Branch: "master", Path: ".", Poll: Duration(time.Hour), ForgeRepo: "acme/" + name})
-	}
+	cfg.Repos = repos
 	d, err := New(cfg, Deps{
 		Store:   st,
-		Applier: td.applier,
+		Applier: applier,
 		NewQueue: func(ctx context.Context, workers *river.Workers) (Queue, error) {
-			return NewQueue(ctx, riversqlite.New(st.(*state.SQLite).DB()), workers, 1, nil)
+			switch s := st.(type) {
+			case *state.SQLite:
+				return NewQueue(ctx, riversqlite.New(s.DB()), workers, 1, nil)
+			case *state.Postgres:
+				return NewQueue(ctx, riverpgxv5.New(s.Pool()), workers, 4, nil)
+			}
+			return nil, fmt.Errorf("store %T", st)
 		},
 	})
 	if err != nil {
@@ -292,5 +338,66 @@ func TestDaemon_badDeliveries(t *testing.T) {
 	resp, err := http.Get(td.url + "/readyz")
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Errorf("readyz: %v %v", resp.StatusCode, err)
+	}
+}
+
+func TestMain(m *testing.M) { os.Exit(testbed.PostgresMain(m)) }
+
+// TestDaemon_twoOnPostgres runs two daemons on one PostgreSQL database, as
+// two replicas would, and sends every delivery to both: each commit is
+// applied once, never two at a time for one repository, and each delivery
+// makes one job.
+func TestDaemon_twoOnPostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs PostgreSQL")
+	}
+	dsn := testbed.Postgres(t)
+	repos, heads := makeRepos(t, t.TempDir(), 5)
+	applier := newApplier()
+	a := launchDaemon(t, dsn, repos, applier)
+	b := launchDaemon(t, dsn, repos, applier)
+	a.heads = heads
+	a.waitApplied(t, 2*time.Minute)
+
+	for i, rc := range repos {
+		heads[rc.Name] = commitRepo(t, rc.URL, fmt.Sprintf("app:v2-%d", i))
+	}
+	var wg sync.WaitGroup
+	for name, head := range heads {
+		for i := range 4 {
+			id := fmt.Sprintf("%s-%d", name, i)
+			for _, td := range []*testDaemon{a, b} { // GitHub retries may reach either replica
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if c := td.deliver(t, "push", id, push("acme/"+name, head), true); c != http.StatusAccepted {
+						t.Errorf("delivery %s: %d", id, c)
+					}
+				}()
+			}
+		}
+	}
+	wg.Wait()
+	a.waitApplied(t, 2*time.Minute)
+
+	applier.mu.Lock()
+	defer applier.mu.Unlock()
+	if applier.maxInFlight != 1 {
+		t.Errorf("%d applies of one repository ran at once, want 1", applier.maxInFlight)
+	}
+	for name, head := range heads {
+		if calls := applier.calls[name]; len(calls) != 2 || calls[1] != head {
+			t.Errorf("%s applied %v, want its first commit and then %s, once each", name, calls, head)
+		}
+	}
+	pool := a.store.(*state.Postgres).Pool()
+	var jobs int
+	for name, head := range heads {
+		if err := pool.QueryRow(t.Context(), "SELECT count(*) FROM river_job WHERE kind = 'bosun_sync' AND args->>'sha' = $1", head).Scan(&jobs); err != nil {
+			t.Fatal(err)
+		}
+		if jobs != 1 {
+			t.Errorf("%s: %d sync jobs for one commit (8 deliveries, 2 daemons), want 1", name, jobs)
+		}
 	}
 }

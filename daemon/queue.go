@@ -74,8 +74,20 @@ func NewQueue[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], work
 	if err != nil {
 		return nil, fmt.Errorf("queue migrations: %w", err)
 	}
-	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
-		return nil, fmt.Errorf("migrate queue tables: %w", err)
+	// Replicas starting together race to migrate; the loser's next try
+	// finds the tables made.
+	for attempt := 1; ; attempt++ {
+		_, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil)
+		if err == nil {
+			break
+		}
+		if attempt == 5 || ctx.Err() != nil {
+			return nil, fmt.Errorf("migrate queue tables: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(attempt) * 300 * time.Millisecond):
+		}
 	}
 	c, err := river.NewClient(driver, &river.Config{
 		Logger:  log,

@@ -278,8 +278,10 @@ repos:
 		t.Fatalf("replayed delivery: %d", code)
 	}
 
-	// Merge: master moves to the pull request head; the push deploys v2.
+	// Merge: master moves to the pull request head; the push deploys v2,
+	// even though the forge fails the first status call (it is retried).
 	gitFastForward(t, repoDir, "master", prHead2)
+	gh.FailNext(1)
 	if code := d.hook(t, "push", "push-merge", pushEvent(forgeRepo, "master", first, prHead2)); code != http.StatusAccepted {
 		t.Fatalf("push: %d", code)
 	}
