@@ -2,6 +2,7 @@
 // static binary in an image with no base, one image per version and mode.
 //
 //	GET /up          200 "ok" when healthy (500 when APP_MODE=unhealthy)
+//	GET /api/health  the same (the health path of the nextjs template)
 //	GET /, POST /    200 with the version (APP_VERSION) and the host name
 //	GET /slow?d=2s   answers after d (at most 5m), for drain tests
 //
@@ -61,13 +62,15 @@ var slowStarted func()
 func serve(ctx context.Context, l net.Listener, version, mode string, drain time.Duration) error {
 	host, _ := os.Hostname()
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /up", func(w http.ResponseWriter, r *http.Request) {
+	health := func(w http.ResponseWriter, r *http.Request) {
 		if mode == "unhealthy" {
 			http.Error(w, "unhealthy (APP_MODE=unhealthy)", http.StatusInternalServerError)
 			return
 		}
 		fmt.Fprintln(w, "ok")
-	})
+	}
+	mux.HandleFunc("GET /up", health)
+	mux.HandleFunc("GET /api/health", health)
 	mux.HandleFunc("GET /slow", func(w http.ResponseWriter, r *http.Request) {
 		d, err := time.ParseDuration(r.URL.Query().Get("d"))
 		if err != nil || d < 0 || d > 5*time.Minute {
