@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -212,6 +213,105 @@ func TestApply_TestServers(t *testing.T) {
 		for _, s := range en.bed.Servers {
 			if v := get(t, s.HTTPAddr); v != "v1" {
 				t.Errorf("%s serves %s, want v1", s.Name, v)
+			}
+		}
+	})
+
+	t.Run("canary is watched before the rest", func(t *testing.T) {
+		en.mustApply(en.plan(specV2, pol))
+		start := time.Now()
+		en.mustApply(en.plan(specV1, planner.Service{RetainContainers: 3, Canary: &planner.Canary{Hosts: 1, Watch: planner.Duration(time.Second)}}))
+		canaryOK := en.events.find(func(ev Event) bool { return ev.Step == StepCanary && ev.Status == StatusOK && ev.Time.After(start) })
+		s2Start := en.events.find(func(ev Event) bool {
+			return ev.Host == s2.Name && ev.Step == StepStart && ev.Status == StatusStarted && ev.Time.After(start)
+		})
+		if len(canaryOK) != 1 || canaryOK[0].Host != s1.Name || len(s2Start) != 1 || !s2Start[0].Time.After(canaryOK[0].Time) {
+			t.Errorf("canary ok %v, %s started %v: want the canary on %s watched first", canaryOK, s2.Name, s2Start, s1.Name)
+		}
+	})
+
+	t.Run("cancel mid-rollout leaves every host serving", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		start := time.Now()
+		en.events.setOn(func(ev Event) {
+			if ev.Host == s1.Name && ev.Step == StepStart && ev.Status == StatusOK {
+				cancel()
+			}
+		})
+		defer en.events.setOn(nil)
+		l := startLoad(t, en.httpAddrs(), "v1", "v2")
+		_, err := en.ex.Apply(ctx, en.plan(specV2, planner.Service{BootLimit: 1, RetainContainers: 3}), ApplyOpts{})
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("err = %v, want context.Canceled", err)
+		}
+		// server-1 finished its step and was then put back, as after any
+		// failure; server-2 was never touched.
+		for _, s := range en.bed.Servers {
+			if v := get(t, s.HTTPAddr); v != "v1" {
+				t.Errorf("%s serves %s, want v1", s.Name, v)
+			}
+			if a := en.appliedVersion("web", "web", s.Name); a != specV1.Version() {
+				t.Errorf("applied on %s = %s, want v1's", s.Name, a)
+			}
+		}
+		if rb := en.events.find(func(ev Event) bool { return ev.Step == StepRollback && ev.Status == StatusOK && ev.Host == s1.Name && ev.Time.After(start) }); len(rb) != 1 {
+			t.Errorf("rollback events of %s: %v", s1.Name, rb)
+		}
+		l.check(t)
+		// The next apply converges.
+		en.mustApply(en.plan(specV2, pol))
+		for _, s := range en.bed.Servers {
+			if v := get(t, s.HTTPAddr); v != "v2" {
+				t.Errorf("%s serves %s after converging, want v2", s.Name, v)
+			}
+		}
+	})
+
+	t.Run("unproxied role, status, and removal keeps volumes", func(t *testing.T) {
+		jobs := &planner.Spec{
+			Service: "jobs", Role: "worker", Image: refV1,
+			Volumes:        []planner.Volume{{Source: "jobs-data", Target: "/data"}},
+			ReadinessDelay: planner.Duration(500 * time.Millisecond),
+			DeployTimeout:  planner.Duration(10 * time.Second),
+		}
+		en.mustApply(en.plan(jobs, planner.Service{}))
+		st, err := en.ex.Status(t.Context(), []planner.Host{en.hosts[s1.Name], en.hosts[s2.Name]}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, c := range st {
+			got[c.Service+"/"+c.Role+"@"+c.Host] = c.Version + " " + c.State
+		}
+		for _, h := range en.names {
+			if want := jobs.Version() + " running"; got["jobs/worker@"+h] != want {
+				t.Errorf("status jobs/worker@%s = %q, want %q", h, got["jobs/worker@"+h], want)
+			}
+			if want := specV2.Version() + " running"; got["web/web@"+h] != want {
+				t.Errorf("status web/web@%s = %q, want %q", h, got["web/web@"+h], want)
+			}
+		}
+		pl := &planner.Plan{Repo: testRepo, Commit: "gone", Hosts: en.hosts, Services: []planner.Service{{Name: "jobs", Roles: []string{"worker"}}}}
+		for _, h := range en.names {
+			pl.Changes = append(pl.Changes, planner.Change{Target: planner.Target{Service: "jobs", Role: "worker", Host: h}, Action: planner.ActionRemove, Current: en.applied("jobs", "worker", h)})
+		}
+		res := en.mustApply(pl)
+		if len(res.Services) != 1 || len(res.Services[0].Removed) != 2 {
+			t.Errorf("result = %+v", res.Services)
+		}
+		for _, s := range en.bed.Servers {
+			if ps := s.Exec(t, "docker", "ps", "-aq", "--filter", "label=bosun.service=jobs"); strings.TrimSpace(ps) != "" {
+				t.Errorf("jobs containers left on %s: %s", s.Name, ps)
+			}
+			if vols := s.Exec(t, "docker", "volume", "ls", "-q"); !strings.Contains(vols, "jobs-data") {
+				t.Errorf("volume jobs-data gone on %s: %s", s.Name, vols)
+			}
+			if en.appliedVersion("jobs", "worker", s.Name) != "" {
+				t.Errorf("jobs still applied on %s", s.Name)
+			}
+			if v := get(t, s.HTTPAddr); v != "v2" {
+				t.Errorf("web on %s serves %s after removing jobs", s.Name, v)
 			}
 		}
 	})

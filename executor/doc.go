@@ -39,9 +39,10 @@
 // new container to the end of that host's step, the executor keeps going on
 // a context that ignores cancellation (bounded by deploy_timeout and
 // drain_timeout), so a cancelled rollout leaves every host on its old or its
-// new version with a serving container; the rollout then stops, the hosts
-// already switched stay on the new version, and the deployment is recorded
-// as failed. The next Apply converges.
+// new version with a serving container; the rollout then stops and, as after
+// any failure, the hosts already switched are put back on their previous
+// version (also on a context that ignores cancellation); the deployment is
+// recorded as failed. The next Apply converges.
 //
 // # Errors
 //
