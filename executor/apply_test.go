@@ -255,7 +255,9 @@ func TestApply_TestServers(t *testing.T) {
 				t.Errorf("applied on %s = %s, want v1's", s.Name, a)
 			}
 		}
-		if rb := en.events.find(func(ev Event) bool { return ev.Step == StepRollback && ev.Status == StatusOK && ev.Host == s1.Name && ev.Time.After(start) }); len(rb) != 1 {
+		if rb := en.events.find(func(ev Event) bool {
+			return ev.Step == StepRollback && ev.Status == StatusOK && ev.Host == s1.Name && ev.Time.After(start)
+		}); len(rb) != 1 {
 			t.Errorf("rollback events of %s: %v", s1.Name, rb)
 		}
 		l.check(t)
