@@ -37,16 +37,18 @@ func get(t *testing.T, method, url string) (int, string, http.Header) {
 
 func TestServe(t *testing.T) {
 	base, _, _ := start(t, "v7", "")
-	code, body, _ := get(t, "GET", base+"/up")
-	require.Equal(t, 200, code)
-	require.Equal(t, "ok\n", body)
+	for _, path := range []string{"/up", "/api/health"} {
+		code, body, _ := get(t, "GET", base+path)
+		require.Equal(t, 200, code, path)
+		require.Equal(t, "ok\n", body, path)
+	}
 	for _, m := range []string{"GET", "POST"} {
 		code, body, h := get(t, m, base+"/")
 		require.Equal(t, 200, code, m)
 		require.True(t, strings.HasPrefix(body, "v7 "), body)
 		require.Equal(t, "v7", h.Get("X-App-Version"))
 	}
-	code, _, _ = get(t, "GET", base+"/nope")
+	code, _, _ := get(t, "GET", base+"/nope")
 	require.Equal(t, 404, code)
 	code, _, _ = get(t, "GET", base+"/slow?d=forever")
 	require.Equal(t, 400, code)
@@ -54,8 +56,10 @@ func TestServe(t *testing.T) {
 
 func TestServe_Unhealthy(t *testing.T) {
 	base, _, _ := start(t, "v8", "unhealthy")
-	code, _, _ := get(t, "GET", base+"/up")
-	require.Equal(t, 500, code)
+	for _, path := range []string{"/up", "/api/health"} {
+		code, _, _ := get(t, "GET", base+path)
+		require.Equal(t, 500, code, path)
+	}
 	code, body, _ := get(t, "GET", base+"/")
 	require.Equal(t, 200, code)
 	require.True(t, strings.HasPrefix(body, "v8 "))
