@@ -29,7 +29,7 @@ const testRepo = "git@example.com:acme/deploy.git"
 
 // bedEnv is a testbed with an executor pointed at it.
 type bedEnv struct {
-	t      *testing.T
+	t      testing.TB
 	bed    *testbed.Bed
 	store  state.Store
 	dbDir  string
@@ -91,7 +91,7 @@ func (l *eventLog) find(f func(Event) bool) []Event {
 	return out
 }
 
-func newBedEnv(t *testing.T, servers int) *bedEnv {
+func newBedEnv(t testing.TB, servers int) *bedEnv {
 	t.Helper()
 	bed := testbed.Start(t, testbed.Options{Servers: servers})
 	dbDir := t.TempDir()
