@@ -5,7 +5,7 @@ BIN := bin/bosun
 # proxy image, on every server.
 export CGO_ENABLED := 0
 
-.PHONY: build test test-short lint bench bench-proxy fuzz testbed testbed-down demo demo-down clean
+.PHONY: build test test-short lint bench bench-proxy fuzz testbed testbed-down testbed-image demo demo-down clean
 
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/bosun
@@ -13,7 +13,7 @@ build:
 # The whole suite. The tests provision what they need (dockerd, the test
 # server image, PostgreSQL); BOSUN_TEST_REQUIRE=1 makes a missing service a
 # failure, never a skip. The race detector needs cgo.
-test:
+test: testbed-image
 	BOSUN_TEST_REQUIRE=1 CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 80m ./...
 
 # The fast loop while editing: no external services.
@@ -41,10 +41,15 @@ fuzz:
 # Test servers for trying bosun by hand: prints their addresses, the SSH key
 # and known_hosts paths.
 testbed:
-	$(GO) run ./internal/testbed/cmd/testbed up -n $${N:-2}
+	$(GO) run ./internal/testbed/cmd/testbed up -n $(or $(N),2)
 
 testbed-down:
 	$(GO) run ./internal/testbed/cmd/testbed down
+
+# Provision dockerd and the test server image (cached by its recipe's hash)
+# once, before the test binaries start in parallel.
+testbed-image:
+	$(GO) run ./internal/testbed/cmd/testbed image
 
 # The main job end to end: 2 test servers, a config repository from
 # examples/, bosun serve deploying v1, v2 under load, and a revert.

@@ -50,21 +50,28 @@ host follow it.`, e)
 			took = d.FinishedAt.Sub(d.StartedAt).Round(100 * time.Millisecond).String()
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.StartedAt.Local().Format("2006-01-02 15:04:05"), d.Repo, d.Service, short(d.Commit), d.Status, took, d.Trigger)
+		if d.Error == "" && !*events {
+			continue
+		}
+		// Details go below the row, outside the table's columns.
+		tw.Flush()
 		if d.Error != "" {
-			fmt.Fprintf(tw, "\t\t\t\t\terror: %s\t\t\n", d.Error)
+			fmt.Fprintf(e.stdout, "    error: %s\n", d.Error)
 		}
 		if *events {
 			evs, err := st.ListEvents(ctx, d.ID)
 			if err != nil {
 				return 1, err
 			}
+			etw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 			for _, ev := range evs {
-				msg := ev.Message
-				if msg != "" {
-					msg = ": " + msg
+				host := ev.Host
+				if host == "" {
+					host = "-"
 				}
-				fmt.Fprintf(tw, "\t%s\t\t%s\t%s %s%s\t\t\t\n", ev.At.Local().Format("15:04:05.0"), ev.Host, ev.Step, ev.Status, msg)
+				fmt.Fprintf(etw, "    %s\t%s\t%s %s\t%s\n", ev.At.Local().Format("15:04:05.0"), host, ev.Step, ev.Status, ev.Message)
 			}
+			etw.Flush()
 		}
 	}
 	tw.Flush()

@@ -33,6 +33,7 @@ import (
 
 	"github.com/bosunhq/bosun/internal/testbed"
 	"github.com/bosunhq/bosun/proxy"
+	"github.com/bosunhq/bosun/state"
 )
 
 // labelDemo marks the demo's servers, so that `down` finds them.
@@ -143,11 +144,21 @@ repos:
 	}
 	say("  listening on %s (webhooks: POST %s/hooks/github)", srv.addr, srv.addr)
 
+	st, err := state.Open(ctx, "sqlite:///"+work+"/state.db")
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
 	step("commit 1: deploy shop v1")
-	if _, err := commit(repo, "Deploy shop v1", map[string]string{"services/shop.yml": shopService(v1)}); err != nil {
+	v1Commit, err := commit(repo, "Deploy shop v1", map[string]string{"services/shop.yml": shopService(v1)})
+	if err != nil {
 		return err
 	}
 	if err := waitServing(ctx, bed, "v1", 5*time.Minute); err != nil {
+		return err
+	}
+	if err := waitDeployed(ctx, st, v1Commit); err != nil {
 		return err
 	}
 	say("  shop v1 serves on both servers. Try it:")
@@ -164,14 +175,21 @@ repos:
 	if err := waitServing(ctx, bed, "v2", 5*time.Minute); err != nil {
 		return err
 	}
+	if err := waitDeployed(ctx, st, v2Commit); err != nil {
+		return err
+	}
 	ok, failed := load.stop()
 	say("  shop v2 serves on both servers: %d requests during the rollout, %d failed", ok+failed, failed)
 
 	step("commit 3: revert v2 (git revert is the rollback)")
-	if _, err := commit(repo, "Revert \"Bump shop to v2\"\n\nThis reverts commit "+v2Commit+".", map[string]string{"services/shop.yml": shopService(v1)}); err != nil {
+	revert, err := commit(repo, "Revert \"Bump shop to v2\"\n\nThis reverts commit "+v2Commit+".", map[string]string{"services/shop.yml": shopService(v1)})
+	if err != nil {
 		return err
 	}
 	if err := waitServing(ctx, bed, "v1", 5*time.Minute); err != nil {
+		return err
+	}
+	if err := waitDeployed(ctx, st, revert); err != nil {
 		return err
 	}
 	say("  shop v1 serves again, restarted from the retained v1 containers")
@@ -324,6 +342,32 @@ func startServe(ctx context.Context, bin, cfgPath, logPath, proxyRef string) (*s
 	return nil, fmt.Errorf("bosun serve did not start; see %s", logPath)
 }
 
+// waitDeployed waits until the deployment of commit has finished, and
+// fails unless it was deployed.
+func waitDeployed(ctx context.Context, st state.Store, commit string) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		ds, err := st.ListDeployments(ctx, state.DeploymentFilter{Commit: commit})
+		if err != nil {
+			return err
+		}
+		if len(ds) > 0 && ds[0].Status.Final() {
+			if ds[0].Status != state.StatusDeployed {
+				return fmt.Errorf("deployment of %s: %s: %s", commit[:12], ds[0].Status, ds[0].Error)
+			}
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the deployment of %s did not finish within 2 minutes", commit[:12])
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
 // waitServing waits until every server's proxy answers with version.
 func waitServing(ctx context.Context, bed *testbed.Bed, version string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
@@ -410,4 +454,3 @@ func port(addr string) string {
 
 func step(format string, args ...any) { fmt.Printf("\n==> "+format+"\n", args...) }
 func say(format string, args ...any)  { fmt.Printf(format+"\n", args...) }
-
