@@ -217,6 +217,43 @@ func TestApply_TestServers(t *testing.T) {
 		}
 	})
 
+	t.Run("a newer bosun replaces the proxy and keeps its routes", func(t *testing.T) {
+		// Another build of bosun: the same binary with trailing bytes, which
+		// gives another image digest.
+		bin, err := os.ReadFile(testbed.BosunBinary(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		newer := filepath.Join(t.TempDir(), "bosun")
+		if err := os.WriteFile(newer, append(bin, "\n# newer build\n"...), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		ex := en.newExecutor(func(c *Config) { c.ProxyBinary = newer })
+		before := strings.TrimSpace(s1.Exec(t, "docker", "inspect", "--format", "{{.Config.Image}}", ProxyContainer))
+		hc, err := ex.host(en.hosts[s1.Name])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ex.ensureProxy(t.Context(), hc); err != nil {
+			t.Fatal(err)
+		}
+		after := strings.TrimSpace(s1.Exec(t, "docker", "inspect", "--format", "{{.Config.Image}}", ProxyContainer))
+		if after == before || !strings.HasPrefix(after, "bosun-proxy:") {
+			t.Fatalf("proxy image %s → %s, want a new bosun-proxy image", before, after)
+		}
+		// The route came back from the volume: v1 answers with no deploy.
+		if v := get(t, s1.HTTPAddr); v != "v1" {
+			t.Errorf("after the upgrade %s serves %s, want v1", s1.Name, v)
+		}
+		// And the upgraded proxy takes the next deploy.
+		if _, err := ex.Apply(t.Context(), en.plan(specV2, pol, s1.Name), ApplyOpts{}); err != nil {
+			t.Fatal(err)
+		}
+		if v := get(t, s1.HTTPAddr); v != "v2" {
+			t.Errorf("%s serves %s, want v2", s1.Name, v)
+		}
+	})
+
 	t.Run("canary is watched before the rest", func(t *testing.T) {
 		en.mustApply(en.plan(specV2, pol))
 		start := time.Now()

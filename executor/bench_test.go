@@ -72,10 +72,13 @@ func BenchmarkApply_FanOut(b *testing.B) {
 		b.Run(fmt.Sprintf("servers=%d", n), func(b *testing.B) {
 			en, ref := benchEnv(b, n)
 			pol := planner.Service{RetainContainers: 3}
-			b.ResetTimer()
-			for i := 0; b.Loop(); i++ {
-				en.mustApply(en.plan(iterSpec(ref, "f"+strconv.Itoa(i)), pol))
-			}
+			b.Run("bosun", func(b *testing.B) {
+				for i := 0; b.Loop(); i++ {
+					en.mustApply(en.plan(iterSpec(ref, "f"+strconv.Itoa(i)), pol))
+				}
+			})
+			// The same machine's limit: the by-hand deploy to n servers.
+			b.Run("floor", func(b *testing.B) { floorDeploy(b, en, ref, false) })
 		})
 	}
 }

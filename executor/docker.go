@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"path"
 	"regexp"
 	"sort"
@@ -417,11 +416,4 @@ func lastLogs(ctx context.Context, dc *client.Client, id string, n int) string {
 	var out bytes.Buffer
 	_, _ = stdcopy.StdCopy(&out, &out, io.LimitReader(rc, 64<<10))
 	return strings.TrimRight(out.String(), "\n")
-}
-
-// isConnErr reports a transport failure (as opposed to an answer from the
-// Docker daemon).
-func isConnErr(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, http.ErrServerClosed) || client.IsErrConnectionFailed(err)
 }

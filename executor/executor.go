@@ -260,6 +260,8 @@ type rollout struct {
 	auth     string
 	mu       sync.Mutex
 	switched []*switched // hosts already on the new version, in order
+
+	storeEvents chan StoreEvent // to recordEvents; nil without a store
 }
 
 // switched is a target put on its new version, with how to go back.
@@ -281,6 +283,7 @@ func (e *Executor) applyService(ctx context.Context, plan *planner.Plan, pol pla
 	}
 	defer unlock()
 
+	flushEvents := func() {}
 	if st := e.cfg.Store; st != nil {
 		id, err := st.CreateDeployment(ctx, StoreDeployment{Repo: plan.Repo, Service: pol.Name, Commit: plan.Commit, Status: DeploymentDeploying, Trigger: opts.Trigger, StartedAt: time.Now().UTC()})
 		if err != nil {
@@ -288,6 +291,13 @@ func (e *Executor) applyService(ctx context.Context, plan *planner.Plan, pol pla
 			return
 		}
 		ro.depID, sr.DeploymentID = id, id
+		ro.storeEvents = make(chan StoreEvent, 256)
+		eventsDone := make(chan struct{})
+		go ro.recordEvents(st, eventsDone)
+		flushEvents = func() {
+			close(ro.storeEvents)
+			<-eventsDone
+		}
 	}
 	ro.emit(Event{Service: pol.Name, Step: StepLock, Status: StatusOK, Message: "rollout of commit " + shortSHA(plan.Commit)})
 
@@ -299,16 +309,17 @@ func (e *Executor) applyService(ctx context.Context, plan *planner.Plan, pol pla
 		sr.Err = err
 	}
 	sr.Status = status
-	if st := e.cfg.Store; st != nil {
-		if ferr := st.FinishDeployment(bg, ro.depID, status, msg); ferr != nil {
-			e.log.Error("record deployment result", "service", pol.Name, "err", ferr)
-		}
-	}
 	doneStatus := StatusOK
 	if err != nil {
 		doneStatus = StatusFailed
 	}
 	ro.emit(Event{Service: pol.Name, Step: StepDone, Status: doneStatus, Message: string(status)})
+	flushEvents()
+	if st := e.cfg.Store; st != nil {
+		if ferr := st.FinishDeployment(bg, ro.depID, status, msg); ferr != nil {
+			e.log.Error("record deployment result", "service", pol.Name, "err", ferr)
+		}
+	}
 }
 
 func shortSHA(s string) string {
@@ -540,9 +551,18 @@ func (ro *rollout) emit(ev Event) {
 		if ev.Role != "" {
 			host = ev.Role + "@" + ev.Host
 		}
-		err := st.AddEvent(context.Background(), StoreEvent{DeploymentID: ro.depID, Host: host, Step: string(ev.Step), Status: string(ev.Status), Message: versioned(ev), At: ev.Time})
-		if err != nil {
-			e.log.Warn("record deployment event", "service", ev.Service, "err", err)
+		// Written by one goroutine in order, off the hosts' critical path.
+		ro.storeEvents <- StoreEvent{DeploymentID: ro.depID, Host: host, Step: string(ev.Step), Status: string(ev.Status), Message: versioned(ev), At: ev.Time}
+	}
+}
+
+// recordEvents writes the rollout's events to the store until the channel
+// is closed.
+func (ro *rollout) recordEvents(st Store, done chan<- struct{}) {
+	defer close(done)
+	for ev := range ro.storeEvents {
+		if err := st.AddEvent(context.Background(), ev); err != nil {
+			ro.e.log.Warn("record deployment event", "step", ev.Step, "host", ev.Host, "err", err)
 		}
 	}
 }
@@ -648,8 +668,8 @@ func (e *Executor) lock(ctx context.Context, repo, service string, opts ApplyOpt
 // isNotFound reports a Docker "no such …" answer.
 func isNotFound(err error) bool { return errdefs.IsNotFound(err) }
 
-// redact is applied to every message built from server output before it
-// leaves the executor: it strips the values of the secrets in spec.
+// redact replaces the values of secrets in msg (server output such as
+// container logs, which may echo them) before it leaves the executor.
 func redact(msg string, secretValues []string) string {
 	for _, v := range secretValues {
 		if len(v) >= 3 {

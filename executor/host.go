@@ -29,7 +29,15 @@ func (ro *rollout) deployTarget(ctx context.Context, ch planner.Change) (undo fu
 	ev := func(step Step, st EventStatus, msg string) {
 		ro.emit(Event{Service: ch.Service, Role: ch.Role, Host: ch.Host, Version: ch.Version, Step: step, Status: st, Message: msg})
 	}
+	var secretVals []string
 	fail := func(step Step, err error, logs string) error {
+		if len(secretVals) > 0 {
+			// Logs and daemon messages may echo the container's env.
+			if r := redact(err.Error(), secretVals); r != err.Error() {
+				err = errors.New(r)
+			}
+			logs = redact(logs, secretVals)
+		}
 		ev(step, StatusFailed, err.Error())
 		return &StepError{Host: ch.Host, Service: ch.Service, Role: ch.Role, Step: step, Err: err, Logs: logs}
 	}
@@ -37,6 +45,9 @@ func (ro *rollout) deployTarget(ctx context.Context, ch planner.Change) (undo fu
 	env, err := resolveEnv(spec, e.cfg.Secrets)
 	if err != nil {
 		return nil, fail(StepStart, err, "")
+	}
+	for k := range spec.Secrets {
+		secretVals = append(secretVals, env[k])
 	}
 	hc, err := e.host(ro.plan.Hosts[ch.Host])
 	if err != nil {
