@@ -3,6 +3,7 @@ package planner
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -111,10 +112,24 @@ func applyHolds(pl *Plan, holds []Hold) {
 
 // diffSpecs lists the fields that differ between two specs, flattened to
 // dotted paths (env.RAILS_ENV, proxy.hosts, options.memory). Secrets show
-// "(set)"/"(changed)" and never a hash or value.
+// "(set)"/"(changed)" and never a hash or value. Sections that are equal
+// are skipped without being flattened: most updates change one field.
 func diffSpecs(old, new *Spec) []FieldChange {
-	a, b := flattenSpec(old), flattenSpec(new)
 	var out []FieldChange
+	for _, sec := range specSections {
+		if sec.equal(old, new) {
+			continue
+		}
+		a, b := map[string]string{}, map[string]string{}
+		sec.flatten(old, a)
+		sec.flatten(new, b)
+		out = appendDiff(out, a, b)
+	}
+	slices.SortFunc(out, func(x, y FieldChange) int { return strings.Compare(x.Field, y.Field) })
+	return out
+}
+
+func appendDiff(out []FieldChange, a, b map[string]string) []FieldChange {
 	for k, nv := range b {
 		if ov, ok := a[k]; !ok || ov != nv {
 			out = append(out, fieldChange(k, a[k], nv, ok, true))
@@ -125,7 +140,6 @@ func diffSpecs(old, new *Spec) []FieldChange {
 			out = append(out, fieldChange(k, ov, "", true, false))
 		}
 	}
-	slices.SortFunc(out, func(x, y FieldChange) int { return strings.Compare(x.Field, y.Field) })
 	return out
 }
 
@@ -152,97 +166,162 @@ func fieldChange(k, ov, nv string, hadOld, hasNew bool) FieldChange {
 	return fc
 }
 
-// flattenSpec renders a spec as dotted path -> value, with the JSON names
-// of its fields (a test checks it against the JSON encoding, so a new
-// Spec field cannot be missed). Lists are shown as JSON arrays; secrets as
-// name NUL hash (never displayed).
+// specSection is one part of a Spec: a cheap equality test and its
+// flattening to dotted paths with the JSON names of its fields.
+type specSection struct {
+	equal   func(a, b *Spec) bool
+	flatten func(s *Spec, out map[string]string)
+}
+
+// specSections cover every field of a Spec (a test checks it against the
+// JSON encoding, so a new field cannot be missed).
+var specSections = []specSection{
+	{func(a, b *Spec) bool {
+		return a.Service == b.Service && a.Role == b.Role && a.Image == b.Image && slices.Equal(a.Cmd, b.Cmd) &&
+			slices.Equal(a.Volumes, b.Volumes) && a.Stateful == b.Stateful && a.DeployTimeout == b.DeployTimeout &&
+			a.DrainTimeout == b.DrainTimeout && a.StopTimeout == b.StopTimeout && a.ReadinessDelay == b.ReadinessDelay
+	}, flattenCore},
+	{func(a, b *Spec) bool { return maps.Equal(a.Env, b.Env) }, func(s *Spec, out map[string]string) {
+		for k, v := range s.Env {
+			out["env."+k] = v
+		}
+	}},
+	{func(a, b *Spec) bool { return maps.Equal(a.Secrets, b.Secrets) }, func(s *Spec, out map[string]string) {
+		for k, ref := range s.Secrets {
+			out["secrets."+k] = ref.Name + "\x00" + ref.Hash
+		}
+	}},
+	{func(a, b *Spec) bool { return maps.Equal(a.Labels, b.Labels) }, func(s *Spec, out map[string]string) {
+		for k, v := range s.Labels {
+			out["labels."+k] = v
+		}
+	}},
+	{func(a, b *Spec) bool { return optionsEqual(&a.Options, &b.Options) }, flattenOptions},
+	{func(a, b *Spec) bool {
+		return a.Logging == nil && b.Logging == nil || a.Logging != nil && b.Logging != nil &&
+			a.Logging.Driver == b.Logging.Driver && maps.Equal(a.Logging.Options, b.Logging.Options)
+	}, func(s *Spec, out map[string]string) {
+		if l := s.Logging; l != nil {
+			flatStr(out, "logging.driver", l.Driver)
+			for k, v := range l.Options {
+				out["logging.options."+k] = v
+			}
+		}
+	}},
+	{func(a, b *Spec) bool {
+		return a.Proxy == nil && b.Proxy == nil || a.Proxy != nil && b.Proxy != nil && slices.Equal(a.Proxy.Hosts, b.Proxy.Hosts) &&
+			a.Proxy.PathPrefix == b.Proxy.PathPrefix && a.Proxy.AppPort == b.Proxy.AppPort && a.Proxy.SSL == b.Proxy.SSL &&
+			a.Proxy.HealthPath == b.Proxy.HealthPath && a.Proxy.HealthInterval == b.Proxy.HealthInterval &&
+			a.Proxy.HealthTimeout == b.Proxy.HealthTimeout && a.Proxy.ResponseTimeout == b.Proxy.ResponseTimeout
+	}, flattenProxy},
+	{func(a, b *Spec) bool {
+		return slices.Equal(a.Health.Cmd, b.Health.Cmd) && a.Health.Interval == b.Health.Interval &&
+			a.Health.Timeout == b.Health.Timeout && a.Health.Retries == b.Health.Retries
+	}, func(s *Spec, out map[string]string) {
+		flatList(out, "health.cmd", s.Health.Cmd)
+		flatDur(out, "health.interval", s.Health.Interval, false)
+		flatDur(out, "health.timeout", s.Health.Timeout, false)
+		flatNum(out, "health.retries", int64(s.Health.Retries))
+	}},
+}
+
+func optionsEqual(a, b *Options) bool {
+	return a.Memory == b.Memory && a.MemoryReservation == b.MemoryReservation && a.CPUs == b.CPUs &&
+		a.Restart == b.Restart && slices.Equal(a.AddHosts, b.AddHosts) && slices.Equal(a.CapAdd, b.CapAdd) &&
+		slices.Equal(a.CapDrop, b.CapDrop) && slices.Equal(a.Ulimits, b.Ulimits) && slices.Equal(a.Publish, b.Publish) &&
+		a.User == b.User && a.Workdir == b.Workdir && a.ShmSize == b.ShmSize && a.PidsLimit == b.PidsLimit &&
+		a.ReadOnly == b.ReadOnly && a.Init == b.Init && slices.Equal(a.Tmpfs, b.Tmpfs) && a.StopSignal == b.StopSignal
+}
+
+// flattenSpec renders a whole spec as dotted path -> value. Lists are shown
+// as JSON arrays; secrets as name NUL hash (never displayed).
 func flattenSpec(s *Spec) map[string]string {
-	out := make(map[string]string, 16+len(s.Env)+len(s.Secrets)+len(s.Labels))
-	str := func(k, v string) {
-		if v != "" {
-			out[k] = v
-		}
+	out := make(map[string]string, 32)
+	for _, sec := range specSections {
+		sec.flatten(s, out)
 	}
-	list := func(k string, v []string) {
-		if len(v) > 0 {
-			b, _ := json.Marshal(v)
-			out[k] = string(b)
-		}
+	return out
+}
+
+func flatStr(out map[string]string, k, v string) {
+	if v != "" {
+		out[k] = v
 	}
-	num := func(k string, v int64) {
-		if v != 0 {
-			out[k] = strconv.FormatInt(v, 10)
-		}
+}
+
+func flatList(out map[string]string, k string, v []string) {
+	if len(v) > 0 {
+		b, _ := json.Marshal(v)
+		out[k] = string(b)
 	}
-	flag := func(k string, v bool) {
-		if v {
-			out[k] = "true"
-		}
+}
+
+func flatNum(out map[string]string, k string, v int64) {
+	if v != 0 {
+		out[k] = strconv.FormatInt(v, 10)
 	}
-	dur := func(k string, d Duration, always bool) {
-		if d != 0 || always {
-			out[k] = d.String()
-		}
+}
+
+func flatBool(out map[string]string, k string, v bool) {
+	if v {
+		out[k] = "true"
 	}
-	str("service", s.Service)
-	str("role", s.Role)
-	str("image", s.Image)
-	list("cmd", s.Cmd)
-	for k, v := range s.Env {
-		out["env."+k] = v
+}
+
+func flatDur(out map[string]string, k string, d Duration, always bool) {
+	if d != 0 || always {
+		out[k] = d.String()
 	}
-	for k, ref := range s.Secrets {
-		out["secrets."+k] = ref.Name + "\x00" + ref.Hash
-	}
+}
+
+func flattenCore(s *Spec, out map[string]string) {
+	flatStr(out, "service", s.Service)
+	flatStr(out, "role", s.Role)
+	flatStr(out, "image", s.Image)
+	flatList(out, "cmd", s.Cmd)
 	if len(s.Volumes) > 0 {
 		b, _ := json.Marshal(s.Volumes)
 		out["volumes"] = string(b)
 	}
-	for k, v := range s.Labels {
-		out["labels."+k] = v
-	}
+	flatBool(out, "stateful", s.Stateful)
+	flatDur(out, "deploy_timeout", s.DeployTimeout, true)
+	flatDur(out, "drain_timeout", s.DrainTimeout, true)
+	flatDur(out, "stop_timeout", s.StopTimeout, false)
+	flatDur(out, "readiness_delay", s.ReadinessDelay, true)
+}
+
+func flattenOptions(s *Spec, out map[string]string) {
 	o := &s.Options
-	str("options.memory", o.Memory)
-	str("options.memory_reservation", o.MemoryReservation)
-	str("options.cpus", o.CPUs)
-	str("options.restart", o.Restart)
-	list("options.add_hosts", o.AddHosts)
-	list("options.cap_add", o.CapAdd)
-	list("options.cap_drop", o.CapDrop)
-	list("options.ulimits", o.Ulimits)
-	list("options.publish", o.Publish)
-	str("options.user", o.User)
-	str("options.workdir", o.Workdir)
-	str("options.shm_size", o.ShmSize)
-	num("options.pids_limit", o.PidsLimit)
-	flag("options.read_only", o.ReadOnly)
-	flag("options.init", o.Init)
-	list("options.tmpfs", o.Tmpfs)
-	str("options.stop_signal", o.StopSignal)
-	if l := s.Logging; l != nil {
-		str("logging.driver", l.Driver)
-		for k, v := range l.Options {
-			out["logging.options."+k] = v
-		}
+	flatStr(out, "options.memory", o.Memory)
+	flatStr(out, "options.memory_reservation", o.MemoryReservation)
+	flatStr(out, "options.cpus", o.CPUs)
+	flatStr(out, "options.restart", o.Restart)
+	flatList(out, "options.add_hosts", o.AddHosts)
+	flatList(out, "options.cap_add", o.CapAdd)
+	flatList(out, "options.cap_drop", o.CapDrop)
+	flatList(out, "options.ulimits", o.Ulimits)
+	flatList(out, "options.publish", o.Publish)
+	flatStr(out, "options.user", o.User)
+	flatStr(out, "options.workdir", o.Workdir)
+	flatStr(out, "options.shm_size", o.ShmSize)
+	flatNum(out, "options.pids_limit", o.PidsLimit)
+	flatBool(out, "options.read_only", o.ReadOnly)
+	flatBool(out, "options.init", o.Init)
+	flatList(out, "options.tmpfs", o.Tmpfs)
+	flatStr(out, "options.stop_signal", o.StopSignal)
+}
+
+func flattenProxy(s *Spec, out map[string]string) {
+	p := s.Proxy
+	if p == nil {
+		return
 	}
-	if p := s.Proxy; p != nil {
-		list("proxy.hosts", p.Hosts)
-		str("proxy.path_prefix", p.PathPrefix)
-		out["proxy.app_port"] = strconv.Itoa(p.AppPort)
-		flag("proxy.ssl", p.SSL)
-		out["proxy.health_path"] = p.HealthPath
-		dur("proxy.health_interval", p.HealthInterval, true)
-		dur("proxy.health_timeout", p.HealthTimeout, true)
-		dur("proxy.response_timeout", p.ResponseTimeout, true)
-	}
-	list("health.cmd", s.Health.Cmd)
-	dur("health.interval", s.Health.Interval, false)
-	dur("health.timeout", s.Health.Timeout, false)
-	num("health.retries", int64(s.Health.Retries))
-	flag("stateful", s.Stateful)
-	dur("deploy_timeout", s.DeployTimeout, true)
-	dur("drain_timeout", s.DrainTimeout, true)
-	dur("stop_timeout", s.StopTimeout, false)
-	dur("readiness_delay", s.ReadinessDelay, true)
-	return out
+	flatList(out, "proxy.hosts", p.Hosts)
+	flatStr(out, "proxy.path_prefix", p.PathPrefix)
+	out["proxy.app_port"] = strconv.Itoa(p.AppPort)
+	flatBool(out, "proxy.ssl", p.SSL)
+	out["proxy.health_path"] = p.HealthPath
+	flatDur(out, "proxy.health_interval", p.HealthInterval, true)
+	flatDur(out, "proxy.health_timeout", p.HealthTimeout, true)
+	flatDur(out, "proxy.response_timeout", p.ResponseTimeout, true)
 }

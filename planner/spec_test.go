@@ -2,6 +2,8 @@ package planner
 
 import (
 	"encoding/json"
+	"fmt"
+	"maps"
 	"reflect"
 	"strings"
 	"testing"
@@ -138,4 +140,61 @@ func TestExecTemplate_Timeout(t *testing.T) {
 	tm := template.Must(template.New("t").Parse("{{ range 3000000 }}{{ end }}"))
 	_, err := execTemplate(tm, nil)
 	require.ErrorContains(t, err, "rendering took longer than 1ms")
+}
+
+// leaves returns a setter for every leaf value of v (strings, bools,
+// numbers, slice items, map values), each changing that one leaf.
+func leaves(v reflect.Value, path string) map[string]func() {
+	out := map[string]func(){}
+	switch v.Kind() {
+	case reflect.String:
+		out[path] = func() { v.SetString(v.String() + "-changed") }
+	case reflect.Bool:
+		out[path] = func() { v.SetBool(!v.Bool()) }
+	case reflect.Int, reflect.Int64:
+		out[path] = func() { v.SetInt(v.Int() + 1) }
+	case reflect.Slice:
+		for i := range v.Len() {
+			maps.Copy(out, leaves(v.Index(i), fmt.Sprintf("%s[%d]", path, i)))
+		}
+	case reflect.Map:
+		for _, k := range v.MapKeys() {
+			k := k
+			out[path+"."+k.String()] = func() {
+				e := reflect.New(v.Type().Elem()).Elem()
+				e.Set(v.MapIndex(k))
+				for _, set := range leaves(e, "") {
+					set()
+				}
+				v.SetMapIndex(k, e)
+			}
+		}
+	case reflect.Pointer:
+		maps.Copy(out, leaves(v.Elem(), path))
+	case reflect.Struct:
+		for i := range v.NumField() {
+			maps.Copy(out, leaves(v.Field(i), path+"."+v.Type().Field(i).Name))
+		}
+	}
+	return out
+}
+
+// TestDiffSpecs_EveryField changes each leaf of a full spec in turn and
+// checks that the section-wise diff finds exactly what a diff of the whole
+// flattened specs finds, and that the change is seen at all.
+func TestDiffSpecs_EveryField(t *testing.T) {
+	old := fullSpec(t)
+	n := 0
+	for path := range leaves(reflect.ValueOf(fullSpec(t)).Elem(), "") {
+		s := fullSpec(t)
+		leaves(reflect.ValueOf(s).Elem(), "")[path]()
+		got := diffSpecs(old, s)
+		want := appendDiff(nil, flattenSpec(old), flattenSpec(s))
+		require.NotEmpty(t, got, "changing %s shows no field", path)
+		require.ElementsMatch(t, want, got, path)
+		require.NotEqual(t, old.Version(), s.Version(), "changing %s keeps the version", path)
+		n++
+	}
+	require.Greater(t, n, 40)
+	require.Empty(t, diffSpecs(old, fullSpec(t)))
 }
