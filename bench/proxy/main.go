@@ -100,7 +100,12 @@ func freePort() string {
 	return ln.Addr().String()
 }
 
-type procs struct{ cmds []*exec.Cmd }
+// procs are the processes the benchmark started; their stderr goes to
+// files in dir, shown when something fails to start.
+type procs struct {
+	dir  string
+	cmds []*exec.Cmd
+}
 
 // cpuTicks is a process's user+system CPU time in clock ticks (1/100 s).
 func cpuTicks(pid int) int64 {
@@ -119,7 +124,7 @@ func (p *procs) start(name string, env []string, args ...string) error {
 	cmd := exec.Command(name, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout = io.Discard
-	logf, err := os.CreateTemp("", filepath.Base(name)+"-*.log")
+	logf, err := os.CreateTemp(p.dir, filepath.Base(name)+"-*.log")
 	if err != nil {
 		return err
 	}
@@ -183,13 +188,13 @@ func runBench() error {
 	if err != nil {
 		return err
 	}
-	var p procs
-	defer p.stop()
 	tmp, err := os.MkdirTemp("", "bosun-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
+	p := procs{dir: tmp}
+	defer p.stop()
 
 	targetA, targetB := freePort(), freePort()
 	for _, t := range []struct{ addr, name string }{{targetA, "A"}, {targetB, "B"}} {

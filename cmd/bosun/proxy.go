@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -82,7 +83,7 @@ Access log: one JSON line per request on stdout; events on stderr.`, e)
 	readTimeout := fs.Duration("read-timeout", 60*time.Second, "longest wait for the next bytes of a request body (a progress limit)")
 	writeTimeout := fs.Duration("write-timeout", 60*time.Second, "longest wait for a client to take the next bytes of a response (a progress limit)")
 	idleTimeout := fs.Duration("idle-timeout", 120*time.Second, "keep-alive connection idle limit")
-	debug := fs.Bool("debug", false, "log debug events")
+	debugLog := fs.Bool("debug", false, "log debug events")
 	pprof := fs.Bool("pprof", false, "serve Go profiles under /debug/pprof/ on the --metrics address")
 	if code, err := parseFlags(fs, args, e); code >= 0 {
 		return code, err
@@ -91,7 +92,7 @@ Access log: one JSON line per request on stdout; events on stderr.`, e)
 		return 1, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	level := slog.LevelInfo
-	if *debug {
+	if *debugLog {
 		level = slog.LevelDebug
 	}
 	logger := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
@@ -114,6 +115,12 @@ Access log: one JSON line per request on stdout; events on stderr.`, e)
 		flush = newFlushWriter(e.stdout, 200*time.Millisecond)
 		defer flush.Close()
 		cfg.AccessLog = flush
+	}
+	if e.getenv("GOGC") == "" {
+		// The proxy's live heap is a few MiB and almost all garbage is
+		// per-request; collecting at 5x instead of 2x the live heap
+		// halves GC work for a few MiB more memory.
+		debug.SetGCPercent(400)
 	}
 	srv, err := proxy.New(cfg)
 	if err != nil {
