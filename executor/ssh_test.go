@@ -3,8 +3,10 @@ package executor
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/pem"
 	"errors"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
 )
 
 type sshBundle struct {
@@ -104,12 +107,13 @@ func TestSSH_KnownKeyAccepted(t *testing.T) {
 }
 
 func TestSSH_HostKeyAlgorithmsFollowKnownHosts(t *testing.T) {
-	// The server offers ed25519 and rsa; known_hosts holds only rsa. Without
-	// HostKeyAlgorithms the server would present ed25519 and fail the check.
+	// The server offers ed25519 and rsa; known_hosts holds only ed25519.
+	// x/crypto prefers rsa-sha2 by default: without HostKeyAlgorithms the
+	// server would present its RSA key and fail the check as "changed".
 	b := newSSHBundle(t)
 	sshd := newTestSSHD(t, b.signer.PublicKey(), "ed25519", "rsa")
 	const addr = "db-1:2222"
-	b.writeKnownHosts(t, sshd.knownHostsLine(addr, 1))
+	b.writeKnownHosts(t, sshd.knownHostsLine(addr, 0))
 	p := b.pool(t, func(c *Config) { c.DialFunc = sshd.dial })
 	cl, err := p.conn(Host{Name: "db-1", Port: 2222}).Client(t.Context())
 	if err != nil {
@@ -240,4 +244,87 @@ func TestParseJump(t *testing.T) {
 	if _, _, err := parseJump("ops@", "root"); err == nil {
 		t.Error("parseJump(ops@) did not fail")
 	}
+}
+
+func TestSSH_KeyFileAndAgent(t *testing.T) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sshd := newTestSSHD(t, signer.PublicKey())
+	dir := t.TempDir()
+	kh := filepath.Join(dir, "known_hosts")
+	if err := os.WriteFile(kh, []byte(sshd.knownHostsLine("web-1:22", 0)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	connect := func(t *testing.T, mut func(*Config)) error {
+		cfg := &Config{KnownHostsFile: kh, User: currentUser(t), DialFunc: sshd.dial}
+		mut(cfg)
+		p, err := newSSHPool(cfg, slog.New(slog.DiscardHandler))
+		if err != nil {
+			return err
+		}
+		defer p.close()
+		cl, err := p.conn(Host{Name: "web-1"}).Client(t.Context())
+		if err == nil {
+			runEcho(t, cl)
+		}
+		return err
+	}
+
+	t.Run("key file", func(t *testing.T) {
+		block, err := ssh.MarshalPrivateKey(priv, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := filepath.Join(dir, "id_ed25519")
+		if err := os.WriteFile(f, pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := connect(t, func(c *Config) { c.KeyFiles = []string{f} }); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("encrypted key file named explicitly", func(t *testing.T) {
+		block, err := ssh.MarshalPrivateKeyWithPassphrase(priv, "", []byte("pw"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := filepath.Join(dir, "id_enc")
+		if err := os.WriteFile(f, pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		err = connect(t, func(c *Config) { c.KeyFiles = []string{f} })
+		if err == nil || !strings.Contains(err.Error(), "agent") {
+			t.Fatalf("err = %v, want advice to use the agent", err)
+		}
+	})
+	t.Run("agent", func(t *testing.T) {
+		kr := agent.NewKeyring()
+		if err := kr.Add(agent.AddedKey{PrivateKey: priv}); err != nil {
+			t.Fatal(err)
+		}
+		sock := filepath.Join(dir, "agent.sock")
+		ln, err := net.Listen("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go func() { _ = agent.ServeAgent(kr, c); c.Close() }()
+			}
+		}()
+		if err := connect(t, func(c *Config) { c.AgentSocket = sock }); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
