@@ -58,9 +58,10 @@ type Daemon struct {
 
 	owner string // this process, in lock owners
 
-	mu    sync.RWMutex
-	cfg   Config
-	repos map[string]*repoRuntime
+	mu       sync.RWMutex
+	cfg      Config
+	repos    map[string]*repoRuntime
+	planners map[bool]*planner.Planner // by RequireSecrets; see Daemon.planner
 
 	q Queue
 
@@ -477,8 +478,23 @@ func (d *Daemon) plan(ctx context.Context, rr *repoRuntime, sha string, fsys fs.
 	if err != nil {
 		return nil, err
 	}
-	p := planner.New(planner.Config{Logger: d.deps.Logger, Secrets: d.deps.Secrets, SecretKey: key, RequireSecrets: requireSecrets})
-	return p.Plan(ctx, fsys, planner.Input{Repo: rr.cfg.Name, Commit: sha, Applied: applied, Holds: holds})
+	return d.planner(key, requireSecrets).Plan(ctx, fsys, planner.Input{Repo: rr.cfg.Name, Commit: sha, Applied: applied, Holds: holds})
+}
+
+// planner returns the daemon's planner for deploys (secrets required) or
+// for pull request plans; each keeps its cache of parsed files across runs.
+func (d *Daemon) planner(key []byte, requireSecrets bool) *planner.Planner {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.planners == nil {
+		d.planners = map[bool]*planner.Planner{}
+	}
+	p, ok := d.planners[requireSecrets]
+	if !ok {
+		p = planner.New(planner.Config{Logger: d.deps.Logger, Secrets: d.deps.Secrets, SecretKey: key, RequireSecrets: requireSecrets})
+		d.planners[requireSecrets] = p
+	}
+	return p
 }
 
 // status posts a deploy status when the repository reports to a forge. A

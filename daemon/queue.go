@@ -96,8 +96,10 @@ func NewQueue[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], work
 		// A rollout can be long; River must not rescue a live one as stuck.
 		JobTimeout:           -1,
 		RescueStuckJobsAfter: 2 * time.Hour,
-		FetchPollInterval:    100 * time.Millisecond,
-		FetchCooldown:        20 * time.Millisecond,
+		// SQLite has no LISTEN/NOTIFY: River polls, and a push should not
+		// wait long for its job. The poll is one indexed query.
+		FetchPollInterval: 25 * time.Millisecond,
+		FetchCooldown:     10 * time.Millisecond,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("queue client: %w", err)

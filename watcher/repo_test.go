@@ -1,10 +1,12 @@
 package watcher
 
 import (
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -151,4 +153,36 @@ func TestRedact(t *testing.T) {
 			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// TestRepo_FS_concurrent reads a commit's files from many goroutines at
+// once, as the planner does (run with -race).
+func TestRepo_FS_concurrent(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{}
+	for i := range 50 {
+		files[fmt.Sprintf("services/s%02d/svc.yml", i)] = fmt.Sprintf("service: s%02d\n", i)
+	}
+	sha := commitFiles(t, dir, files)
+	r, err := Open(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys, err := r.FS(sha, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for name, want := range files {
+		wg.Go(func() {
+			if _, err := fs.Stat(fsys, name); err != nil {
+				t.Error(err)
+			}
+			b, err := fs.ReadFile(fsys, name)
+			if err != nil || string(b) != want {
+				t.Errorf("%s = %q, %v", name, b, err)
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -8,6 +8,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -17,8 +18,12 @@ import (
 )
 
 // treeFS is the tree of one commit as a read-only fs.FS. Paths are
-// slash-separated and relative to the tree's root, as fs.FS requires.
+// slash-separated and relative to the tree's root, as fs.FS requires. It
+// is safe for concurrent use (the planner reads files in parallel): go-git's
+// trees cache lookups in plain maps and its storage is not safe for
+// concurrent reads, so every access to them holds mu.
 type treeFS struct {
+	mu    sync.Mutex
 	store storer.EncodedObjectStorer
 	root  *object.Tree
 	mtime time.Time // the commit's time, reported for every entry
@@ -31,6 +36,8 @@ var (
 )
 
 func (t *treeFS) lookup(op, name string) (*object.TreeEntry, *object.Tree, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	if !fs.ValidPath(name) {
 		return nil, nil, &fs.PathError{Op: op, Path: name, Err: fs.ErrInvalid}
 	}
@@ -100,7 +107,9 @@ func (t *treeFS) Stat(name string) (fs.FileInfo, error) {
 	if dir != nil || e == nil {
 		return t.info(path.Base(name), e, 0), nil
 	}
+	t.mu.Lock()
 	size, err := t.root.Size(name)
+	t.mu.Unlock()
 	if err != nil {
 		return nil, &fs.PathError{Op: "stat", Path: name, Err: err}
 	}
@@ -121,6 +130,8 @@ func (t *treeFS) entries(dir *object.Tree) []fs.DirEntry {
 }
 
 func (t *treeFS) readEntry(name string, e *object.TreeEntry) ([]byte, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	if e.Mode == filemode.Submodule {
 		return nil, fmt.Errorf("%s is a submodule", name)
 	}
@@ -165,7 +176,9 @@ func (d dirEntry) Info() (fs.FileInfo, error) {
 	if d.IsDir() {
 		return d.fs.info(d.e.Name, d.e, 0), nil
 	}
+	d.fs.mu.Lock()
 	o, err := d.fs.store.EncodedObject(plumbing.BlobObject, d.e.Hash)
+	d.fs.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}

@@ -34,7 +34,7 @@ type daemonUnderTest struct {
 }
 
 // startServe runs `bosun serve --config path` and returns once it listens.
-func startServe(t *testing.T, path string, environ map[string]string) *daemonUnderTest {
+func startServe(t testing.TB, path string, environ map[string]string) *daemonUnderTest {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
@@ -84,7 +84,7 @@ func startServe(t *testing.T, path string, environ map[string]string) *daemonUnd
 }
 
 // hook delivers a signed GitHub webhook and returns the status code.
-func (d *daemonUnderTest) hook(t *testing.T, event, id string, payload any) int {
+func (d *daemonUnderTest) hook(t testing.TB, event, id string, payload any) int {
 	t.Helper()
 	body, err := json.Marshal(payload)
 	if err != nil {
@@ -123,7 +123,7 @@ func pullRequestEvent(repo, action string, number int, base, head string) *githu
 }
 
 // waitFor polls cond until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
