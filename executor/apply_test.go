@@ -355,6 +355,35 @@ func TestApply_TestServers(t *testing.T) {
 		}
 	})
 
+	t.Run("stateful role: stop, then start with the same volume", func(t *testing.T) {
+		db := &planner.Spec{
+			Service: "db", Role: "primary", Image: refV1, Stateful: true,
+			Volumes:        []planner.Volume{{Source: "/srv/db-data", Target: "/data"}},
+			ReadinessDelay: planner.Duration(300 * time.Millisecond),
+			DeployTimeout:  planner.Duration(10 * time.Second),
+		}
+		en.mustApply(en.plan(db, planner.Service{}, s1.Name))
+		db2 := *db
+		db2.Env = map[string]string{"GEN": "2"}
+		pl := en.plan(&db2, planner.Service{}, s1.Name)
+		pl.Changes[0].Disruptive = true
+		start := time.Now()
+		en.mustApply(pl)
+		stop := en.events.find(func(ev Event) bool {
+			return ev.Service == "db" && ev.Step == StepStop && ev.Status == StatusStarted && ev.Time.After(start)
+		})
+		run := en.events.find(func(ev Event) bool {
+			return ev.Service == "db" && ev.Step == StepStart && ev.Status == StatusStarted && ev.Time.After(start)
+		})
+		if len(stop) != 1 || len(run) != 1 || !run[0].Time.After(stop[0].Time) {
+			t.Errorf("stop %v, start %v: want the old container stopped before the new one starts", stop, run)
+		}
+		ps := s1.Exec(t, "docker", "ps", "-a", "--filter", "label=bosun.service=db", "--format", "{{.Names}} {{.State}} {{.Mounts}}")
+		if !strings.Contains(ps, "db-primary-"+db.Version()+" exited") || !strings.Contains(ps, "db-primary-"+db2.Version()+" running") || strings.Count(ps, "/srv/db-data") != 2 {
+			t.Errorf("db containers:\n%s", ps)
+		}
+	})
+
 	t.Run("hostile values pass through unharmed, secrets stay secret", func(t *testing.T) {
 		const hostile = `$(touch /tmp/pwned); echo "x" ; rm -rf / #` + "`id`"
 		secret := "s3cr3t-" + strings.Repeat("q", 8) + time.Now().Format("150405.000")
