@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -112,7 +111,7 @@ Access log: one JSON line per request on stdout; events on stderr.`, e)
 	}
 	var flush *flushWriter
 	if *accessLog {
-		flush = newFlushWriter(e.stdout, 200*time.Millisecond)
+		flush = newFlushWriter(e.stdout, 200*time.Millisecond, logger)
 		defer flush.Close()
 		cfg.AccessLog = flush
 	}
@@ -350,47 +349,89 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// flushWriter buffers access log lines and writes them out every period
-// (and when the buffer fills), so the request path does not pay one write
-// system call per request.
+// flushWriter collects access log lines in memory and writes them out from
+// its own goroutine every period, or sooner once 64 KiB are waiting. The
+// request path never does I/O: if the output blocks (a stuck log pipe),
+// lines beyond 8 MiB are dropped and counted rather than stalling requests.
 type flushWriter struct {
-	mu   sync.Mutex
-	bw   *bufio.Writer
-	stop chan struct{}
-	done chan struct{}
+	w      io.Writer
+	log    *slog.Logger
+	mu     sync.Mutex
+	buf    []byte
+	drops  int64
+	kick   chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
+	period time.Duration
 }
 
-func newFlushWriter(w io.Writer, period time.Duration) *flushWriter {
-	f := &flushWriter{bw: bufio.NewWriterSize(w, 64<<10), stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(f.done)
-		t := time.NewTicker(period)
-		defer t.Stop()
-		for {
-			select {
-			case <-f.stop:
-				return
-			case <-t.C:
-				f.mu.Lock()
-				f.bw.Flush()
-				f.mu.Unlock()
-			}
-		}
-	}()
+const (
+	flushSoon = 64 << 10
+	flushMax  = 8 << 20
+)
+
+func newFlushWriter(w io.Writer, period time.Duration, log *slog.Logger) *flushWriter {
+	f := &flushWriter{w: w, log: log, buf: make([]byte, 0, flushSoon*2), kick: make(chan struct{}, 1),
+		stop: make(chan struct{}), done: make(chan struct{}), period: period}
+	go f.loop()
 	return f
 }
 
 func (f *flushWriter) Write(p []byte) (int, error) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.bw.Write(p)
+	if len(f.buf)+len(p) > flushMax {
+		f.drops++
+		f.mu.Unlock()
+		return len(p), nil
+	}
+	f.buf = append(f.buf, p...)
+	soon := len(f.buf) >= flushSoon
+	f.mu.Unlock()
+	if soon {
+		select {
+		case f.kick <- struct{}{}:
+		default:
+		}
+	}
+	return len(p), nil
 }
 
-// Close stops the flusher and writes out what is buffered.
+func (f *flushWriter) loop() {
+	defer close(f.done)
+	t := time.NewTicker(f.period)
+	defer t.Stop()
+	spare := make([]byte, 0, flushSoon*2)
+	for {
+		stopping := false
+		select {
+		case <-f.stop:
+			stopping = true
+		case <-t.C:
+		case <-f.kick:
+		}
+		f.mu.Lock()
+		out, drops := f.buf, f.drops
+		f.buf, f.drops = spare[:0], 0
+		f.mu.Unlock()
+		if len(out) > 0 {
+			f.w.Write(out)
+		}
+		if drops > 0 && f.log != nil {
+			f.log.Warn("access log lines dropped: output blocked", "component", "proxy", "lines", drops)
+		}
+		spare = out
+		if cap(spare) > flushMax/4 {
+			spare = make([]byte, 0, flushSoon*2) // do not keep a burst's buffer forever
+		}
+		if stopping {
+			return
+		}
+	}
+}
+
+// Close writes out what is buffered and stops the writer goroutine.
 func (f *flushWriter) Close() error {
 	close(f.stop)
 	<-f.done
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.bw.Flush()
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -189,5 +190,24 @@ func TestProxy_RunNeedsToken(t *testing.T) {
 	code, _, errOut := runProxyCLI(t, map[string]string{}, "proxy", "run", "--http", "127.0.0.1:0", "--https", "", "--control", "127.0.0.1:0", "--state", t.TempDir())
 	if code == 0 || !strings.Contains(errOut, "no control token") {
 		t.Fatalf("exited %d: %s", code, errOut)
+	}
+}
+
+func TestProxy_AccessLogWriter(t *testing.T) {
+	var out syncBuffer
+	f := newFlushWriter(&out, time.Hour, nil) // only size and Close flush
+	var want strings.Builder
+	for i := range 5000 {
+		line := fmt.Sprintf("{\"n\":%d}\n", i)
+		want.WriteString(line)
+		if _, err := f.Write([]byte(line)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != want.String() {
+		t.Fatalf("wrote %d bytes, want %d, in order", len(out.String()), want.Len())
 	}
 }
