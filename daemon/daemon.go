@@ -394,10 +394,12 @@ func (d *Daemon) workSync(ctx context.Context, jobID int64, args SyncArgs) (err 
 	if err != nil {
 		return err
 	}
+	fetched := time.Now()
 	plan, err := d.plan(ctx, rr, rev.SHA, fsys, true)
 	if err != nil {
 		return err
 	}
+	log.DebugContext(ctx, "planned", "fetch", fetched.Sub(start), "plan", time.Since(fetched), "changes", changed(plan))
 	if plan.Empty() {
 		summary = "no changes"
 		return nil
@@ -474,10 +476,12 @@ func (d *Daemon) plan(ctx context.Context, rr *repoRuntime, sha string, fsys fs.
 	if err != nil {
 		return nil, err
 	}
+	t0 := time.Now()
 	applied, holds, err := LoadApplied(ctx, d.deps.Store, rr.cfg.Name)
 	if err != nil {
 		return nil, err
 	}
+	d.log.DebugContext(ctx, "applied state read", "repo", rr.cfg.Name, "targets", len(applied), "took", time.Since(t0))
 	return d.planner(key, requireSecrets).Plan(ctx, fsys, planner.Input{Repo: rr.cfg.Name, Commit: sha, Applied: applied, Holds: holds})
 }
 

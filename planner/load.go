@@ -119,8 +119,41 @@ func (l *loader) loadServiceFiles(ctx context.Context, src fs.FS, files []string
 	return defs, nil
 }
 
+// BlobHashFS is an fs.FS that knows a content hash of each file without
+// reading it, as git does (watcher's commit trees). The planner then finds
+// an unchanged file in its parse cache without reading the file.
+type BlobHashFS interface {
+	fs.FS
+	// BlobHash returns a hash that changes whenever the file's content
+	// does, or false when it has none for name.
+	BlobHash(name string) (string, bool)
+}
+
 func (l *loader) loadServiceFile(src fs.FS, file string, cached map[fileKey]*fileResult, tkey []byte) (*fileResult, fileKey) {
 	var r report
+	if bh, ok := src.(BlobHashFS); ok {
+		if blob, ok := bh.BlobHash(file); ok {
+			// Whether the file uses a template is unknown before reading it,
+			// so the key always covers the templates.
+			h := sha256.New()
+			h.Write([]byte(file))
+			h.Write([]byte{0, 'b'})
+			h.Write([]byte(blob))
+			h.Write(tkey)
+			var key fileKey
+			h.Sum(key[:0])
+			if fr, ok := cached[key]; ok {
+				return fr, key
+			}
+			data, err := fs.ReadFile(src, file)
+			if err != nil {
+				r.errs = append(r.errs, &ConfigError{File: file, Msg: fmt.Sprintf("cannot read the file: %v", err)})
+				return &fileResult{errs: r.errs}, fileKey{}
+			}
+			defs := l.parseServiceFile(file, data, &r)
+			return &fileResult{defs: defs, errs: r.errs, note: r.notices}, key
+		}
+	}
 	data, err := fs.ReadFile(src, file)
 	if err != nil {
 		r.errs = append(r.errs, &ConfigError{File: file, Msg: fmt.Sprintf("cannot read the file: %v", err)})

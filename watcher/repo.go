@@ -77,16 +77,15 @@ func (r *Repo) FS(sha, sub string) (fs.FS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read tree of %s: %w", short(sha), err)
 	}
-	var fsys fs.FS = &treeFS{store: r.repo.Storer, root: tree, mtime: c.Committer.When}
 	sub = strings.Trim(filepath.ToSlash(sub), "/")
 	if sub != "" && sub != "." {
-		if _, err := fs.Stat(fsys, sub); err != nil {
-			return nil, fmt.Errorf("folder %q in commit %s: %w", sub, short(sha), err)
-		}
-		if fsys, err = fs.Sub(fsys, sub); err != nil {
-			return nil, err
+		// Root the tree at the folder (rather than fs.Sub, which would
+		// hide BlobHash from the planner).
+		if tree, err = tree.Tree(sub); err != nil {
+			return nil, fmt.Errorf("folder %q in commit %s: %w", sub, short(sha), fs.ErrNotExist)
 		}
 	}
+	fsys := &treeFS{store: r.repo.Storer, root: tree, mtime: c.Committer.When}
 	return fsys, nil
 }
 

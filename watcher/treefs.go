@@ -26,7 +26,18 @@ type treeFS struct {
 	mu    sync.Mutex
 	store storer.EncodedObjectStorer
 	root  *object.Tree
-	mtime time.Time // the commit's time, reported for every entry
+	dirs  map[string]*object.Tree // decoded folders by path; go-git's own cache misses folders one level down
+	mtime time.Time               // the commit's time, reported for every entry
+}
+
+// BlobHash returns the git blob hash of a file: the planner's cache key for
+// files it parsed before (planner.BlobHashFS).
+func (t *treeFS) BlobHash(name string) (string, bool) {
+	e, dir, err := t.lookup("stat", name)
+	if err != nil || dir != nil || e == nil {
+		return "", false
+	}
+	return e.Hash.String(), true
 }
 
 var (
@@ -44,18 +55,55 @@ func (t *treeFS) lookup(op, name string) (*object.TreeEntry, *object.Tree, error
 	if name == "." {
 		return nil, t.root, nil
 	}
-	e, err := t.root.FindEntry(name)
+	dir, base := path.Split(name)
+	parent, err := t.dir(strings.TrimSuffix(dir, "/"))
+	if err != nil {
+		return nil, nil, &fs.PathError{Op: op, Path: name, Err: fs.ErrNotExist}
+	}
+	e, err := parent.FindEntry(base)
 	if err != nil {
 		return nil, nil, &fs.PathError{Op: op, Path: name, Err: fs.ErrNotExist}
 	}
 	if e.Mode == filemode.Dir {
-		sub, err := t.root.Tree(name)
+		sub, err := t.dir(name)
 		if err != nil {
 			return nil, nil, &fs.PathError{Op: op, Path: name, Err: err}
 		}
 		return e, sub, nil
 	}
 	return e, nil, nil
+}
+
+// dir returns the decoded tree of the folder at p ("" for the root),
+// decoding each folder once. Callers hold t.mu.
+func (t *treeFS) dir(p string) (*object.Tree, error) {
+	if p == "" || p == "." {
+		return t.root, nil
+	}
+	if d, ok := t.dirs[p]; ok {
+		return d, nil
+	}
+	parentPath, base := path.Split(p)
+	parent, err := t.dir(strings.TrimSuffix(parentPath, "/"))
+	if err != nil {
+		return nil, err
+	}
+	e, err := parent.FindEntry(base)
+	if err != nil {
+		return nil, err
+	}
+	if e.Mode != filemode.Dir {
+		return nil, fmt.Errorf("%s is not a folder", p)
+	}
+	d, err := object.GetTree(t.store, e.Hash)
+	if err != nil {
+		return nil, err
+	}
+	if t.dirs == nil {
+		t.dirs = map[string]*object.Tree{}
+	}
+	t.dirs[p] = d
+	return d, nil
 }
 
 func (t *treeFS) Open(name string) (fs.File, error) {
@@ -108,7 +156,7 @@ func (t *treeFS) Stat(name string) (fs.FileInfo, error) {
 		return t.info(path.Base(name), e, 0), nil
 	}
 	t.mu.Lock()
-	size, err := t.root.Size(name)
+	size, err := t.store.EncodedObjectSize(e.Hash)
 	t.mu.Unlock()
 	if err != nil {
 		return nil, &fs.PathError{Op: "stat", Path: name, Err: err}

@@ -84,6 +84,7 @@ func BenchmarkPlanFromCommit(b *testing.B) {
 				b.Fatal(err)
 			}
 			applied[0].Spec.Image = strings.Replace(applied[0].Spec.Image, "v1.2.3", "v1.2.2", 1)
+			applied[0].Version = applied[0].Spec.Version()
 
 			var peak uint64 // the largest live heap seen right after a plan
 			b.ReportAllocs()
