@@ -111,9 +111,6 @@ func TestReadSecret(t *testing.T) {
 }
 
 func TestExampleConfig(t *testing.T) {
-	if _, err := os.Stat("../examples/bosun.yaml"); err != nil {
-		t.Skip("examples/bosun.yaml not written yet")
-	}
 	if _, err := LoadConfig("../examples/bosun.yaml"); err != nil {
 		t.Fatalf("examples/bosun.yaml: %v", err)
 	}
