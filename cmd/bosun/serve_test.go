@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"github.com/google/go-github/v66/github"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/bosunhq/bosun/internal/testbed"
 	"github.com/bosunhq/bosun/state"
@@ -40,10 +43,12 @@ func startServe(t testing.TB, path string, environ map[string]string) *daemonUnd
 	pr, pw := io.Pipe()
 	d := &daemonUnderTest{logs: &syncBuffer{}, stop: cancel, done: make(chan int, 1)}
 	e := env{getenv: func(k string) string { return environ[k] }, stdin: strings.NewReader(""), stdout: io.Discard, stderr: pw}
+	exited := make(chan struct{})
 	go func() {
 		code := run(ctx, []string{"serve", "--config", path}, e)
 		pw.Close()
 		d.done <- code
+		close(exited)
 	}()
 	listening := make(chan string, 1)
 	go func() {
@@ -64,7 +69,7 @@ func startServe(t testing.TB, path string, environ map[string]string) *daemonUnd
 	t.Cleanup(func() {
 		cancel()
 		select {
-		case <-d.done:
+		case <-exited:
 		case <-time.After(2 * time.Minute):
 			t.Error("bosun serve did not stop within 2 minutes of its context ending")
 		}
@@ -483,4 +488,72 @@ repos: [{name: fleet, url: %s, branch: master, poll: 1h, forge_repo: acme/fleet}
 	if dep.Status == state.StatusDeployed {
 		t.Logf("the v2 rollout had finished before the kill; nothing was interrupted")
 	}
+}
+
+// TestServe_configReload edits the config file of a running daemon: a valid
+// change (a second repository) takes effect, an invalid one is refused
+// with the running config kept.
+func TestServe_configReload(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"one", "two"} {
+		gitCommit(t, filepath.Join(dir, name), map[string]string{"fleet.yml": "servers:\n  web-1: {host: 10.0.0.1}\n"})
+	}
+	cfg := func(repos ...string) string {
+		s := fmt.Sprintf("listen: 127.0.0.1:0\nstate: sqlite:///%s/state.db\ndata_dir: %s/data\nssh: {key: %s/id_ed25519}\nwebhook: {secret_env: BOSUN_WEBHOOK_SECRET}\nrepos:\n", dir, dir, dir)
+		for _, r := range repos {
+			s += fmt.Sprintf("  - {name: %s, url: %s, branch: master, poll: 1h}\n", r, filepath.Join(dir, r))
+		}
+		return s
+	}
+	// The daemon needs an SSH key even before it has a server to reach.
+	_, priv, _ := ed25519.GenerateKey(nil)
+	pemBlock, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPath := filepath.Join(dir, "id_ed25519")
+	if err := os.WriteFile(keyPath, pem.EncodeToMemory(pemBlock), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "bosun.yaml")
+	if err := os.WriteFile(path, []byte(cfg("one")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := startServe(t, path, map[string]string{"BOSUN_WEBHOOK_SECRET": hookSecret})
+	ready := func() bool {
+		resp, err := http.Get(d.url + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}
+	waitFor(t, 30*time.Second, "readyz with one repository", ready)
+
+	// Replace the file as editors do: write a new one and rename it over.
+	replace := func(body string) {
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	replace(cfg("one", "two"))
+	waitFor(t, 30*time.Second, "the reload", func() bool { return strings.Contains(d.logs.String(), `"msg":"config reloaded"`) })
+	if _, err := os.Stat(filepath.Join(dir, "data", "repos", "two")); err != nil {
+		waitFor(t, 30*time.Second, "a clone of the added repository", func() bool {
+			_, err := os.Stat(filepath.Join(dir, "data", "repos", "two"))
+			return err == nil
+		})
+	}
+	replace(cfg("one", "two") + "unknown_key: 1\n")
+	waitFor(t, 30*time.Second, "the refusal", func() bool {
+		return strings.Contains(d.logs.String(), `"msg":"config change refused; keeping the running config"`)
+	})
+	if !strings.Contains(d.logs.String(), "unknown_key") {
+		t.Errorf("the refusal does not name the bad key:\n%s", d.logs.String())
+	}
+	waitFor(t, 30*time.Second, "readyz still fine", ready)
 }
