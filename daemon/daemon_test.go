@@ -39,6 +39,10 @@ type recordingApplier struct {
 	calls       map[string][]string // repo -> commits applied, in order
 	inFlight    map[string]int
 	maxInFlight int // most applies of one repository at once, over all daemons sharing the applier
+
+	delay     time.Duration // how long an apply takes (default 50 ms)
+	started   chan string   // if set, gets the repository when an apply starts
+	cancelled atomic.Bool   // an apply saw its context end before it finished
 }
 
 func (a *recordingApplier) Apply(ctx context.Context, plan *planner.Plan, trigger string) (string, error) {
@@ -51,7 +55,19 @@ func (a *recordingApplier) Apply(ctx context.Context, plan *planner.Plan, trigge
 		a.inFlight[plan.Repo]--
 		a.mu.Unlock()
 	}()
-	time.Sleep(50 * time.Millisecond) // a rollout takes time: give an overlap the chance to show
+	if a.started != nil {
+		a.started <- plan.Repo
+	}
+	delay := a.delay
+	if delay == 0 {
+		delay = 50 * time.Millisecond // a rollout takes time: give an overlap the chance to show
+	}
+	select {
+	case <-time.After(delay):
+	case <-ctx.Done():
+		a.cancelled.Store(true)
+		return "", ctx.Err()
+	}
 	for _, ch := range plan.Changes {
 		if ch.Desired == nil {
 			continue
@@ -98,6 +114,7 @@ func commitRepo(t *testing.T, dir, image string) string {
 }
 
 type testDaemon struct {
+	stop    func() error // as SIGTERM does: returns when Run did
 	d       *Daemon
 	url     string
 	store   state.Store
@@ -138,6 +155,10 @@ func startDaemon(t *testing.T, n int) *testDaemon {
 // launchDaemon runs one daemon on the store at dsn (SQLite or PostgreSQL)
 // with its own data folder.
 func launchDaemon(t *testing.T, dsn string, repos []RepoConfig, applier *recordingApplier) *testDaemon {
+	return launchDaemonGrace(t, dsn, repos, applier, 10*time.Second)
+}
+
+func launchDaemonGrace(t *testing.T, dsn string, repos []RepoConfig, applier *recordingApplier, grace time.Duration) *testDaemon {
 	t.Helper()
 	st, err := state.Open(t.Context(), dsn)
 	if err != nil {
@@ -151,7 +172,7 @@ func launchDaemon(t *testing.T, dsn string, repos []RepoConfig, applier *recordi
 	cfg := DefaultConfig()
 	cfg.DataDir = filepath.Join(t.TempDir(), "data")
 	cfg.Webhook.SecretEnv = "S"
-	cfg.Grace = Duration(10 * time.Second)
+	cfg.Grace = Duration(grace)
 	cfg.Repos = repos
 	d, err := New(cfg, Deps{
 		Store:   st,
@@ -182,9 +203,14 @@ func launchDaemon(t *testing.T, dsn string, repos []RepoConfig, applier *recordi
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx, webhook.NewHandler(webhook.Config{Secret: []byte(secret)}, d.Enqueue), ln) }()
+	var once sync.Once
+	td.stop = func() error {
+		var err error
+		once.Do(func() { cancel(); err = <-done })
+		return err
+	}
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := td.stop(); err != nil {
 			t.Errorf("Run: %v", err)
 		}
 	})
@@ -399,5 +425,45 @@ func TestDaemon_twoOnPostgres(t *testing.T) {
 		if jobs != 1 {
 			t.Errorf("%s: %d sync jobs for one commit (8 deliveries, 2 daemons), want 1", name, jobs)
 		}
+	}
+}
+
+// TestDaemon_gracefulStop stops a daemon during a rollout: within the grace
+// period the rollout finishes; past it, the rollout's context is cancelled.
+func TestDaemon_gracefulStop(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		grace, delay  time.Duration
+		wantCancelled bool
+	}{
+		{"finishes within the grace period", 5 * time.Second, 500 * time.Millisecond, false},
+		{"cancelled after the grace period", 300 * time.Millisecond, time.Minute, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			repos, _ := makeRepos(t, dir, 1)
+			applier := newApplier()
+			applier.delay, applier.started = tc.delay, make(chan string, 1)
+			td := launchDaemonGrace(t, "sqlite:///"+filepath.Join(dir, "state.db"), repos, applier, tc.grace)
+			select {
+			case <-applier.started:
+			case <-time.After(time.Minute):
+				t.Fatal("no rollout started")
+			}
+			start := time.Now()
+			if err := td.stop(); err != nil {
+				t.Fatal(err)
+			}
+			took := time.Since(start)
+			if applier.cancelled.Load() != tc.wantCancelled {
+				t.Errorf("rollout cancelled = %v, want %v (stop took %s)", applier.cancelled.Load(), tc.wantCancelled, took)
+			}
+			applier.mu.Lock()
+			finished := len(applier.calls["repo-00"])
+			applier.mu.Unlock()
+			if !tc.wantCancelled && finished != 1 {
+				t.Errorf("the rollout did not finish before Run returned")
+			}
+		})
 	}
 }
