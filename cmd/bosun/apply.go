@@ -80,15 +80,7 @@ With --dry-run, apply only plans (as bosun plan does).`, e)
 	if fs.NArg() > 0 {
 		return 1, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	secrets, err := planner.LoadSecrets(e.getenv, rf.secretFiles)
-	if err != nil {
-		return 1, err
-	}
-	repo, err := rf.open(ctx)
-	if err != nil {
-		return 1, err
-	}
-	head, err := rf.read(repo, rf.ref, rf.worktree)
+	secrets, _, head, err := rf.load(ctx, e)
 	if err != nil {
 		return 1, err
 	}

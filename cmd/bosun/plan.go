@@ -70,6 +70,21 @@ func (rf *repoFlags) open(ctx context.Context) (*watcher.Repo, error) {
 	return watcher.Open(ctx, rf.repo)
 }
 
+// load reads the secrets and the commit (or working tree) the flags name.
+// The repository stays open for further reads (plan --base).
+func (rf *repoFlags) load(ctx context.Context, e env) (planner.SecretSource, *watcher.Repo, commit, error) {
+	secrets, err := planner.LoadSecrets(e.getenv, rf.secretFiles)
+	if err != nil {
+		return nil, nil, commit{}, err
+	}
+	repo, err := rf.open(ctx)
+	if err != nil {
+		return nil, nil, commit{}, err
+	}
+	c, err := rf.read(repo, rf.ref, rf.worktree)
+	return secrets, repo, c, err
+}
+
 func (rf *repoFlags) read(r *watcher.Repo, ref string, worktree bool) (commit, error) {
 	if worktree {
 		fsys, err := r.Worktree(rf.path)
@@ -108,15 +123,7 @@ error as file:line:col).`, e)
 	if fs.NArg() > 0 {
 		return 1, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	secrets, err := planner.LoadSecrets(e.getenv, rf.secretFiles)
-	if err != nil {
-		return 1, err
-	}
-	repo, err := rf.open(ctx)
-	if err != nil {
-		return 1, err
-	}
-	head, err := rf.read(repo, rf.ref, rf.worktree)
+	secrets, repo, head, err := rf.load(ctx, e)
 	if err != nil {
 		return 1, err
 	}

@@ -42,15 +42,7 @@ revert the commit.`, e)
 	if code >= 0 {
 		return code, err
 	}
-	secrets, err := planner.LoadSecrets(e.getenv, rf.secretFiles)
-	if err != nil {
-		return 1, err
-	}
-	repo, err := rf.open(ctx)
-	if err != nil {
-		return 1, err
-	}
-	c, err := rf.read(repo, rf.ref, rf.worktree)
+	secrets, _, c, err := rf.load(ctx, e)
 	if err != nil {
 		return 1, err
 	}
