@@ -140,12 +140,12 @@ func holdReason(given, dflt string) string {
 }
 
 func runHold(ctx context.Context, args []string, e env) (int, error) {
-	fs := newFlagSet("hold", "bosun hold SERVICE [--repo-name NAME] [--reason TEXT]", `
+	fs := newFlagSet("hold", "bosun hold SERVICE [--repo PATH_OR_URL | --name NAME] [--reason TEXT]", `
 Hold SERVICE at the version it runs now: plans show its targets as "held"
 and nothing deploys it until bosun release SERVICE, or until git's desired
-spec equals the held one.`, e)
+spec equals the held one. The config repository is named as for apply.`, e)
 	dsn := stateFlag(fs, e)
-	repoName := fs.String("repo-name", "", "the config repository's name in the store (needed when there are several)")
+	repoName := nameFlags(fs)
 	reason := fs.String("reason", "", "why, shown in plans")
 	service, code, err := parseServiceArgs(fs, args, e)
 	if code >= 0 {
@@ -156,7 +156,7 @@ spec equals the held one.`, e)
 		return 1, err
 	}
 	defer st.Close()
-	name, version, err := runningVersion(ctx, st, *repoName, service)
+	name, version, err := runningVersion(ctx, st, repoName.repoName(), service)
 	if err != nil {
 		return 1, err
 	}
@@ -168,10 +168,11 @@ spec equals the held one.`, e)
 }
 
 func runRelease(ctx context.Context, args []string, e env) (int, error) {
-	fs := newFlagSet("release", "bosun release SERVICE [--repo-name NAME]", `
-End the hold on SERVICE: the next deploy brings it to what git says.`, e)
+	fs := newFlagSet("release", "bosun release SERVICE [--repo PATH_OR_URL | --name NAME]", `
+End the hold on SERVICE: the next deploy brings it to what git says. The
+config repository is named as for apply.`, e)
 	dsn := stateFlag(fs, e)
-	repoName := fs.String("repo-name", "", "the config repository's name in the store (needed when there are several)")
+	repoName := nameFlags(fs)
 	service, code, err := parseServiceArgs(fs, args, e)
 	if code >= 0 {
 		return code, err
@@ -181,7 +182,7 @@ End the hold on SERVICE: the next deploy brings it to what git says.`, e)
 		return 1, err
 	}
 	defer st.Close()
-	name, _, err := runningVersion(ctx, st, *repoName, service)
+	name, _, err := runningVersion(ctx, st, repoName.repoName(), service)
 	if err != nil {
 		return 1, err
 	}
@@ -192,28 +193,27 @@ End the hold on SERVICE: the next deploy brings it to what git says.`, e)
 	return 0, nil
 }
 
-// runningVersion finds the repository that runs service (the named one, or
-// the only one) and the version its targets run.
+// nameFlags registers --repo and --name, which name a config repository in
+// the store as apply does, for commands that do not read it.
+func nameFlags(fs *flag.FlagSet) *repoFlags {
+	rf := &repoFlags{}
+	fs.StringVar(&rf.repo, "repo", ".", "config `repository` (its name in the store is derived as for apply)")
+	fs.StringVar(&rf.name, "name", "", "the repository's `name` in the state store (default: the last element of --repo, without .git)")
+	return rf
+}
+
+// runningVersion returns the version service runs from repository repo.
 func runningVersion(ctx context.Context, st state.Store, repo, service string) (string, string, error) {
 	rows, err := st.ListApplied(ctx, repo)
 	if err != nil {
 		return "", "", err
 	}
-	repos := map[string]string{}
 	for _, r := range rows {
 		if r.Service == service {
-			repos[r.Repo] = r.Version
+			return repo, r.Version, nil
 		}
 	}
-	switch len(repos) {
-	case 0:
-		return "", "", fmt.Errorf("service %q has never been applied", service)
-	case 1:
-		for name, v := range repos {
-			return name, v, nil
-		}
-	}
-	return "", "", fmt.Errorf("service %q is applied from several config repositories; say which with --repo-name", service)
+	return "", "", fmt.Errorf("service %q has never been applied from repository %q (name another with --repo or --name)", service, repo)
 }
 
 // parseServiceArgs parses flags before or after exactly one SERVICE
