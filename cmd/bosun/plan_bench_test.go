@@ -66,8 +66,14 @@ env:
 func BenchmarkPlanFromCommit(b *testing.B) {
 	for _, n := range []int{100, 1000, 10000} {
 		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
-			dir := b.TempDir()
-			writeFleetRepo(b, dir, n)
+			dir := filepath.Join(b.TempDir(), "clone")
+			src := b.TempDir()
+			writeFleetRepo(b, src, n)
+			// Plan from a clone, as the daemon and CI checkouts do: its
+			// objects come in one packfile, not one file each.
+			if _, err := git.PlainClone(dir, false, &git.CloneOptions{URL: src, NoCheckout: true}); err != nil {
+				b.Fatal(err)
+			}
 			ctx := context.Background()
 			secrets := mapSecrets{"APP_SECRET": "s3cret"}
 			cfg := planner.Config{Secrets: secrets, SecretKey: []byte("bench-key")}
