@@ -10,8 +10,12 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/go-git/go-billy/v5"
+	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 	"github.com/go-git/go-git/v5/storage/memory"
 )
 
@@ -36,6 +40,10 @@ func Open(ctx context.Context, src string) (*Repo, error) {
 		dir := p
 		if wt, err := r.Worktree(); err == nil {
 			dir = wt.Filesystem.Root()
+			// Reopen with storage that keeps pack files open between reads.
+			if r2, err := openKeepingFiles(filepath.Join(dir, ".git"), wt.Filesystem); err == nil {
+				r = r2
+			}
 		}
 		return &Repo{src: p, repo: r, dir: dir}, nil
 	}
@@ -141,4 +149,16 @@ func short(sha string) string {
 		return sha[:12]
 	}
 	return sha
+}
+
+// openKeepingFiles opens the repository whose git folder is dotgit with
+// storage that keeps a few pack files open: without it, go-git opens and
+// closes the pack file for every object it reads, which dominated reading
+// a commit of many files.
+func openKeepingFiles(dotgit string, worktree billy.Filesystem) (*git.Repository, error) {
+	if st, err := os.Stat(dotgit); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("%s is not a git folder", dotgit)
+	}
+	storage := filesystem.NewStorageWithOptions(osfs.New(dotgit), cache.NewObjectLRUDefault(), filesystem.Options{MaxOpenDescriptors: 16})
+	return git.Open(storage, worktree)
 }

@@ -141,7 +141,7 @@ func (w *Watcher) openOrClone(ctx context.Context) error {
 		if err := setOrigin(r, w.cfg.URL); err != nil {
 			return err
 		}
-		w.repo = r
+		w.repo = keepingFiles(r, w.cfg.Dir)
 		return nil
 	}
 	if !errors.Is(err, git.ErrRepositoryNotExists) {
@@ -158,8 +158,17 @@ func (w *Watcher) openOrClone(ctx context.Context) error {
 	if err := setOrigin(r, w.cfg.URL); err != nil {
 		return err
 	}
-	w.repo = r
+	w.repo = keepingFiles(r, w.cfg.Dir)
 	return nil
+}
+
+// keepingFiles reopens the bare clone at dir with storage that keeps pack
+// files open between reads (see openKeepingFiles); on failure it keeps r.
+func keepingFiles(r *git.Repository, dir string) *git.Repository {
+	if r2, err := openKeepingFiles(dir, nil); err == nil {
+		return r2
+	}
+	return r
 }
 
 func setOrigin(r *git.Repository, url string) error {
