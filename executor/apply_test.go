@@ -194,6 +194,32 @@ func TestApply_TestServers(t *testing.T) {
 		}
 	})
 
+	t.Run("server paused mid-rollout on a live connection: keepalive ends the wait", func(t *testing.T) {
+		// en.ex holds a live SSH connection to server-2; pausing the server
+		// freezes it mid-conversation. The keepalive (2s here) notices.
+		paused := false
+		en.events.setOn(func(ev Event) {
+			if ev.Host == s1.Name && ev.Step == StepSwitch && ev.Status == StatusOK && !paused {
+				paused = true
+				s2.Pause(t)
+			}
+		})
+		defer func() { en.events.setOn(nil); s2.Unpause(t) }()
+		v6 := webSpec(en.bed.PushApp(t, "web", "v6", testbed.AppOK))
+		start := time.Now()
+		_, err := en.apply(en.plan(v6, planner.Service{BootLimit: 1, RetainContainers: 3}))
+		var se *StepError
+		if !errors.As(err, &se) || se.Host != s2.Name {
+			t.Fatalf("err = %v, want a StepError naming %s", err, s2.Name)
+		}
+		if d := time.Since(start); d > 30*time.Second {
+			t.Errorf("rollout took %s to notice the paused server", d)
+		}
+		if v := get(t, s1.HTTPAddr); v != "v2" {
+			t.Errorf("%s serves %s after the rollback, want v2", s1.Name, v)
+		}
+	})
+
 	t.Run("proxy restart keeps routes and the next deploy works", func(t *testing.T) {
 		s1.Exec(t, "docker", "restart", ProxyContainer)
 		deadline := time.Now().Add(20 * time.Second)
@@ -413,6 +439,17 @@ func TestApply_TestServers(t *testing.T) {
 		if strings.Contains(en.storeBytes(), secret) {
 			t.Error("secret in the state store")
 		}
+		// An image reference with spaces and a command is refused by the
+		// daemon as a reference, never run.
+		odd := webSpec(refV2 + " ; touch /tmp/pwned")
+		if _, err := ex.Apply(t.Context(), en.plan(odd, pol), ApplyOpts{}); err == nil {
+			t.Error("image reference with spaces accepted")
+		}
+		for _, s := range en.bed.Servers {
+			if _, err := s.Run(t.Context(), "test", "-e", "/tmp/pwned"); err == nil {
+				t.Errorf("/tmp/pwned exists on %s", s.Name)
+			}
+		}
 		// A service name with shell metacharacters never reaches a server.
 		evil := webSpec(refV2)
 		evil.Service = "web;touch${IFS}/tmp/pwned"
@@ -420,6 +457,16 @@ func TestApply_TestServers(t *testing.T) {
 		_, err := en.apply(pl)
 		if err == nil || !strings.Contains(err.Error(), "service name") {
 			t.Errorf("hostile service name: err = %v", err)
+		}
+	})
+
+	t.Run("retention keeps retain_containers stopped versions", func(t *testing.T) {
+		for _, s := range en.bed.Servers {
+			out := strings.TrimSpace(s.Exec(t, "docker", "ps", "-a", "--filter", "label=bosun.service=web", "--filter", "status=exited", "--format", "{{.Names}}"))
+			n := len(strings.Fields(out))
+			if n == 0 || n > pol.RetainContainers {
+				t.Errorf("%s keeps %d stopped web containers, want 1..%d:\n%s", s.Name, n, pol.RetainContainers, out)
+			}
 		}
 	})
 }

@@ -28,8 +28,11 @@
 //	                ▼                               ▼              ▼           switch are one proxy deploy,
 //	          old version still serving ◄────── stop new (stateful: restart old)    which drains the old target)
 //
-// A stateful role (host volume, no proxy) stops the old container before it
-// starts the new one. After a later host fails, each switched host is taken
+// Prune (retention) runs once the whole service is rolled out, so that the
+// previous version's container is there for a rollback until then; it keeps
+// the previous version and the most recently stopped others, up to
+// retain_containers. A stateful role (host volume, no proxy) stops the old
+// container before it starts the new one. After a later host fails, each switched host is taken
 // back: its previous (retained) container started, the route switched back,
 // the new container stopped, the applied state restored.
 //

@@ -390,8 +390,10 @@ func (ro *rollout) run(ctx context.Context, chs []planner.Change, sr *ServiceRes
 		}
 		return rerr
 	}
+	bg := context.WithoutCancel(ctx)
 	for _, s := range ro.switched {
 		sr.Deployed = append(sr.Deployed, s.ch.Target)
+		ro.pruneTarget(bg, s.ch)
 	}
 	for _, ch := range removes {
 		if err := ctx.Err(); err != nil {

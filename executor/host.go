@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -180,16 +181,34 @@ func (ro *rollout) deployTarget(ctx context.Context, ch planner.Change) (undo fu
 	} else {
 		ev(StepRecord, StatusOK, "")
 	}
-	if n, err := prune(bg, dc, ch.Service, ch.Role, name, ro.pol.RetainContainers); err != nil {
-		ev(StepPrune, StatusFailed, err.Error())
-	} else if n > 0 {
-		ev(StepPrune, StatusOK, fmt.Sprintf("removed %d old container(s)", n))
-	}
-
 	undo = func(ctx context.Context) error {
 		return ro.undoTarget(ctx, hc, px, ch, name, olds)
 	}
 	return undo, nil
+}
+
+// pruneTarget applies retention on a host once the service's rollout has
+// succeeded everywhere (earlier, the previous version's container must stay
+// for a rollback). The new and the previous version are always kept.
+func (ro *rollout) pruneTarget(ctx context.Context, ch planner.Change) {
+	hc, err := ro.e.host(ro.plan.Hosts[ch.Host])
+	if err != nil {
+		return
+	}
+	keep := []string{containerName(ch.Service, ch.Role, ch.Version)}
+	if ch.Current != nil {
+		keep = append(keep, containerName(ch.Service, ch.Role, ch.Current.Version))
+	}
+	n, err := prune(ctx, hc.docker, ch.Service, ch.Role, keep, ro.pol.RetainContainers)
+	ev := Event{Service: ch.Service, Role: ch.Role, Host: ch.Host, Version: ch.Version, Step: StepPrune}
+	switch {
+	case err != nil:
+		ev.Status, ev.Message = StatusFailed, err.Error()
+		ro.emit(ev)
+	case n > 0:
+		ev.Status, ev.Message = StatusOK, fmt.Sprintf("removed %d old container(s)", n)
+		ro.emit(ev)
+	}
 }
 
 // switchProxy asks the proxy to route to the new container; the proxy
@@ -335,9 +354,10 @@ func shortID(id string) string {
 	return id
 }
 
-// prune keeps the newest retain stopped containers of a role (besides
-// keep) and removes the older ones, never their volumes.
-func prune(ctx context.Context, dc *client.Client, service, role, keep string, retain int) (int, error) {
+// prune keeps the retain most recently stopped containers of a role
+// (besides those in keep, which are never removed) and removes the others,
+// never their volumes.
+func prune(ctx context.Context, dc *client.Client, service, role string, keep []string, retain int) (int, error) {
 	if retain <= 0 {
 		retain = 5
 	}
@@ -345,23 +365,48 @@ func prune(ctx context.Context, dc *client.Client, service, role, keep string, r
 	if err != nil {
 		return 0, err
 	}
-	kept, removed := 0, 0
-	var errs []error
-	for _, c := range cs { // newest first
-		if hasName(c.Names, keep) || c.State == "running" || c.State == "restarting" {
+	type stopped struct {
+		id       string
+		finished string // RFC 3339; sorts as time
+	}
+	var cands []stopped
+	for _, c := range cs {
+		if c.State == "running" || c.State == "restarting" || hasAnyName(c.Names, keep) {
 			continue
 		}
+		fin := ""
+		if info, err := dc.ContainerInspect(ctx, c.ID); err == nil && info.State != nil {
+			fin = info.State.FinishedAt
+		}
+		cands = append(cands, stopped{c.ID, fin})
+	}
+	// Most recently stopped first: a version that served until this rollout
+	// outranks one that failed its health check long ago.
+	sort.SliceStable(cands, func(i, j int) bool { return cands[i].finished > cands[j].finished })
+	kept := len(keep) - 1 // the previous version counts as retained
+	removed := 0
+	var errs []error
+	for _, c := range cands {
 		if kept < retain {
 			kept++
 			continue
 		}
-		if err := dc.ContainerRemove(ctx, c.ID, container.RemoveOptions{}); err != nil && !isNotFound(err) {
-			errs = append(errs, fmt.Errorf("remove %s: %w", shortID(c.ID), err))
+		if err := dc.ContainerRemove(ctx, c.id, container.RemoveOptions{}); err != nil && !isNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove %s: %w", shortID(c.id), err))
 			continue
 		}
 		removed++
 	}
 	return removed, errors.Join(errs...)
+}
+
+func hasAnyName(names, want []string) bool {
+	for _, w := range want {
+		if hasName(names, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // undoTarget puts a switched target back on its previous version: the
