@@ -119,7 +119,7 @@ func Apply(ctx context.Context, db *sql.DB, d Dialect) ([]Migration, error) {
 			if _, err := tx.ExecContext(ctx, m.Up); err != nil {
 				return fmt.Errorf("apply migration %s/%s: %w", d, m, err)
 			}
-			if _, err := tx.ExecContext(ctx, rebind(d, "INSERT INTO schema_migrations (version, name) VALUES (?, ?)"), m.Version, m.Name); err != nil {
+			if _, err := tx.ExecContext(ctx, Rebind(d, "INSERT INTO schema_migrations (version, name) VALUES (?, ?)"), m.Version, m.Name); err != nil {
 				return fmt.Errorf("record migration %s/%s: %w", d, m, err)
 			}
 			ran = append(ran, m)
@@ -160,7 +160,7 @@ func Down(ctx context.Context, db *sql.DB, d Dialect, n int) ([]Migration, error
 			if _, err := tx.ExecContext(ctx, m.Down); err != nil {
 				return fmt.Errorf("revert migration %s/%s: %w", d, m, err)
 			}
-			if _, err := tx.ExecContext(ctx, rebind(d, "DELETE FROM schema_migrations WHERE version = ?"), m.Version); err != nil {
+			if _, err := tx.ExecContext(ctx, Rebind(d, "DELETE FROM schema_migrations WHERE version = ?"), m.Version); err != nil {
 				return fmt.Errorf("unrecord migration %s/%s: %w", d, m, err)
 			}
 			reverted = append(reverted, m)
@@ -252,8 +252,9 @@ func inTx(ctx context.Context, db *sql.DB, d Dialect, fn func(tx *sql.Tx, done m
 	return nil
 }
 
-// rebind turns ? placeholders into PostgreSQL's $1, $2, ….
-func rebind(d Dialect, q string) string {
+// Rebind turns the ? placeholders of q into PostgreSQL's $1, $2, … when
+// d is Postgres; SQLite's queries are returned as they are.
+func Rebind(d Dialect, q string) string {
 	if d != Postgres {
 		return q
 	}

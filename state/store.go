@@ -33,22 +33,7 @@ const secretKeyName = "secret_key"
 const sqliteTime = "2006-01-02T15:04:05.000000Z"
 
 // q rebinds ? placeholders for the dialect.
-func (s *sqlStore) q(query string) string {
-	if s.dialect != migrations.Postgres {
-		return query
-	}
-	var b strings.Builder
-	n := 0
-	for _, r := range query {
-		if r == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
+func (s *sqlStore) q(query string) string { return migrations.Rebind(s.dialect, query) }
 
 // t encodes a time for the dialect, at microsecond precision (PostgreSQL's).
 func (s *sqlStore) t(t time.Time) any {

@@ -183,9 +183,15 @@ func lockFile(ctx context.Context) (unlock func(), err error) {
 	if err := os.MkdirAll(filepath.Dir(lockPath), 0o755); err != nil {
 		return nil, fmt.Errorf("create lock dir: %w", err)
 	}
-	f, err := os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR, 0o644)
+	return flockWait(ctx, lockPath)
+}
+
+// flockWait takes an exclusive flock on the file at path (creating it),
+// waiting for ctx; several test binaries provision one machine at once.
+func flockWait(ctx context.Context, path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("open lock %s: %w", lockPath, err)
+		return nil, fmt.Errorf("open lock %s: %w", path, err)
 	}
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
@@ -194,12 +200,12 @@ func lockFile(ctx context.Context) (unlock func(), err error) {
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) {
 			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", lockPath, err)
+			return nil, fmt.Errorf("lock %s: %w", path, err)
 		}
 		select {
 		case <-ctx.Done():
 			f.Close()
-			return nil, fmt.Errorf("wait for lock %s: %w", lockPath, ctx.Err())
+			return nil, fmt.Errorf("wait for lock %s: %w", path, ctx.Err())
 		case <-time.After(250 * time.Millisecond): // flock has no wait with a deadline
 		}
 	}

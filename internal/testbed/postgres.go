@@ -364,28 +364,7 @@ func pgIsExec(p string) bool {
 
 // pgLock takes a machine-wide lock for installing packages.
 func pgLock(ctx context.Context) (unlock func(), err error) {
-	f, err := os.OpenFile(pgLockPath, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("open lock %s: %w", pgLockPath, err)
-	}
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", pgLockPath, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("wait for lock %s: %w", pgLockPath, ctx.Err())
-		case <-tick.C: // flock has no wait with a deadline
-		}
-	}
+	return flockWait(ctx, pgLockPath)
 }
 
 // pgSweep removes the temp dirs of servers whose test binary has exited
