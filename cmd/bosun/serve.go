@@ -78,6 +78,7 @@ logged and the old config kept. See docs/daemon.md.`, e)
 	}
 	x, err := executor.New(executor.Config{
 		KeyFiles:        nonEmpty(cfg.SSH.Key),
+		AgentSocket:     e.getenv("SSH_AUTH_SOCK"),
 		KnownHostsFile:  cfg.SSH.KnownHosts,
 		TrustOnFirstUse: cfg.SSH.TrustOnFirstUse,
 		Store:           st,
