@@ -225,7 +225,8 @@ func (e *Executor) Apply(ctx context.Context, plan *planner.Plan, opts ApplyOpts
 
 func (e *Executor) validatePlan(plan *planner.Plan) error {
 	for _, ch := range plan.Changes {
-		if _, ok := plan.Hosts[ch.Host]; !ok && ch.Action != planner.ActionUnchanged && ch.Action != planner.ActionHeld {
+		// A removal may name a host that left the inventory: see remove.
+		if _, ok := plan.Hosts[ch.Host]; !ok && ch.Action != planner.ActionUnchanged && ch.Action != planner.ActionHeld && ch.Action != planner.ActionRemove {
 			return fmt.Errorf("plan: no connection details for host %q of %s", ch.Host, ch.Target)
 		}
 		switch ch.Action {

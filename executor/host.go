@@ -469,6 +469,19 @@ func (ro *rollout) remove(ctx context.Context, ch planner.Change) error {
 		return &StepError{Host: ch.Host, Service: ch.Service, Role: ch.Role, Step: StepRemove, Err: err}
 	}
 	ev(StatusStarted, "")
+	bg := context.WithoutCancel(ctx)
+	if _, known := ro.plan.Hosts[ch.Host]; !known {
+		// The host left fleet.yml: bosun can no longer reach it, so it
+		// forgets the target and leaves whatever runs there alone, rather
+		// than refusing every plan of the repository from now on.
+		if st := e.cfg.Store; st != nil {
+			if err := st.DeleteApplied(bg, ro.plan.Repo, ch.Service, ch.Role, ch.Host); err != nil {
+				return fail(fmt.Errorf("delete applied state: %w", err))
+			}
+		}
+		ev(StatusSkipped, "host "+ch.Host+" is no longer in the inventory: its containers are left as they are and bosun forgets them")
+		return nil
+	}
 	hc, err := e.host(ro.plan.Hosts[ch.Host])
 	if err != nil {
 		return fail(err)
@@ -476,7 +489,6 @@ func (ro *rollout) remove(ctx context.Context, ch planner.Change) error {
 	if err := hc.connect(ctx); err != nil {
 		return fail(err)
 	}
-	bg := context.WithoutCancel(ctx)
 	if ch.Current != nil && ch.Current.Spec.Proxy != nil {
 		if _, err := hc.docker.ContainerInspect(ctx, ProxyContainer); err == nil {
 			px, err := e.ensureProxy(ctx, hc)

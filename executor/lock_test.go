@@ -72,3 +72,57 @@ func TestApply_WaitsForTheLock(t *testing.T) {
 		t.Errorf("lock still held after Apply: %v %v", ok, err)
 	}
 }
+
+// TestApply_removalOnAHostThatLeftTheInventory: a plan removes a target on
+// a host that is no longer in fleet.yml (so the plan has no way to reach
+// it): the apply forgets the target instead of refusing the whole plan,
+// contacts no host, and says so.
+func TestApply_removalOnAHostThatLeftTheInventory(t *testing.T) {
+	st, err := state.Open(t.Context(), "sqlite:///"+t.TempDir()+"/s.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	spec := webSpec("registry.invalid/web:v1")
+	if err := st.PutApplied(t.Context(), state.Applied{Repo: testRepo, Service: "web", Role: "web", Host: "gone", Version: spec.Version(), Commit: "c0", Spec: []byte("{}")}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var evs []Event
+	b := newSSHBundle(t)
+	dialed := false
+	ex, err := New(Config{
+		Signers: []ssh.Signer{b.signer}, KnownHostsFile: b.kh, Store: st, Owner: "test",
+		DialFunc: func(ctx context.Context, addr string) (net.Conn, error) { dialed = true; return nil, errors.New("no") },
+		Progress: func(ev Event) { mu.Lock(); evs = append(evs, ev); mu.Unlock() },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close()
+	cur := &planner.Applied{Target: planner.Target{Service: "web", Role: "web", Host: "gone"}, Version: spec.Version(), Commit: "c0", Spec: *spec}
+	pl := &planner.Plan{Repo: testRepo, Commit: "c1", Services: []planner.Service{{Name: "web", Roles: []string{"web"}}},
+		Hosts:   map[string]planner.Host{},
+		Changes: []planner.Change{{Target: cur.Target, Action: planner.ActionRemove, Current: cur}}}
+	if _, err := ex.Apply(t.Context(), pl, ApplyOpts{}); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	if dialed {
+		t.Error("a host was contacted")
+	}
+	rows, err := st.ListApplied(t.Context(), testRepo)
+	if err != nil || len(rows) != 0 {
+		t.Errorf("applied = %v, %v; want the target forgotten", rows, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	found := false
+	for _, ev := range evs {
+		if ev.Step == StepRemove && ev.Status == StatusSkipped && strings.Contains(ev.Message, "no longer in the inventory") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("events = %v, want a skipped removal saying why", evs)
+	}
+}
