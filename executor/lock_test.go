@@ -28,19 +28,7 @@ func TestApply_WaitsForTheLock(t *testing.T) {
 	if ok, _, err := st.AcquireLock(t.Context(), lockName, "bosun serve on ops-1", time.Minute); !ok || err != nil {
 		t.Fatalf("take lock: %v %v", ok, err)
 	}
-	var mu sync.Mutex
-	var evs []Event
-	b := newSSHBundle(t)
-	dialed := false
-	ex, err := New(Config{
-		Signers: []ssh.Signer{b.signer}, KnownHostsFile: b.kh, Store: st, Owner: "test",
-		DialFunc: func(ctx context.Context, addr string) (net.Conn, error) { dialed = true; return nil, errors.New("no") },
-		Progress: func(ev Event) { mu.Lock(); evs = append(evs, ev); mu.Unlock() },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ex.Close()
+	ex, rec := offlineExecutor(t, st)
 	spec := webSpec("registry.invalid/web:v1")
 	pl := &planner.Plan{Repo: testRepo, Commit: "c1", Services: []planner.Service{{Name: "web", Roles: []string{"web"}}},
 		Hosts:   map[string]planner.Host{"h1": {Name: "h1", Address: "192.0.2.1"}},
@@ -49,14 +37,13 @@ func TestApply_WaitsForTheLock(t *testing.T) {
 	if !errors.Is(err, ErrLockTimeout) || !strings.Contains(err.Error(), "bosun serve on ops-1") {
 		t.Fatalf("err = %v, want ErrLockTimeout naming the holder", err)
 	}
-	if res.Services[0].Status != DeploymentFailed || dialed {
-		t.Errorf("result %+v, dialed %v", res.Services[0], dialed)
+	if res.Services[0].Status != DeploymentFailed || rec.dialed() {
+		t.Errorf("result %+v, dialed %v", res.Services[0], rec.dialed())
 	}
-	mu.Lock()
+	evs := rec.events()
 	if len(evs) == 0 || evs[0].Step != StepLock || evs[0].Status != StatusWaiting || !strings.Contains(evs[0].Message, "bosun serve on ops-1") {
 		t.Errorf("events = %v, want a lock-waiting event naming the holder", evs)
 	}
-	mu.Unlock()
 
 	// Released: the rollout proceeds (and fails to connect, which is fine here).
 	if err := st.ReleaseLock(t.Context(), lockName, "bosun serve on ops-1"); err != nil {
@@ -64,7 +51,7 @@ func TestApply_WaitsForTheLock(t *testing.T) {
 	}
 	_, err = ex.Apply(t.Context(), pl, ApplyOpts{LockWait: 300 * time.Millisecond})
 	var se *StepError
-	if !errors.As(err, &se) || se.Step != StepConnect || !dialed {
+	if !errors.As(err, &se) || se.Step != StepConnect || !rec.dialed() {
 		t.Fatalf("err = %v, want a connect StepError once the lock is free", err)
 	}
 	// The lock is released after the rollout.
@@ -87,19 +74,7 @@ func TestApply_removalOnAHostThatLeftTheInventory(t *testing.T) {
 	if err := st.PutApplied(t.Context(), state.Applied{Repo: testRepo, Service: "web", Role: "web", Host: "gone", Version: spec.Version(), Commit: "c0", Spec: []byte("{}")}); err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var evs []Event
-	b := newSSHBundle(t)
-	dialed := false
-	ex, err := New(Config{
-		Signers: []ssh.Signer{b.signer}, KnownHostsFile: b.kh, Store: st, Owner: "test",
-		DialFunc: func(ctx context.Context, addr string) (net.Conn, error) { dialed = true; return nil, errors.New("no") },
-		Progress: func(ev Event) { mu.Lock(); evs = append(evs, ev); mu.Unlock() },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ex.Close()
+	ex, rec := offlineExecutor(t, st)
 	cur := &planner.Applied{Target: planner.Target{Service: "web", Role: "web", Host: "gone"}, Version: spec.Version(), Commit: "c0", Spec: *spec}
 	pl := &planner.Plan{Repo: testRepo, Commit: "c1", Services: []planner.Service{{Name: "web", Roles: []string{"web"}}},
 		Hosts:   map[string]planner.Host{},
@@ -107,16 +82,15 @@ func TestApply_removalOnAHostThatLeftTheInventory(t *testing.T) {
 	if _, err := ex.Apply(t.Context(), pl, ApplyOpts{}); err != nil {
 		t.Fatalf("Apply: %v", err)
 	}
-	if dialed {
+	if rec.dialed() {
 		t.Error("a host was contacted")
 	}
 	rows, err := st.ListApplied(t.Context(), testRepo)
 	if err != nil || len(rows) != 0 {
 		t.Errorf("applied = %v, %v; want the target forgotten", rows, err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
 	found := false
+	evs := rec.events()
 	for _, ev := range evs {
 		if ev.Step == StepRemove && ev.Status == StatusSkipped && strings.Contains(ev.Message, "no longer in the inventory") {
 			found = true
@@ -125,4 +99,46 @@ func TestApply_removalOnAHostThatLeftTheInventory(t *testing.T) {
 	if !found {
 		t.Errorf("events = %v, want a skipped removal saying why", evs)
 	}
+}
+
+// offlineRecorder records what an offline executor did.
+type offlineRecorder struct {
+	mu        sync.Mutex
+	evs       []Event
+	dialedAny bool
+}
+
+func (r *offlineRecorder) events() []Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Event(nil), r.evs...)
+}
+
+func (r *offlineRecorder) dialed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.dialedAny
+}
+
+// offlineExecutor is an executor on st whose every dial fails and is
+// recorded, with its progress events: for tests that must reach no host.
+func offlineExecutor(t *testing.T, st Store) (*Executor, *offlineRecorder) {
+	t.Helper()
+	rec := &offlineRecorder{}
+	b := newSSHBundle(t)
+	ex, err := New(Config{
+		Signers: []ssh.Signer{b.signer}, KnownHostsFile: b.kh, Store: st, Owner: "test",
+		DialFunc: func(ctx context.Context, addr string) (net.Conn, error) {
+			rec.mu.Lock()
+			rec.dialedAny = true
+			rec.mu.Unlock()
+			return nil, errors.New("no")
+		},
+		Progress: func(ev Event) { rec.mu.Lock(); rec.evs = append(rec.evs, ev); rec.mu.Unlock() },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ex.Close() })
+	return ex, rec
 }
