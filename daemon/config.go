@@ -38,6 +38,9 @@ type SSHConfig struct {
 	Key             string `yaml:"key"`                // private key file
 	KnownHosts      string `yaml:"known_hosts"`        // known_hosts file
 	TrustOnFirstUse bool   `yaml:"trust_on_first_use"` // record unknown host keys instead of refusing them
+	// Concurrency is how many servers a rollout works on at once; 0 means
+	// the executor's default (32).
+	Concurrency int `yaml:"concurrency"`
 }
 
 // WebhookConfig names the webhook secret.
@@ -217,6 +220,9 @@ func (c Config) Validate() error {
 		}
 	default:
 		add("forge.kind: %q is not supported (use github or none)", c.Forge.Kind)
+	}
+	if c.SSH.Concurrency < 0 {
+		add("ssh.concurrency: must not be negative")
 	}
 	if time.Duration(c.Grace) < 0 {
 		add("grace: must not be negative")

@@ -11,7 +11,7 @@ import (
 const goodConfig = `
 listen: 127.0.0.1:8080
 state: sqlite:///var/lib/bosun/state.db
-ssh: {key: /etc/bosun/id_ed25519, known_hosts: /etc/bosun/known_hosts}
+ssh: {key: /etc/bosun/id_ed25519, known_hosts: /etc/bosun/known_hosts, concurrency: 64}
 webhook: {secret_env: BOSUN_WEBHOOK_SECRET}
 forge: {kind: github, base_url: https://api.github.com/, token_env: GITHUB_TOKEN}
 repos:
@@ -28,7 +28,7 @@ func TestParseConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Listen != "127.0.0.1:8080" || cfg.Repos[0].ForgeRepo != "acme/fleet" || time.Duration(cfg.Repos[0].Poll) != time.Minute || cfg.SSH.Key != "/etc/bosun/id_ed25519" {
+	if cfg.Listen != "127.0.0.1:8080" || cfg.Repos[0].ForgeRepo != "acme/fleet" || time.Duration(cfg.Repos[0].Poll) != time.Minute || cfg.SSH.Key != "/etc/bosun/id_ed25519" || cfg.SSH.Concurrency != 64 {
 		t.Errorf("config = %+v", cfg)
 	}
 
@@ -60,6 +60,7 @@ func TestParseConfig_errors(t *testing.T) {
 		{"path escapes", "repos: [{name: a, url: /x, path: ../etc}]\n", "path"},
 		{"bad forge repo", "repos: [{name: a, url: /x, forge_repo: acme}]\n", "forge_repo"},
 		{"no repos", "repos: []\n", "at least one"},
+		{"negative concurrency", "ssh: {key: /k, concurrency: -1}\n", "ssh.concurrency"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// Later keys of a YAML mapping may not repeat earlier ones, so

@@ -93,7 +93,13 @@ func (l *eventLog) find(f func(Event) bool) []Event {
 
 func newBedEnv(t testing.TB, servers int) *bedEnv {
 	t.Helper()
-	bed := testbed.Start(t, testbed.Options{Servers: servers})
+	return newBedEnvOpts(t, testbed.Options{Servers: servers})
+}
+
+// newBedEnvOpts is newBedEnv on a bed started with opt.
+func newBedEnvOpts(t testing.TB, opt testbed.Options) *bedEnv {
+	t.Helper()
+	bed := testbed.Start(t, opt)
 	dbDir := t.TempDir()
 	st, err := state.Open(t.Context(), "sqlite:///"+dbDir+"/s.db")
 	if err != nil {

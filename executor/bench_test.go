@@ -4,8 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"runtime"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -13,9 +17,10 @@ import (
 	"github.com/bosunhq/bosun/planner"
 )
 
-// benchEnv is a bed with v1 of the web service applied everywhere.
-func benchEnv(b *testing.B, servers int) (*bedEnv, string) {
-	en := newBedEnv(b, servers)
+// benchEnv is a bed with v1 of the web service applied everywhere; cpus
+// caps each server (testbed.Options.CPUs; 0: they share the machine).
+func benchEnv(b *testing.B, servers int, cpus float64) (*bedEnv, string) {
+	en := newBedEnvOpts(b, testbed.Options{Servers: servers, CPUs: cpus})
 	en.ex = en.newExecutor(func(c *Config) {
 		c.Logger = slog.New(slog.DiscardHandler)
 		c.Progress = nil
@@ -36,7 +41,7 @@ func iterSpec(ref, tag string) *planner.Spec {
 // servers and a rollback to a retained version, beside the floor: the same
 // steps done by hand, one SSH connection per server, in parallel.
 func BenchmarkApply_TwoServers(b *testing.B) {
-	en, ref := benchEnv(b, 2)
+	en, ref := benchEnv(b, 2, 0)
 	pol := planner.Service{RetainContainers: 3}
 
 	b.Run("new-version/bosun", func(b *testing.B) {
@@ -66,19 +71,49 @@ func BenchmarkApply_TwoServers(b *testing.B) {
 }
 
 // BenchmarkApply_FanOut measures a rollout of a new version to 1, 4 and 16
-// servers at once (boot.limit unset: one batch).
+// servers at once (boot.limit unset: one batch). The servers share this
+// machine's cores: with 16 of them the machine runs out of CPU (see
+// cpu-bound-s/op), so this shows the machine's limit more than the
+// executor's; BenchmarkApply_FanOutOwnCPU shows the executor's.
 func BenchmarkApply_FanOut(b *testing.B) {
+	benchFanOut(b, 0)
+}
+
+// fanOutServerCPUs is the CPU cap of each server in
+// BenchmarkApply_FanOutOwnCPU: 16 servers then need 1.6 of the machine's 2
+// cores, which leaves bosun and the registry 0.4.
+const fanOutServerCPUs = 0.1
+
+// BenchmarkApply_FanOutOwnCPU is BenchmarkApply_FanOut with every server
+// capped at fanOutServerCPUs, its dockerd and containers included, so that
+// each has CPU of its own as real servers do and the servers together do
+// not exceed the machine. What grows from 1 to 16 servers is then what the
+// executor adds per server.
+func BenchmarkApply_FanOutOwnCPU(b *testing.B) {
+	if need := 16 * fanOutServerCPUs; need > float64(runtime.NumCPU())-0.4 {
+		b.Skipf("16 servers at %.1f CPU need %.1f of this machine's %d cores, and bosun some", fanOutServerCPUs, need, runtime.NumCPU())
+	}
+	benchFanOut(b, fanOutServerCPUs)
+}
+
+func benchFanOut(b *testing.B, cpus float64) {
 	for _, n := range []int{1, 4, 16} {
 		b.Run(fmt.Sprintf("servers=%d", n), func(b *testing.B) {
-			en, ref := benchEnv(b, n)
+			en, ref := benchEnv(b, n, cpus)
 			pol := planner.Service{RetainContainers: 3}
 			b.Run("bosun", func(b *testing.B) {
+				cpu := startCPUMeter(b)
 				for i := 0; b.Loop(); i++ {
 					en.mustApply(en.plan(iterSpec(ref, "f"+strconv.Itoa(i)), pol))
 				}
+				cpu.report(b)
 			})
 			// The same machine's limit: the by-hand deploy to n servers.
-			b.Run("floor", func(b *testing.B) { floorDeploy(b, en, ref, false) })
+			b.Run("floor", func(b *testing.B) {
+				cpu := startCPUMeter(b)
+				floorDeploy(b, en, ref, false)
+				cpu.report(b)
+			})
 		})
 	}
 }
@@ -161,4 +196,64 @@ docker stop floor-rb >/dev/null`); err != nil {
 			}
 		}
 	}
+}
+
+// cpuMeter measures the CPU time the whole machine spends (every process:
+// bosun, the servers' sshd, dockerd, containerd and containers), from
+// /proc/stat, and this process's own (bosun's executor, or the floor's SSH
+// client). When the test servers share this machine's cores, CPU seconds
+// per rollout divided by the number of cores is a lower bound on its wall
+// time here, whatever the executor does.
+type cpuMeter struct{ machine, self float64 }
+
+func startCPUMeter(b *testing.B) cpuMeter {
+	return cpuMeter{machine: readMachineCPU(b), self: readSelfCPU(b)}
+}
+
+// report adds machine-cpu-s/op; cpu-bound-s/op, that CPU time spread over
+// all cores; and self-cpu-s/op, this process's part.
+func (m cpuMeter) report(b *testing.B) {
+	if b.N == 0 {
+		return
+	}
+	n := float64(b.N)
+	machine := (readMachineCPU(b) - m.machine) / n
+	b.ReportMetric(machine, "machine-cpu-s/op")
+	b.ReportMetric(machine/float64(runtime.NumCPU()), "cpu-bound-s/op")
+	b.ReportMetric((readSelfCPU(b)-m.self)/n, "self-cpu-s/op")
+}
+
+// readSelfCPU returns this process's user and system CPU seconds.
+func readSelfCPU(b *testing.B) float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatalf("getrusage: %v", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// readMachineCPU returns the busy seconds of all CPUs since boot.
+func readMachineCPU(b *testing.B) float64 {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		b.Fatalf("read /proc/stat: %v", err)
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		b.Fatalf("unexpected /proc/stat line %q", line)
+	}
+	var busy float64
+	// user nice system idle iowait irq softirq steal: all but idle and iowait.
+	for i, v := range f[1:9] {
+		if i == 3 || i == 4 {
+			continue
+		}
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			b.Fatalf("parse /proc/stat: %v", err)
+		}
+		busy += n
+	}
+	return busy / 100 // USER_HZ
 }

@@ -21,7 +21,7 @@ type Config struct {
 	DialFunc        DialFunc      // nil means TCP
 	KeepAlive       time.Duration // keepalive request interval; default 15s
 	ConnectTimeout  time.Duration // dial plus SSH handshake; default 15s
-	Concurrency     int           // hosts worked on at once; default 8
+	Concurrency     int           // hosts worked on at once; default 32 (DefaultConcurrency)
 
 	// Deploying.
 	Store   Store        // applied state, deployments, events, locks; nil: nothing is recorded and no lock is taken

@@ -27,6 +27,13 @@ const (
 	DeploymentFailed    = state.StatusFailed
 )
 
+// DefaultConcurrency is how many hosts an Executor works on at once unless
+// Config.Concurrency says otherwise. A batch (boot.limit, or every host of a
+// role) of up to this many hosts goes out in one wave, so a rollout to 16
+// servers takes about as long as to one, as long as each server has its
+// own CPU; Kamal likewise opens up to 30 SSH connections at once.
+const DefaultConcurrency = 32
+
 // A state.Store is what the executor records to.
 var _ Store = state.Store(nil)
 
@@ -67,7 +74,7 @@ func New(cfg Config) (*Executor, error) {
 	}
 	log = log.With("component", "executor")
 	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 8
+		cfg.Concurrency = DefaultConcurrency
 	}
 	if cfg.LockLease <= 0 {
 		cfg.LockLease = time.Minute

@@ -27,21 +27,27 @@ type sshFlags struct {
 	keys       stringList
 	knownHosts string
 	tofu       bool
+	parallel   int
 }
 
 func (sf *sshFlags) register(fs flagSet) {
 	fs.Var(&sf.keys, "ssh-key", "private key `file` for SSH (repeatable; default ~/.ssh/id_ed25519, id_ecdsa, id_rsa that exist; the SSH agent is used too)")
 	fs.StringVar(&sf.knownHosts, "known-hosts", "", "known_hosts `file` that vouches for the servers' host keys (default ~/.ssh/known_hosts)")
 	fs.BoolVar(&sf.tofu, "trust-on-first-use", false, "record the host key of a server not in known_hosts instead of refusing it")
+	fs.IntVar(&sf.parallel, "concurrency", executor.DefaultConcurrency, "how many servers to work on at once")
 }
 
 // executor builds an Executor that records into st (nil: nothing recorded).
 func (sf *sshFlags) executor(e env, st state.Store, secrets planner.SecretSource, progress func(executor.Event)) (*executor.Executor, error) {
+	if sf.parallel < 1 {
+		return nil, fmt.Errorf("--concurrency %d: must be at least 1", sf.parallel)
+	}
 	cfg := executor.Config{
 		KeyFiles:        sf.keys,
 		AgentSocket:     e.getenv("SSH_AUTH_SOCK"),
 		KnownHostsFile:  sf.knownHosts,
 		TrustOnFirstUse: sf.tofu,
+		Concurrency:     sf.parallel,
 		Secrets:         secrets,
 		Progress:        progress,
 		ProxyImage:      e.getenv("BOSUN_PROXY_IMAGE"),

@@ -58,5 +58,6 @@ func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 type flagSet interface {
 	StringVar(p *string, name, value, usage string)
 	BoolVar(p *bool, name string, value bool, usage string)
+	IntVar(p *int, name string, value int, usage string)
 	Var(v flag.Value, name, usage string)
 }

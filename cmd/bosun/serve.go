@@ -81,6 +81,7 @@ logged and the old config kept. See docs/daemon.md.`, e)
 		AgentSocket:     e.getenv("SSH_AUTH_SOCK"),
 		KnownHostsFile:  cfg.SSH.KnownHosts,
 		TrustOnFirstUse: cfg.SSH.TrustOnFirstUse,
+		Concurrency:     cfg.SSH.Concurrency,
 		Store:           st,
 		Secrets:         secrets,
 		ProxyImage:      e.getenv("BOSUN_PROXY_IMAGE"),

@@ -40,6 +40,12 @@ type Options struct {
 	Dir     string            // where the key and known_hosts go; "" is a temp dir removed by Close (Start: t.TempDir())
 	Logf    Logf              // progress messages; Start uses t.Logf
 	Labels  map[string]string // more labels on every container and network (cmd/testbed marks its beds)
+	// CPUs, when above 0, caps each server (sshd, dockerd and the
+	// containers it runs, which are put below the server's cgroup) at that
+	// many CPUs, as `docker run --cpus`. Servers on one machine otherwise
+	// share its cores; with a cap whose sum stays below the machine's
+	// cores, each server has CPU of its own, as real servers do.
+	CPUs float64
 }
 
 // Bed is a set of running test servers and the registry they pull from.
@@ -62,6 +68,7 @@ type Bed struct {
 	tempDir     string // removed by Close when Launch made it
 	logf        Logf
 	extraLabels map[string]string
+	cpus        float64
 	closeMu     sync.Mutex
 	closed      bool
 }
@@ -118,7 +125,7 @@ func Launch(ctx context.Context, opt Options) (_ *Bed, err error) {
 	}
 	sweepStale(ctx, opt.Logf)
 	begin := time.Now()
-	b := &Bed{RunID: newRunID(), Image: image, logf: opt.Logf, extraLabels: opt.Labels}
+	b := &Bed{RunID: newRunID(), Image: image, logf: opt.Logf, extraLabels: opt.Labels, cpus: opt.CPUs}
 	defer func() {
 		if err != nil {
 			_ = b.Close()
@@ -402,6 +409,9 @@ func (b *Bed) startServer(ctx context.Context, n int, authorized string) (*Serve
 	s := &Server{Name: "server-" + strconv.Itoa(n), bed: b}
 	args := []string{"run", "-d", "--name", b.Network + "-" + s.Name, "--hostname", s.Name, "--network", b.Network,
 		"-e", "TESTBED_AUTHORIZED_KEY=" + authorized, "-e", "TESTBED_INSECURE_REGISTRY=" + b.Registry}
+	if b.cpus > 0 {
+		args = append(args, "--cpus", strconv.FormatFloat(b.cpus, 'f', -1, 64), "-e", "TESTBED_NEST_CGROUPS=1")
+	}
 	args = append(append(append(args, b.labels()...), serverRunArgs...), b.Image)
 	id, err := docker(ctx, args...)
 	if err != nil {

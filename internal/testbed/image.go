@@ -46,6 +46,15 @@ set --
 if [ -n "${TESTBED_INSECURE_REGISTRY:-}" ]; then
 	set -- "--insecure-registry=$TESTBED_INSECURE_REGISTRY"
 fi
+if [ -n "${TESTBED_NEST_CGROUPS:-}" ]; then
+	# cgroup v1 without a cgroup namespace: dockerd would put its containers
+	# beside this server's cgroup; below it, a CPU limit on the server
+	# covers them too.
+	own=$(sed -n 's/^[0-9]*:\(cpu\|cpu,cpuacct\|cpuacct,cpu\):\(\/.*\)$/\2/p' /proc/self/cgroup | head -n 1)
+	if [ -n "$own" ] && [ "$own" != / ]; then
+		set -- "$@" "--cgroup-parent=$own/containers"
+	fi
+fi
 exec dockerd "$@"
 `
 

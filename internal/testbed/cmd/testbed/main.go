@@ -59,6 +59,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	dir := fs.String("dir", ".testbed", "folder for the SSH key, known_hosts, state.json and the log")
 	n := fs.Int("n", 2, "number of servers (up)")
+	cpus := fs.Float64("cpus", 0, "cap each server at this many CPUs, its containers included (up; 0: no cap)")
 	kind := fs.String("kind", "ok", "sample app behaviour: ok, unhealthy or crash (push-app)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
@@ -71,9 +72,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	logf := func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }
 	switch args[0] {
 	case "up":
-		err = up(ctx, abs, *n, stdout)
+		err = up(ctx, abs, *n, *cpus, stdout)
 	case "serve":
-		err = serve(ctx, abs, *n, logf)
+		err = serve(ctx, abs, *n, *cpus, logf)
 	case "down":
 		err = down(ctx, abs, stdout)
 	case "status":
@@ -110,7 +111,7 @@ func image(ctx context.Context, logf testbed.Logf, stdout io.Writer) error {
 
 // up starts `testbed serve` in its own session and waits for its first line
 // on a pipe: "ok" once the bed is up and state.json written, or the error.
-func up(ctx context.Context, dir string, n int, stdout io.Writer) error {
+func up(ctx context.Context, dir string, n int, cpus float64, stdout io.Writer) error {
 	if st, err := readState(dir); err == nil && alive(st.PID) {
 		fmt.Fprintln(stdout, "testbed is already up:")
 		printBed(stdout, dir, st)
@@ -139,7 +140,7 @@ func up(ctx context.Context, dir string, n int, stdout io.Writer) error {
 		return err
 	}
 	defer pr.Close()
-	cmd := exec.Command(bin, "serve", "-dir", dir, "-n", strconv.Itoa(n))
+	cmd := exec.Command(bin, "serve", "-dir", dir, "-n", strconv.Itoa(n), "-cpus", strconv.FormatFloat(cpus, 'f', -1, 64))
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.ExtraFiles = []*os.File{pw} // fd 3
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -182,7 +183,7 @@ func up(ctx context.Context, dir string, n int, stdout io.Writer) error {
 
 // serve launches the bed, reports on fd 3, serves the registry until
 // SIGTERM/SIGINT, then removes the bed.
-func serve(ctx context.Context, dir string, n int, logf testbed.Logf) error {
+func serve(ctx context.Context, dir string, n int, cpus float64, logf testbed.Logf) error {
 	ready := os.NewFile(3, "ready")
 	report := func(msg string) {
 		if ready != nil {
@@ -196,7 +197,7 @@ func serve(ctx context.Context, dir string, n int, logf testbed.Logf) error {
 		report("error: " + err.Error())
 		return err
 	}
-	b, err := testbed.Launch(ctx, testbed.Options{Servers: n, Dir: dir, Logf: logf, Labels: map[string]string{labelManual: "1"}})
+	b, err := testbed.Launch(ctx, testbed.Options{Servers: n, CPUs: cpus, Dir: dir, Logf: logf, Labels: map[string]string{labelManual: "1"}})
 	if err != nil {
 		report("error: " + err.Error())
 		return err
