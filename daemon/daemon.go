@@ -375,14 +375,16 @@ func (d *Daemon) workSync(ctx context.Context, jobID int64, args SyncArgs) (err 
 	rr.synced.Store(true)
 	log = log.With("sha", rev.SHA)
 	start := time.Now()
-	d.status(ctx, rr, rev.SHA, webhook.StatePending, "deploying")
 	var summary string
+	quiet := false // the commit's status is already final
 	defer func() {
 		if d.synced != nil {
 			d.synced(args.Repo, rev.SHA)
 		}
 		st, desc, retry := classify(err, summary, time.Since(start))
-		d.status(context.WithoutCancel(ctx), rr, rev.SHA, st, desc)
+		if !quiet {
+			d.status(context.WithoutCancel(ctx), rr, rev.SHA, st, desc)
+		}
 		if err != nil && !retry {
 			log.ErrorContext(ctx, "deploy failed; waiting for a new commit", "err", err)
 			err = river.JobCancel(err)
@@ -401,12 +403,29 @@ func (d *Daemon) workSync(ctx context.Context, jobID int64, args SyncArgs) (err 
 	}
 	log.DebugContext(ctx, "planned", "fetch", fetched.Sub(start), "plan", time.Since(fetched), "changes", changed(plan))
 	if plan.Empty() {
+		// Run again for a commit it deployed (a restart, a poll, a
+		// redelivered push): its status says so already, and "no changes"
+		// would hide what was deployed. A commit that changes nothing
+		// deployable gets "no changes" once, without a pending first.
+		quiet = deployedAt(plan, rev.SHA)
 		summary = "no changes"
 		return nil
 	}
+	d.status(ctx, rr, rev.SHA, webhook.StatePending, "deploying")
 	log.InfoContext(ctx, "rollout started", "reason", args.Reason)
 	summary, err = d.deps.Applier.Apply(ctx, plan, args.Reason)
 	return err
+}
+
+// deployedAt says whether some target of the plan was last applied from
+// commit sha.
+func deployedAt(plan *planner.Plan, sha string) bool {
+	for _, ch := range plan.Changes {
+		if ch.Current != nil && ch.Current.Commit == sha {
+			return true
+		}
+	}
+	return false
 }
 
 // renewLock keeps a lock's lease alive until ctx ends.

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -160,6 +161,13 @@ func launchDaemon(t *testing.T, dsn string, repos []RepoConfig, applier *recordi
 
 func launchDaemonGrace(t *testing.T, dsn string, repos []RepoConfig, applier *recordingApplier, grace time.Duration) *testDaemon {
 	t.Helper()
+	return launchDaemonWith(t, dsn, repos, applier, grace, nil)
+}
+
+// launchDaemonWith is launchDaemonGrace reporting to a forge through
+// reporter (nil: none).
+func launchDaemonWith(t *testing.T, dsn string, repos []RepoConfig, applier *recordingApplier, grace time.Duration, reporter *webhook.Reporter) *testDaemon {
+	t.Helper()
 	st, err := state.Open(t.Context(), dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -175,8 +183,9 @@ func launchDaemonGrace(t *testing.T, dsn string, repos []RepoConfig, applier *re
 	cfg.Grace = Duration(grace)
 	cfg.Repos = repos
 	d, err := New(cfg, Deps{
-		Store:   st,
-		Applier: applier,
+		Store:    st,
+		Applier:  applier,
+		Reporter: reporter,
 		NewQueue: func(ctx context.Context, workers *river.Workers) (Queue, error) {
 			switch s := st.(type) {
 			case *state.SQLite:
@@ -465,5 +474,107 @@ func TestDaemon_gracefulStop(t *testing.T) {
 				t.Errorf("the rollout did not finish before Run returned")
 			}
 		})
+	}
+}
+
+// commitFile commits one more file to the repository at dir.
+func commitFile(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	r, err := git.PlainOpen(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wt, _ := r.Worktree()
+	if _, err := wt.Add(name); err != nil {
+		t.Fatal(err)
+	}
+	h, err := wt.Commit("edit "+name, &git.CommitOptions{Author: &object.Signature{Name: "t", Email: "t@example.com", When: time.Now()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.String()
+}
+
+// TestDaemon_deployStatuses checks what bosun/deploy says on each commit: a
+// deploy is pending, then success; a commit that changes nothing to deploy
+// gets one success "no changes" and no pending; running again for a commit
+// already deployed (here: after a restart) posts nothing, so its status
+// keeps saying what was deployed.
+func TestDaemon_deployStatuses(t *testing.T) {
+	dir := t.TempDir()
+	repos, heads := makeRepos(t, dir, 1)
+	src := filepath.Join(dir, "src", "repo-00")
+	gh := testbed.NewFakeGitHub(t)
+	rep := webhook.NewReporter(webhook.ReporterConfig{}, gh.Client())
+	dsn := "sqlite:///" + filepath.Join(dir, "state.db")
+	td := launchDaemonWith(t, dsn, repos, newApplier(), 10*time.Second, rep)
+	td.heads = heads
+	td.waitApplied(t, time.Minute)
+
+	statuses := func(sha string) []string {
+		var out []string
+		for _, s := range gh.Statuses() {
+			if s.SHA == sha && s.GetContext() == webhook.ContextDeploy {
+				out = append(out, s.GetState()+" "+s.GetDescription())
+			}
+		}
+		return out
+	}
+	syncs := func() int32 {
+		c, _ := td.syncs.LoadOrStore("repo-00", new(atomic.Int32))
+		return c.(*atomic.Int32).Load()
+	}
+	waitSyncs := func(n int32, what string) {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for syncs() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("no sync after %s", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// pushAndWait delivers a push of sha and waits for the sync it starts.
+	pushAndWait := func(id, sha string) {
+		t.Helper()
+		before := syncs()
+		if code := td.deliver(t, "push", id, push("acme/repo-00", sha), true); code != http.StatusAccepted {
+			t.Fatalf("push %s: %d", id, code)
+		}
+		waitSyncs(before+1, "push "+id)
+	}
+
+	first := heads["repo-00"]
+	got := statuses(first)
+	if len(got) != 2 || !strings.HasPrefix(got[0], "pending") || !strings.HasPrefix(got[1], "success applied") {
+		t.Fatalf("statuses of the first commit = %q, want pending then success applied…", got)
+	}
+
+	// A restart syncs the head again, which is deployed: nothing posted.
+	waitSyncs(1, "start")
+	if err := td.stop(); err != nil {
+		t.Fatal(err)
+	}
+	td = launchDaemonWith(t, dsn, repos, newApplier(), 10*time.Second, rep)
+	waitSyncs(1, "restart")
+	if again := statuses(first); len(again) != 2 {
+		t.Errorf("a second run for a deployed commit posted statuses: %q", again[2:])
+	}
+
+	// A commit outside the deploy configs: one success "no changes".
+	readme := commitFile(t, src, "README.md", "fleet\n")
+	pushAndWait("readme-1", readme)
+	if got := statuses(readme); len(got) != 1 || !strings.HasPrefix(got[0], "success no changes") {
+		t.Errorf("statuses of a commit with nothing to deploy = %q, want [success no changes]", got)
+	}
+
+	// A new image: pending, then success.
+	bump := commitRepo(t, src, "app:v2")
+	pushAndWait("bump-1", bump)
+	if got := statuses(bump); len(got) != 2 || !strings.HasPrefix(got[0], "pending") || !strings.HasPrefix(got[1], "success applied") {
+		t.Errorf("statuses of a deploy = %q, want pending then success applied…", got)
 	}
 }
