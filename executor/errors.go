@@ -50,3 +50,8 @@ func (e *RolloutError) Error() string {
 }
 
 func (e *RolloutError) Unwrap() error { return e.Err }
+
+// ErrLockLost is the cause of a rollout stopped because its service lock
+// was found held by someone else at a renewal: this process stalled past
+// the lease (Config.LockLease) and another rollout may have taken over.
+var ErrLockLost = errors.New("lost the service lock")

@@ -284,7 +284,7 @@ func (e *Executor) applyService(ctx context.Context, plan *planner.Plan, pol pla
 	ro := &rollout{e: e, plan: plan, pol: pol}
 	bg := context.WithoutCancel(ctx)
 
-	unlock, err := e.lock(ctx, plan.Repo, pol.Name, opts)
+	lockCtx, unlock, err := e.lock(ctx, plan.Repo, pol.Name, opts)
 	if err != nil {
 		sr.Status, sr.Err = DeploymentFailed, fmt.Errorf("lock %s: %w", pol.Name, err)
 		return
@@ -309,7 +309,10 @@ func (e *Executor) applyService(ctx context.Context, plan *planner.Plan, pol pla
 	}
 	ro.emit(Event{Service: pol.Name, Step: StepLock, Status: StatusOK, Message: "rollout of commit " + shortSHA(plan.Commit)})
 
-	err = ro.run(ctx, chs, sr)
+	err = ro.run(lockCtx, chs, sr)
+	if cause := context.Cause(lockCtx); err != nil && errors.Is(cause, ErrLockLost) {
+		err = fmt.Errorf("%w; rollout stopped: %w", cause, err)
+	}
 	status := DeploymentDeployed
 	msg := ""
 	if err != nil {
@@ -381,6 +384,13 @@ func (ro *rollout) run(ctx context.Context, chs []planner.Change, sr *ServiceRes
 	}
 	if runErr != nil {
 		rerr := &RolloutError{Service: ro.pol.Name, Err: runErr}
+		if errors.Is(context.Cause(ctx), ErrLockLost) {
+			// Another rollout may own the service now and has planned
+			// from what was recorded: every host serves, and switched
+			// ones are recorded on the new version. Undoing them would
+			// fight that rollout.
+			return rerr
+		}
 		// Put every switched host back, newest first. The undo must run
 		// even when ctx was cancelled.
 		bg := context.WithoutCancel(ctx)
@@ -609,11 +619,14 @@ func (ro *rollout) commitOf(ch planner.Change, version string) string {
 
 // lock takes the service's lock in the store, waiting (and saying so)
 // while another rollout holds it, and renews it until the returned
-// function is called.
-func (e *Executor) lock(ctx context.Context, repo, service string, opts ApplyOpts) (func(), error) {
+// function is called. The returned context ends, with cause ErrLockLost,
+// if a renewal finds the lock held by someone else (this process stalled
+// past the lease and another rollout took the service): the rollout must
+// stop rather than race the other one.
+func (e *Executor) lock(ctx context.Context, repo, service string, opts ApplyOpts) (context.Context, func(), error) {
 	st := e.cfg.Store
 	if st == nil {
-		return func() {}, nil
+		return ctx, func() {}, nil
 	}
 	name := "rollout:" + repo + ":" + service
 	lease := e.cfg.LockLease
@@ -627,7 +640,7 @@ func (e *Executor) lock(ctx context.Context, repo, service string, opts ApplyOpt
 	for i := 0; ; i++ {
 		ok, holder, err := st.AcquireLock(ctx, name, e.cfg.Owner, lease)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if ok {
 			break
@@ -644,11 +657,12 @@ func (e *Executor) lock(ctx context.Context, repo, service string, opts ApplyOpt
 		}
 		if err := sleepCtx(waitCtx, min(time.Duration(i+1)*100*time.Millisecond, time.Second)); err != nil {
 			if ctx.Err() == nil {
-				return nil, fmt.Errorf("%w of %s held by %s", ErrLockTimeout, service, lastHolder)
+				return nil, nil, fmt.Errorf("%w of %s held by %s", ErrLockTimeout, service, lastHolder)
 			}
-			return nil, err
+			return nil, nil, err
 		}
 	}
+	lockCtx, cancel := context.WithCancelCause(ctx)
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -660,16 +674,24 @@ func (e *Executor) lock(ctx context.Context, repo, service string, opts ApplyOpt
 			case <-stop:
 				return
 			case <-t.C:
-				if err := st.RenewLock(context.Background(), name, e.cfg.Owner, lease); err != nil {
+				err := st.RenewLock(context.Background(), name, e.cfg.Owner, lease)
+				switch {
+				case errors.Is(err, state.ErrNotHeld):
+					cancel(fmt.Errorf("%w of %s: its lease ran out and another rollout may hold it", ErrLockLost, service))
+					return
+				case err != nil:
+					// The store may be back before the lease ends.
 					e.log.Warn("renew lock", "service", service, "err", err)
 				}
 			}
 		}
 	}()
-	return func() {
+	return lockCtx, func() {
 		close(stop)
 		<-done
-		if err := st.ReleaseLock(context.Background(), name, e.cfg.Owner); err != nil {
+		lost := errors.Is(context.Cause(lockCtx), ErrLockLost)
+		cancel(nil)
+		if err := st.ReleaseLock(context.Background(), name, e.cfg.Owner); err != nil && !(lost && errors.Is(err, state.ErrNotHeld)) {
 			e.log.Warn("release lock", "service", service, "err", err)
 		}
 	}, nil

@@ -142,3 +142,51 @@ func offlineExecutor(t *testing.T, st Store) (*Executor, *offlineRecorder) {
 	t.Cleanup(func() { ex.Close() })
 	return ex, rec
 }
+
+// TestLock_lost: when a renewal finds the service's lock held by someone
+// else (this process stalled past its lease and another rollout took it),
+// the rollout's context ends with ErrLockLost, and unlocking leaves the
+// other owner's lock alone.
+func TestLock_lost(t *testing.T) {
+	st, err := state.Open(t.Context(), "sqlite:///"+t.TempDir()+"/s.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ex, _ := offlineExecutor(t, st)
+	ex.cfg.LockLease = 300 * time.Millisecond // renewed every 100 ms
+	ctx, unlock, err := ex.lock(t.Context(), testRepo, "web", ApplyOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const name = "rollout:" + testRepo + ":web"
+
+	// Renewals keep it: still held after several leases.
+	time.Sleep(time.Second)
+	if ctx.Err() != nil {
+		t.Fatalf("lock context ended while renewed: %v", context.Cause(ctx))
+	}
+	if ok, holder, _ := st.AcquireLock(t.Context(), name, "other", time.Minute); ok || holder.Owner != "test" {
+		t.Fatalf("another owner took a renewed lock (holder %q)", holder.Owner)
+	}
+
+	// Taken over, as after an expiry.
+	if err := st.ReleaseLock(t.Context(), name, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _, err := st.AcquireLock(t.Context(), name, "bosun serve on ops-2", time.Minute); !ok || err != nil {
+		t.Fatalf("take over: %v %v", ok, err)
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(2 * time.Second):
+		t.Fatal("the rollout went on after its lock was taken")
+	}
+	if cause := context.Cause(ctx); !errors.Is(cause, ErrLockLost) || !strings.Contains(cause.Error(), "web") {
+		t.Errorf("cause = %v, want ErrLockLost naming the service", cause)
+	}
+	unlock()
+	if ok, holder, _ := st.AcquireLock(t.Context(), name, "third", time.Minute); ok || holder.Owner != "bosun serve on ops-2" {
+		t.Errorf("unlock released the new owner's lock (holder %q)", holder.Owner)
+	}
+}
