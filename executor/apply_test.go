@@ -381,6 +381,43 @@ func TestApply_TestServers(t *testing.T) {
 		}
 	})
 
+	t.Run("unproxied role with a Docker health check", func(t *testing.T) {
+		// The image has no shell: the check is the app binary itself, in
+		// Docker's exec form.
+		q := &planner.Spec{
+			Service: "queue", Role: "worker", Image: refV1,
+			Health: planner.Health{Cmd: []string{"CMD", "/sampleapp", "check", "http://127.0.0.1/up"},
+				Interval: planner.Duration(200 * time.Millisecond), Timeout: planner.Duration(2 * time.Second), Retries: 2},
+			DeployTimeout: planner.Duration(20 * time.Second),
+		}
+		en.mustApply(en.plan(q, planner.Service{}, s1.Name))
+		name := containerName("queue", "worker", q.Version())
+		if st := strings.TrimSpace(s1.Exec(t, "docker", "inspect", "-f", "{{.State.Health.Status}}", name)); st != "healthy" {
+			t.Errorf("health of %s after the deploy = %q, want healthy", name, st)
+		}
+
+		sick := *q
+		sick.Image = en.bed.PushApp(t, "queue", "sick", testbed.AppUnhealthy)
+		_, err := en.apply(en.plan(&sick, planner.Service{}, s1.Name))
+		var se *StepError
+		if !errors.As(err, &se) || se.Step != StepHealth || se.Host != s1.Name {
+			t.Fatalf("err = %v, want a health StepError on %s", err, s1.Name)
+		}
+		if msg := err.Error(); !strings.Contains(msg, "unhealthy") || !strings.Contains(msg, "500") {
+			t.Errorf("error lacks the check's verdict and output: %v", err)
+		}
+		if ps := strings.TrimSpace(s1.Exec(t, "docker", "ps", "--filter", "label=bosun.service=queue", "--format", "{{.Names}}")); ps != name {
+			t.Errorf("running queue containers after the failed deploy: %q, want only %s", ps, name)
+		}
+		if v := en.appliedVersion("queue", "worker", s1.Name); v != q.Version() {
+			t.Errorf("applied = %q, want the healthy version %s", v, q.Version())
+		}
+
+		pl := &planner.Plan{Repo: testRepo, Commit: "gone", Hosts: en.hosts, Services: []planner.Service{{Name: "queue", Roles: []string{"worker"}}},
+			Changes: []planner.Change{{Target: planner.Target{Service: "queue", Role: "worker", Host: s1.Name}, Action: planner.ActionRemove, Current: en.applied("queue", "worker", s1.Name)}}}
+		en.mustApply(pl)
+	})
+
 	t.Run("stateful role: stop, then start with the same volume", func(t *testing.T) {
 		db := &planner.Spec{
 			Service: "db", Role: "primary", Image: refV1, Stateful: true,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -288,7 +289,7 @@ func waitReady(ctx context.Context, dc *client.Client, name string, spec *planne
 		case s.Health != nil && s.Health.Status == "unhealthy":
 			msg := ""
 			if n := len(s.Health.Log); n > 0 {
-				msg = ": " + s.Health.Log[n-1].Output
+				msg = ": " + strings.TrimSpace(s.Health.Log[n-1].Output)
 			}
 			return fmt.Errorf("container %s is unhealthy%s", name, msg)
 		case s.Health == nil && time.Since(start) >= delay:

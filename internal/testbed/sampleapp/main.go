@@ -10,6 +10,9 @@
 // connections and lets in-flight requests finish (http.Server.Shutdown, up to
 // $DRAIN_TIMEOUT, default 30s). APP_MODE=crash makes it exit at once with a
 // log line, as a broken release would.
+//
+// `sampleapp check URL` is a health check command for Docker (the image has
+// no shell or curl): it GETs URL and exits 0 on 200, else 1 saying why.
 package main
 
 import (
@@ -29,6 +32,13 @@ import (
 func main() {
 	log.SetFlags(0)
 	log.SetPrefix("sampleapp: ")
+	if len(os.Args) == 3 && os.Args[1] == "check" {
+		if err := check(os.Args[2]); err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+		return
+	}
 	version, mode := os.Getenv("APP_VERSION"), os.Getenv("APP_MODE")
 	if mode == "crash" {
 		log.Fatalf("version %s: crashing at start (APP_MODE=crash)", version)
@@ -52,6 +62,21 @@ func main() {
 		log.Fatal(err)
 	}
 	log.Printf("version %s: stopped", version)
+}
+
+// check GETs url and returns an error unless it answers 200.
+func check(url string) error {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return fmt.Errorf("check %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
+		return fmt.Errorf("check %s: %s: %s", url, resp.Status, body)
+	}
+	return nil
 }
 
 // slowStarted, when set (by tests), is called as a /slow request starts.

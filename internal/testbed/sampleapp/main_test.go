@@ -102,3 +102,14 @@ func TestServe_DrainsInFlightRequests(t *testing.T) {
 	_, err := http.Get(base + "/up")
 	require.Error(t, err, "no new connections after the drain")
 }
+
+func TestCheck(t *testing.T) {
+	ok, _, _ := start(t, "v1", "")
+	require.NoError(t, check(ok+"/up"))
+	bad, _, _ := start(t, "v1", "unhealthy")
+	err := check(bad + "/up")
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "500")
+	require.Contains(t, err.Error(), "APP_MODE=unhealthy")
+	require.Error(t, check("http://127.0.0.1:1/up"))
+}
