@@ -506,6 +506,44 @@ func TestApply_TestServers(t *testing.T) {
 			}
 		}
 	})
+
+	t.Run("through a jump host", func(t *testing.T) {
+		// server-2 reached at its test-network address, port 22, only
+		// through server-1 (ssh.proxy); Docker and the proxy's control API
+		// ride the jumped connection. Both host keys are checked.
+		kh := filepath.Join(t.TempDir(), "known_hosts")
+		if err := os.WriteFile(kh, []byte(readFile(t, en.bed.KnownHostsPath)+s2.IP+" "+s2.HostKey+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ex := en.newExecutor(func(c *Config) { c.KnownHostsFile = kh })
+		spec := webSpec(refV1)
+		spec.Env["VIA"] = "jump"
+		pl := en.plan(spec, pol, s2.Name)
+		h := pl.Hosts[s2.Name]
+		h.Address, h.Port, h.Jump = s2.IP, 22, "root@"+s1.SSHAddr
+		pl.Hosts[s2.Name] = h
+		if _, err := ex.Apply(t.Context(), pl, ApplyOpts{}); err != nil {
+			t.Fatalf("apply through the jump host: %v", err)
+		}
+		if v := get(t, s2.HTTPAddr); v != "v1" {
+			t.Errorf("%s serves %s after the jumped deploy, want v1", s2.Name, v)
+		}
+		if env := s2.Exec(t, "docker", "inspect", "-f", "{{.Config.Env}}", containerName("web", "web", spec.Version())); !strings.Contains(env, "VIA=jump") {
+			t.Errorf("the jumped deploy's container has env %s", env)
+		}
+
+		// The target's key unknown: refused, naming it, though the jump
+		// host's key is known.
+		ex = en.newExecutor(func(c *Config) { c.KnownHostsFile = en.bed.KnownHostsPath })
+		spec.Env["VIA"] = "jump-2"
+		pl = en.plan(spec, pol, s2.Name)
+		pl.Hosts[s2.Name] = h
+		_, err := ex.Apply(t.Context(), pl, ApplyOpts{})
+		var hk *HostKeyError
+		if !errors.As(err, &hk) || hk.Host != s2.Name {
+			t.Fatalf("err = %v, want a host key error for %s", err, s2.Name)
+		}
+	})
 }
 
 func TestApply_HostKeyRefused(t *testing.T) {
