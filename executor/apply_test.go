@@ -497,6 +497,42 @@ func TestApply_TestServers(t *testing.T) {
 		}
 	})
 
+	t.Run("private registry: the login is used and stays secret", func(t *testing.T) {
+		spec := webSpec(strings.Replace(refV2, en.bed.Registry, en.bed.PrivateRegistry, 1))
+		spec.Env["FROM"] = "private"
+		_, err := en.apply(en.plan(spec, pol))
+		var se *StepError
+		if !errors.As(err, &se) || se.Step != StepPull {
+			t.Fatalf("without the login: err = %v, want a pull StepError", err)
+		}
+		t.Logf("without the login: %v", err)
+
+		pw := en.bed.RegistryPassword
+		withLogin := pol
+		withLogin.Registry = &planner.Registry{Server: en.bed.PrivateRegistry, Username: en.bed.RegistryUser, PasswordSecret: "REGISTRY_PASSWORD"}
+		ex := en.newExecutor(func(c *Config) { c.Secrets = secretSource{"REGISTRY_PASSWORD": pw} })
+		if _, err := ex.Apply(t.Context(), en.plan(spec, withLogin), ApplyOpts{}); err != nil {
+			t.Fatalf("apply with the login: %v", err)
+		}
+		for _, s := range en.bed.Servers {
+			if v := get(t, s.HTTPAddr); v != "v2" {
+				t.Errorf("%s serves %s, want v2 from the private registry", s.Name, v)
+			}
+			if img := strings.TrimSpace(s.Exec(t, "docker", "inspect", "-f", "{{.Config.Image}}", containerName("web", "web", spec.Version()))); img != spec.Image {
+				t.Errorf("%s runs %s, want %s", s.Name, img, spec.Image)
+			}
+			if ps := s.Exec(t, "ps", "auxww"); strings.Contains(ps, pw) {
+				t.Errorf("registry password in the process list of %s", s.Name)
+			}
+		}
+		if strings.Contains(en.out.String(), pw) {
+			t.Error("registry password in bosun's output or logs")
+		}
+		if strings.Contains(en.storeBytes(), pw) {
+			t.Error("registry password in the state store")
+		}
+	})
+
 	t.Run("retention keeps retain_containers stopped versions", func(t *testing.T) {
 		for _, s := range en.bed.Servers {
 			out := strings.TrimSpace(s.Exec(t, "docker", "ps", "-a", "--filter", "label=bosun.service=web", "--filter", "status=exited", "--format", "{{.Names}}"))

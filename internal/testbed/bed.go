@@ -57,6 +57,13 @@ type Bed struct {
 	KnownHostsPath string     // a line per server: "[127.0.0.1]:PORT ssh-ed25519 KEY server-N"
 	Registry       string     // "GATEWAY:PORT" as the servers see it (trusted as insecure by their dockerds)
 	RegistryPush   string     // "127.0.0.1:PORT": the same registry on loopback, where the host pushes
+	// PrivateRegistry is the same registry as the servers see it on
+	// another port that demands a login: RegistryUser and RegistryPassword
+	// (HTTP basic auth, as a private registry). Images pushed with PushApp
+	// are there too, under this address.
+	PrivateRegistry  string
+	RegistryUser     string
+	RegistryPassword string `json:"-"`
 
 	RunID     string        // value of the bosun.testbed label on every container and network
 	Network   string        // name of the test network
@@ -151,6 +158,7 @@ func Launch(ctx context.Context, opt Options) (_ *Bed, err error) {
 		return nil, err
 	}
 	b.Registry, b.RegistryPush = b.reg.addr, b.reg.pushAddr
+	b.PrivateRegistry, b.RegistryUser, b.RegistryPassword = b.reg.privateAddr, b.reg.user, b.reg.pass
 
 	b.Servers = make([]*Server, opt.Servers)
 	errs := make([]error, opt.Servers)
@@ -408,7 +416,7 @@ var serverRunArgs = []string{
 func (b *Bed) startServer(ctx context.Context, n int, authorized string) (*Server, error) {
 	s := &Server{Name: "server-" + strconv.Itoa(n), bed: b}
 	args := []string{"run", "-d", "--name", b.Network + "-" + s.Name, "--hostname", s.Name, "--network", b.Network,
-		"-e", "TESTBED_AUTHORIZED_KEY=" + authorized, "-e", "TESTBED_INSECURE_REGISTRY=" + b.Registry}
+		"-e", "TESTBED_AUTHORIZED_KEY=" + authorized, "-e", "TESTBED_INSECURE_REGISTRY=" + b.Registry + " " + b.PrivateRegistry}
 	if b.cpus > 0 {
 		args = append(args, "--cpus", strconv.FormatFloat(b.cpus, 'f', -1, 64), "-e", "TESTBED_NEST_CGROUPS=1")
 	}

@@ -43,9 +43,9 @@ printf '%s\n' "${TESTBED_AUTHORIZED_KEY:?TESTBED_AUTHORIZED_KEY is not set}" >/r
 chmod 600 /root/.ssh/authorized_keys
 /usr/sbin/sshd -E /var/log/sshd.log
 set --
-if [ -n "${TESTBED_INSECURE_REGISTRY:-}" ]; then
-	set -- "--insecure-registry=$TESTBED_INSECURE_REGISTRY"
-fi
+for r in ${TESTBED_INSECURE_REGISTRY:-}; do
+	set -- "$@" "--insecure-registry=$r"
+done
 if [ -n "${TESTBED_NEST_CGROUPS:-}" ]; then
 	# cgroup v1 without a cgroup namespace: dockerd would put its containers
 	# beside this server's cgroup; below it, a CPU limit on the server

@@ -2,6 +2,8 @@ package testbed
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -13,14 +15,32 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 )
 
-// hostRegistry is an in-memory registry served by this process on two
+// hostRegistry is an in-memory registry served by this process on three
 // addresses with the same storage: the test network's gateway, where the
-// servers' dockerds pull from it, and loopback, where this process pushes.
+// servers' dockerds pull from it; loopback, where this process pushes; and
+// a second gateway port that demands a login (HTTP basic auth), as a
+// private registry does.
 type hostRegistry struct {
-	addr     string // GATEWAY:PORT
-	pushAddr string // 127.0.0.1:PORT
-	servers  []*http.Server
-	done     chan struct{}
+	addr        string // GATEWAY:PORT
+	pushAddr    string // 127.0.0.1:PORT
+	privateAddr string // GATEWAY:PORT, login required
+	user, pass  string // the private address's login
+	servers     []*http.Server
+	done        chan struct{}
+}
+
+// requireLogin answers 401 with a basic-auth challenge unless the request
+// carries user and pass.
+func requireLogin(h http.Handler, user, pass string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, p, ok := r.BasicAuth()
+		if !ok || subtle.ConstantTimeCompare([]byte(u), []byte(user)) != 1 || subtle.ConstantTimeCompare([]byte(p), []byte(pass)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Basic realm="bosun testbed"`)
+			http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"login required"}]}`, http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func startRegistry(gateway string) (*hostRegistry, error) {
@@ -34,10 +54,22 @@ func startRegistry(gateway string) (*hostRegistry, error) {
 		outer.Close()
 		return nil, fmt.Errorf("listen for registry on loopback: %w", err)
 	}
-	r := &hostRegistry{addr: outer.Addr().String(), pushAddr: inner.Addr().String(), done: make(chan struct{})}
-	served := make(chan struct{}, 2)
-	for _, l := range []net.Listener{outer, inner} {
-		srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}
+	private, err := net.Listen("tcp", net.JoinHostPort(gateway, "0"))
+	if err != nil {
+		outer.Close()
+		inner.Close()
+		return nil, fmt.Errorf("listen for private registry on %s: %w", gateway, err)
+	}
+	r := &hostRegistry{addr: outer.Addr().String(), pushAddr: inner.Addr().String(), privateAddr: private.Addr().String(),
+		user: "bosun", pass: rand.Text(), done: make(chan struct{})}
+	listeners := []net.Listener{outer, inner, private}
+	served := make(chan struct{}, len(listeners))
+	for _, l := range listeners {
+		handler := h
+		if l == private {
+			handler = requireLogin(h, r.user, r.pass)
+		}
+		srv := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second}
 		r.servers = append(r.servers, srv)
 		go func() {
 			defer func() { served <- struct{}{} }()
@@ -46,7 +78,12 @@ func startRegistry(gateway string) (*hostRegistry, error) {
 			}
 		}()
 	}
-	go func() { <-served; <-served; close(r.done) }()
+	go func() {
+		for range listeners {
+			<-served
+		}
+		close(r.done)
+	}()
 	return r, nil
 }
 
