@@ -150,6 +150,10 @@ func (a applier) Apply(ctx context.Context, plan *planner.Plan, trigger string) 
 	}
 	if err != nil {
 		var re *executor.RolloutError
+		if errors.Is(err, executor.ErrLockLost) {
+			// Not the commit's fault: run again once the lock is free.
+			return "", err
+		}
 		if errors.As(err, &re) {
 			return "", rolloutFailure{re}
 		}
