@@ -274,6 +274,23 @@ func (en *bedEnv) mustApply(pl *planner.Plan) *Result {
 	return res
 }
 
+// expectNowhere checks that a secret value is in no server's process list,
+// in none of bosun's output and logs, and not in the state store.
+func (en *bedEnv) expectNowhere(t *testing.T, what, value string) {
+	t.Helper()
+	for _, s := range en.bed.Servers {
+		if ps := s.Exec(t, "ps", "auxww"); strings.Contains(ps, value) {
+			t.Errorf("%s in the process list of %s", what, s.Name)
+		}
+	}
+	if strings.Contains(en.out.String(), value) {
+		t.Errorf("%s in bosun's output or logs", what)
+	}
+	if strings.Contains(en.storeBytes(), value) {
+		t.Errorf("%s in the state store", what)
+	}
+}
+
 // get asks a server's proxy for / and returns the answering version.
 func get(t *testing.T, addr string) string {
 	t.Helper()
