@@ -65,8 +65,9 @@ type Daemon struct {
 
 	q Queue
 
-	// synced, when set, is called after every sync job with the commit it
-	// planned (tests count runs with it).
+	// synced, when set, is called at the end of every sync job, once its
+	// status is posted, with the commit it planned (tests count runs with
+	// it).
 	synced func(repo, sha string)
 }
 
@@ -378,9 +379,6 @@ func (d *Daemon) workSync(ctx context.Context, jobID int64, args SyncArgs) (err 
 	var summary string
 	quiet := false // the commit's status is already final
 	defer func() {
-		if d.synced != nil {
-			d.synced(args.Repo, rev.SHA)
-		}
 		st, desc, retry := classify(err, summary, time.Since(start))
 		if !quiet {
 			d.status(context.WithoutCancel(ctx), rr, rev.SHA, st, desc)
@@ -390,6 +388,9 @@ func (d *Daemon) workSync(ctx context.Context, jobID int64, args SyncArgs) (err 
 			err = river.JobCancel(err)
 		} else if err != nil {
 			log.WarnContext(ctx, "deploy failed; will retry", "err", err)
+		}
+		if d.synced != nil {
+			d.synced(args.Repo, rev.SHA)
 		}
 	}()
 	fsys, err := rr.w.FetchCommit(ctx, rev.SHA, rr.cfg.Path)

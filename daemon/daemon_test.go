@@ -548,13 +548,13 @@ func TestDaemon_deployStatuses(t *testing.T) {
 	}
 
 	first := heads["repo-00"]
+	waitSyncs(1, "start")
 	got := statuses(first)
 	if len(got) != 2 || !strings.HasPrefix(got[0], "pending") || !strings.HasPrefix(got[1], "success applied") {
 		t.Fatalf("statuses of the first commit = %q, want pending then success applied…", got)
 	}
 
 	// A restart syncs the head again, which is deployed: nothing posted.
-	waitSyncs(1, "start")
 	if err := td.stop(); err != nil {
 		t.Fatal(err)
 	}
