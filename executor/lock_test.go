@@ -154,15 +154,15 @@ func TestLock_lost(t *testing.T) {
 	}
 	defer st.Close()
 	ex, _ := offlineExecutor(t, st)
-	ex.cfg.LockLease = 300 * time.Millisecond // renewed every 100 ms
+	ex.cfg.LockLease = 1200 * time.Millisecond // renewed every 400 ms
 	ctx, unlock, err := ex.lock(t.Context(), testRepo, "web", ApplyOpts{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	const name = "rollout:" + testRepo + ":web"
 
-	// Renewals keep it: still held after several leases.
-	time.Sleep(time.Second)
+	// Renewals keep it: still held after more than a lease.
+	time.Sleep(2 * time.Second)
 	if ctx.Err() != nil {
 		t.Fatalf("lock context ended while renewed: %v", context.Cause(ctx))
 	}
@@ -179,7 +179,7 @@ func TestLock_lost(t *testing.T) {
 	}
 	select {
 	case <-ctx.Done():
-	case <-time.After(2 * time.Second):
+	case <-time.After(5 * time.Second):
 		t.Fatal("the rollout went on after its lock was taken")
 	}
 	if cause := context.Cause(ctx); !errors.Is(cause, ErrLockLost) || !strings.Contains(cause.Error(), "web") {
