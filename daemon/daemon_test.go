@@ -69,6 +69,11 @@ func (a *recordingApplier) Apply(ctx context.Context, plan *planner.Plan, trigge
 		a.cancelled.Store(true)
 		return "", ctx.Err()
 	}
+	// The call is counted before the store shows it applied: tests wait
+	// for the store (waitApplied), then read the calls.
+	a.mu.Lock()
+	a.calls[plan.Repo] = append(a.calls[plan.Repo], plan.Commit)
+	a.mu.Unlock()
 	for _, ch := range plan.Changes {
 		if ch.Desired == nil {
 			continue
@@ -78,9 +83,6 @@ func (a *recordingApplier) Apply(ctx context.Context, plan *planner.Plan, trigge
 			return "", err
 		}
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.calls[plan.Repo] = append(a.calls[plan.Repo], plan.Commit)
 	return "applied", nil
 }
 
