@@ -102,7 +102,7 @@ func benchFanOut(b *testing.B, cpus float64) {
 			en, ref := benchEnv(b, n, cpus)
 			pol := planner.Service{RetainContainers: 3}
 			b.Run("bosun", func(b *testing.B) {
-				cpu := startCPUMeter(b)
+				cpu := startCPUMeter(b, en)
 				for i := 0; b.Loop(); i++ {
 					en.mustApply(en.plan(iterSpec(ref, "f"+strconv.Itoa(i)), pol))
 				}
@@ -110,7 +110,7 @@ func benchFanOut(b *testing.B, cpus float64) {
 			})
 			// The same machine's limit: the by-hand deploy to n servers.
 			b.Run("floor", func(b *testing.B) {
-				cpu := startCPUMeter(b)
+				cpu := startCPUMeter(b, en)
 				floorDeploy(b, en, ref, false)
 				cpu.report(b)
 			})
@@ -200,18 +200,44 @@ docker stop floor-rb >/dev/null`); err != nil {
 
 // cpuMeter measures the CPU time the whole machine spends (every process:
 // bosun, the servers' sshd, dockerd, containerd and containers), from
-// /proc/stat, and this process's own (bosun's executor, or the floor's SSH
-// client). When the test servers share this machine's cores, CPU seconds
+// /proc/stat, this process's own (bosun's executor, or the floor's SSH
+// client) and the test servers'. When the test servers share this machine's cores, CPU seconds
 // per rollout divided by the number of cores is a lower bound on its wall
 // time here, whatever the executor does.
-type cpuMeter struct{ machine, self float64 }
+type cpuMeter struct {
+	machine, self, servers float64
+	en                     *bedEnv
+}
 
-func startCPUMeter(b *testing.B) cpuMeter {
-	return cpuMeter{machine: readMachineCPU(b), self: readSelfCPU(b)}
+func startCPUMeter(b *testing.B, en *bedEnv) cpuMeter {
+	return cpuMeter{machine: readMachineCPU(b), self: readSelfCPU(b), servers: readServersCPU(en), en: en}
+}
+
+// readServersCPU returns the CPU seconds the bed's server containers used
+// (cgroup v1 cpuacct; with Options.CPUs their containers are inside), or
+// -1 when that cannot be read.
+func readServersCPU(en *bedEnv) float64 {
+	var sum float64
+	for _, s := range en.bed.Servers {
+		data, err := os.ReadFile("/sys/fs/cgroup/cpuacct/docker/" + s.Container + "/cpuacct.usage")
+		if err != nil {
+			return -1
+		}
+		ns, err := strconv.ParseFloat(strings.TrimSpace(string(data)), 64)
+		if err != nil {
+			return -1
+		}
+		sum += ns / 1e9
+	}
+	return sum
 }
 
 // report adds machine-cpu-s/op; cpu-bound-s/op, that CPU time spread over
-// all cores; and self-cpu-s/op, this process's part.
+// all cores; self-cpu-s/op, this process's part; and, where the servers'
+// cgroups can be read, servers-cpu-s/op: what the servers used, all of it
+// when their containers are below them (Options.CPUs). /proc/stat counts in
+// scheduler ticks, the cgroups in nanoseconds: for short bursts (a server
+// throttled by its CPU cap) the first can come out lower.
 func (m cpuMeter) report(b *testing.B) {
 	if b.N == 0 {
 		return
@@ -221,6 +247,9 @@ func (m cpuMeter) report(b *testing.B) {
 	b.ReportMetric(machine, "machine-cpu-s/op")
 	b.ReportMetric(machine/float64(runtime.NumCPU()), "cpu-bound-s/op")
 	b.ReportMetric((readSelfCPU(b)-m.self)/n, "self-cpu-s/op")
+	if now := readServersCPU(m.en); now >= 0 && m.servers >= 0 {
+		b.ReportMetric((now-m.servers)/n, "servers-cpu-s/op")
+	}
 }
 
 // readSelfCPU returns this process's user and system CPU seconds.
