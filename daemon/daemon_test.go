@@ -86,17 +86,25 @@ func (a *recordingApplier) Apply(ctx context.Context, plan *planner.Plan, trigge
 	return "applied", nil
 }
 
+// commitRepo commits a config repository deploying image at dir (made if
+// missing).
 func commitRepo(t *testing.T, dir, image string) string {
+	t.Helper()
+	return commitFiles(t, dir, "commit "+image, map[string]string{
+		"fleet.yml":        "servers:\n  web-1: {host: 10.0.0.1}\n",
+		"services/web.yml": "service: web\nimage: " + image + "\nservers: [web-1]\nproxy: {host: web.example.com}\n",
+	})
+}
+
+// commitFiles writes files into the repository at dir (made if missing)
+// and commits them.
+func commitFiles(t *testing.T, dir, msg string, files map[string]string) string {
 	t.Helper()
 	r, err := git.PlainOpen(dir)
 	if err != nil {
 		if r, err = git.PlainInit(dir, false); err != nil {
 			t.Fatal(err)
 		}
-	}
-	files := map[string]string{
-		"fleet.yml":        "servers:\n  web-1: {host: 10.0.0.1}\n",
-		"services/web.yml": "service: web\nimage: " + image + "\nservers: [web-1]\nproxy: {host: web.example.com}\n",
 	}
 	for name, body := range files {
 		p := filepath.Join(dir, name)
@@ -109,7 +117,7 @@ func commitRepo(t *testing.T, dir, image string) string {
 	if err := wt.AddGlob("."); err != nil {
 		t.Fatal(err)
 	}
-	h, err := wt.Commit("commit "+image, &git.CommitOptions{Author: &object.Signature{Name: "t", Email: "t@example.com", When: time.Now()}})
+	h, err := wt.Commit(msg, &git.CommitOptions{Author: &object.Signature{Name: "t", Email: "t@example.com", When: time.Now()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -479,27 +487,6 @@ func TestDaemon_gracefulStop(t *testing.T) {
 	}
 }
 
-// commitFile commits one more file to the repository at dir.
-func commitFile(t *testing.T, dir, name, body string) string {
-	t.Helper()
-	r, err := git.PlainOpen(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	wt, _ := r.Worktree()
-	if _, err := wt.Add(name); err != nil {
-		t.Fatal(err)
-	}
-	h, err := wt.Commit("edit "+name, &git.CommitOptions{Author: &object.Signature{Name: "t", Email: "t@example.com", When: time.Now()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h.String()
-}
-
 // TestDaemon_deployStatuses checks what bosun/deploy says on each commit: a
 // deploy is pending, then success; a commit that changes nothing to deploy
 // gets one success "no changes" and no pending; running again for a commit
@@ -567,7 +554,7 @@ func TestDaemon_deployStatuses(t *testing.T) {
 	}
 
 	// A commit outside the deploy configs: one success "no changes".
-	readme := commitFile(t, src, "README.md", "fleet\n")
+	readme := commitFiles(t, src, "add a readme", map[string]string{"README.md": "fleet\n"})
 	pushAndWait("readme-1", readme)
 	if got := statuses(readme); len(got) != 1 || !strings.HasPrefix(got[0], "success no changes") {
 		t.Errorf("statuses of a commit with nothing to deploy = %q, want [success no changes]", got)

@@ -201,9 +201,9 @@ docker stop floor-rb >/dev/null`); err != nil {
 // cpuMeter measures the CPU time the whole machine spends (every process:
 // bosun, the servers' sshd, dockerd, containerd and containers), from
 // /proc/stat, this process's own (bosun's executor, or the floor's SSH
-// client) and the test servers'. When the test servers share this machine's cores, CPU seconds
-// per rollout divided by the number of cores is a lower bound on its wall
-// time here, whatever the executor does.
+// client) and the test servers'. When the test servers share this
+// machine's cores, CPU seconds per rollout divided by the number of cores
+// is a lower bound on its wall time here, whatever the executor does.
 type cpuMeter struct {
 	machine, self, servers float64
 	en                     *bedEnv
@@ -269,7 +269,7 @@ func readMachineCPU(b *testing.B) float64 {
 	}
 	line, _, _ := strings.Cut(string(data), "\n")
 	f := strings.Fields(line)
-	if len(f) < 8 || f[0] != "cpu" {
+	if len(f) < 9 || f[0] != "cpu" {
 		b.Fatalf("unexpected /proc/stat line %q", line)
 	}
 	var busy float64
