@@ -551,6 +551,11 @@ func TestApply_TestServers(t *testing.T) {
 		if env := s2.Exec(t, "docker", "inspect", "-f", "{{.Config.Env}}", containerName("web", "web", spec.Version())); !strings.Contains(env, "VIA=jump") {
 			t.Errorf("the jumped deploy's container has env %s", env)
 		}
+		// The host reaches the test network directly too: only server-2's
+		// sshd log shows the connection came from server-1.
+		if log := s2.Exec(t, "cat", "/var/log/sshd.log"); !strings.Contains(log, "Accepted publickey for root from "+s1.IP+" ") {
+			t.Errorf("server-2 accepted no SSH connection from server-1 (%s); its log:\n%s", s1.IP, log)
+		}
 
 		// The target's key unknown: refused, naming it, though the jump
 		// host's key is known.
