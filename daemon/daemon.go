@@ -484,10 +484,22 @@ func (d *Daemon) workPlanPR(ctx context.Context, args PlanPRArgs) error {
 	if d.deps.Reporter == nil || rr.cfg.ForgeRepo == "" {
 		return nil
 	}
+	var refused error
 	if err := d.deps.Reporter.Comment(ctx, rr.cfg.ForgeRepo, args.PR, rr.cfg.Name, body); err != nil {
-		return err // retried with backoff
+		if !errors.Is(err, webhook.ErrRefused) {
+			return err // retried with backoff
+		}
+		// Retrying cannot help; the status says the comment is stale.
+		refused = err
+		st, desc = webhook.StateError, "the plan comment was refused by the forge; run bosun plan to see the plan ("+desc+")"
 	}
-	return d.deps.Reporter.SetStatus(ctx, webhook.Status{Repo: rr.cfg.ForgeRepo, SHA: args.HeadSHA, Context: webhook.ContextPlan, State: st, Description: desc})
+	if err := d.deps.Reporter.SetStatus(ctx, webhook.Status{Repo: rr.cfg.ForgeRepo, SHA: args.HeadSHA, Context: webhook.ContextPlan, State: st, Description: desc}); err != nil {
+		return err
+	}
+	if refused != nil {
+		return river.JobCancel(refused)
+	}
+	return nil
 }
 
 // plan reads the applied state of a repository and plans fsys against it.

@@ -80,15 +80,9 @@ func (t *AppTransport) installationToken(ctx context.Context) (string, error) {
 	if t.token != "" && time.Until(t.expires) > time.Minute {
 		return t.token, nil
 	}
-	jwt, err := t.jwt(time.Now())
+	client, err := t.appClient()
 	if err != nil {
 		return "", err
-	}
-	client := github.NewClient(&http.Client{Transport: bearer{jwt, t.base()}})
-	if t.BaseURL != "" {
-		if client, err = client.WithEnterpriseURLs(t.BaseURL, t.BaseURL); err != nil {
-			return "", err
-		}
 	}
 	tok, _, err := client.Apps.CreateInstallationToken(ctx, t.InstallationID, nil)
 	if err != nil {
@@ -96,6 +90,39 @@ func (t *AppTransport) installationToken(ctx context.Context) (string, error) {
 	}
 	t.token, t.expires = tok.GetToken(), tok.GetExpiresAt().Time
 	return t.token, nil
+}
+
+// BotLogin is the login the App's installation posts as: its slug with
+// "[bot]" appended, from GET /app (authenticated as the App). Pass it as
+// ReporterConfig.Self: an installation token cannot call GET /user.
+func (t *AppTransport) BotLogin(ctx context.Context) (string, error) {
+	client, err := t.appClient()
+	if err != nil {
+		return "", err
+	}
+	app, _, err := client.Apps.Get(ctx, "")
+	if err != nil {
+		return "", fmt.Errorf("GitHub App: %w", err)
+	}
+	if app.GetSlug() == "" {
+		return "", errors.New("GitHub App: no slug in GET /app")
+	}
+	return app.GetSlug() + "[bot]", nil
+}
+
+// appClient is a client authenticated as the App itself (a fresh JWT).
+func (t *AppTransport) appClient() (*github.Client, error) {
+	jwt, err := t.jwt(time.Now())
+	if err != nil {
+		return nil, err
+	}
+	client := github.NewClient(&http.Client{Transport: bearer{jwt, t.base()}})
+	if t.BaseURL != "" {
+		if client, err = client.WithEnterpriseURLs(t.BaseURL, t.BaseURL); err != nil {
+			return nil, err
+		}
+	}
+	return client, nil
 }
 
 // jwt makes the App's RS256 JSON Web Token, valid for nine minutes (GitHub

@@ -67,6 +67,13 @@ func TestAppTransport(t *testing.T) {
 		w.WriteHeader(http.StatusCreated)
 		w.Write([]byte(`{}`))
 	})
+	mux.HandleFunc("GET /api/v3/app", func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
+			http.Error(w, "GET /app wants the App's JWT", http.StatusUnauthorized)
+			return
+		}
+		json.NewEncoder(w).Encode(github.App{Slug: github.String("bosun-acme")})
+	})
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
@@ -83,6 +90,9 @@ func TestAppTransport(t *testing.T) {
 	}
 	if n := exchanges.Load(); n != 1 {
 		t.Errorf("%d token exchanges for 3 calls, want 1 (cached)", n)
+	}
+	if login, err := tr.BotLogin(t.Context()); err != nil || login != "bosun-acme[bot]" {
+		t.Errorf("BotLogin = %q, %v; want bosun-acme[bot]", login, err)
 	}
 	if _, err := ParseAppKey([]byte("not a key")); err == nil {
 		t.Error("garbage parsed as a key")

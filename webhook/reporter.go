@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/google/go-github/v66/github"
@@ -43,6 +45,10 @@ type ReporterConfig struct {
 	// leaves the process; it should remove secret values and credentials.
 	// nil leaves text as it is.
 	Redact func(string) string
+	// Self returns the login bosun posts as; only comments by that user are
+	// taken as bosun's own. nil asks the forge for the token's user (GET
+	// /user); a GitHub App passes AppTransport.BotLogin.
+	Self   func(context.Context) (string, error)
 	Logger *slog.Logger // nil means slog.Default()
 }
 
@@ -51,7 +57,11 @@ type ReporterConfig struct {
 type Reporter struct {
 	gh     *github.Client
 	redact func(string) string
+	self   func(context.Context) (string, error)
 	log    *slog.Logger
+
+	mu    sync.Mutex
+	login string // bosun's own login, once known
 }
 
 // NewReporter returns a Reporter using client for every call.
@@ -64,7 +74,35 @@ func NewReporter(cfg ReporterConfig, client *github.Client) *Reporter {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Reporter{gh: client, redact: redact, log: log.With("component", "reporter")}
+	r := &Reporter{gh: client, redact: redact, self: cfg.Self, log: log.With("component", "reporter")}
+	if r.self == nil {
+		r.self = func(ctx context.Context) (string, error) {
+			u, _, err := client.Users.Get(ctx, "")
+			if err != nil {
+				return "", err
+			}
+			return u.GetLogin(), nil
+		}
+	}
+	return r
+}
+
+// selfLogin is the login bosun posts as, asked once.
+func (r *Reporter) selfLogin(ctx context.Context) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.login != "" {
+		return r.login, nil
+	}
+	login, err := r.self(ctx)
+	if err != nil {
+		return "", fmt.Errorf("ask the forge who bosun is: %w", refused(err))
+	}
+	if login == "" {
+		return "", errors.New("ask the forge who bosun is: no login in the answer")
+	}
+	r.login = login
+	return login, nil
 }
 
 // SetStatus posts one commit status.
@@ -91,9 +129,11 @@ func (r *Reporter) SetStatus(ctx context.Context, s Status) error {
 func Marker(key string) string { return "<!-- bosun:plan " + key + " -->" }
 
 // Comment creates or edits bosun's one plan comment on pull request pr: the
-// comment carrying Marker(key) is found among the pull request's comments and
-// edited in place; if there is none, a new one is made. body is the comment
-// text without the marker.
+// comment carrying Marker(key) and written by bosun's own user (see
+// ReporterConfig.Self) is found among the pull request's comments and edited
+// in place; if there is none, a new one is made. A comment by anyone else is
+// never edited, marker or not. body is the comment text without the marker.
+// A refused call returns an error wrapping ErrRefused.
 func (r *Reporter) Comment(ctx context.Context, repo string, pr int, key, body string) error {
 	owner, name, err := splitRepo(repo)
 	if err != nil {
@@ -104,34 +144,38 @@ func (r *Reporter) Comment(ctx context.Context, repo string, pr int, key, body s
 	if len(text) > 65000 { // GitHub refuses comments over 65,536 characters
 		text = truncate(text, 64900) + "\n\n_(plan cut to fit a comment; run `bosun plan` for all of it)_\n"
 	}
-	id, err := r.findComment(ctx, owner, name, pr, marker)
+	self, err := r.selfLogin(ctx)
+	if err != nil {
+		return err
+	}
+	id, err := r.findComment(ctx, owner, name, pr, marker, self)
 	if err != nil {
 		return err
 	}
 	c := &github.IssueComment{Body: github.String(text)}
 	if id != 0 {
 		if _, _, err := r.gh.Issues.EditComment(ctx, owner, name, id, c); err != nil {
-			return fmt.Errorf("edit plan comment on %s#%d: %w", repo, pr, err)
+			return fmt.Errorf("edit plan comment on %s#%d: %w", repo, pr, refused(err))
 		}
 		r.log.InfoContext(ctx, "plan comment edited", "repo", repo, "pr", pr)
 		return nil
 	}
 	if _, _, err := r.gh.Issues.CreateComment(ctx, owner, name, pr, c); err != nil {
-		return fmt.Errorf("create plan comment on %s#%d: %w", repo, pr, err)
+		return fmt.Errorf("create plan comment on %s#%d: %w", repo, pr, refused(err))
 	}
 	r.log.InfoContext(ctx, "plan comment created", "repo", repo, "pr", pr)
 	return nil
 }
 
-func (r *Reporter) findComment(ctx context.Context, owner, name string, pr int, marker string) (int64, error) {
+func (r *Reporter) findComment(ctx context.Context, owner, name string, pr int, marker, self string) (int64, error) {
 	opt := &github.IssueListCommentsOptions{ListOptions: github.ListOptions{PerPage: 100}}
 	for {
 		cs, resp, err := r.gh.Issues.ListComments(ctx, owner, name, pr, opt)
 		if err != nil {
-			return 0, fmt.Errorf("list comments of %s/%s#%d: %w", owner, name, pr, err)
+			return 0, fmt.Errorf("list comments of %s/%s#%d: %w", owner, name, pr, refused(err))
 		}
 		for _, c := range cs {
-			if strings.HasPrefix(c.GetBody(), marker) {
+			if strings.EqualFold(c.GetUser().GetLogin(), self) && strings.HasPrefix(c.GetBody(), marker) {
 				return c.GetID(), nil
 			}
 		}
@@ -171,4 +215,26 @@ func short(sha string) string {
 		return sha[:12]
 	}
 	return sha
+}
+
+// ErrRefused marks a forge answer that retrying will not change: the call
+// was refused (403 other than a rate limit, 404, 422), for example a
+// comment bosun may no longer edit. Errors from Reporter wrap it then.
+var ErrRefused = errors.New("refused by the forge")
+
+// refused wraps err with ErrRefused when the forge's answer is final.
+func refused(err error) error {
+	var rl *github.RateLimitError
+	var arl *github.AbuseRateLimitError
+	if errors.As(err, &rl) || errors.As(err, &arl) {
+		return err
+	}
+	var er *github.ErrorResponse
+	if errors.As(err, &er) && er.Response != nil {
+		switch er.Response.StatusCode {
+		case http.StatusForbidden, http.StatusNotFound, http.StatusUnprocessableEntity:
+			return fmt.Errorf("%w: %w", ErrRefused, err)
+		}
+	}
+	return err
 }

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -75,5 +76,41 @@ func TestReporter_Comment(t *testing.T) {
 	want := []string{"create comment acme/fleet#7", "edit comment acme/fleet#7 1121", "create comment acme/fleet#7"}
 	if got := fake.Calls(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("calls = %q, want %q", got, want)
+	}
+}
+
+func TestReporter_Comment_onlyItsOwn(t *testing.T) {
+	fake := testbed.NewFakeGitHub(t)
+	r := NewReporter(ReporterConfig{}, fake.Client())
+	// Another user writes a comment that starts with bosun's marker.
+	forged := Marker("fleet") + "\n**0 to change** (forged)"
+	fake.AddCommentBy("acme/fleet", 7, "mallory", forged)
+
+	if err := r.Comment(t.Context(), "acme/fleet", 7, "fleet", "**1 to change**\nplan v1"); err != nil {
+		t.Fatal(err)
+	}
+	comments := fake.Comments("acme/fleet", 7)
+	if len(comments) != 2 || comments[0] != forged || !strings.Contains(comments[1], "plan v1") {
+		t.Fatalf("comments = %q, want mallory's untouched and bosun's own new one", comments)
+	}
+	if err := r.Comment(t.Context(), "acme/fleet", 7, "fleet", "**2 to change**\nplan v2"); err != nil {
+		t.Fatal(err)
+	}
+	comments = fake.Comments("acme/fleet", 7)
+	if len(comments) != 2 || comments[0] != forged || !strings.Contains(comments[1], "plan v2") {
+		t.Fatalf("comments = %q, want bosun's own comment edited", comments)
+	}
+}
+
+func TestReporter_Comment_editRefused(t *testing.T) {
+	fake := testbed.NewFakeGitHub(t)
+	r := NewReporter(ReporterConfig{}, fake.Client())
+	if err := r.Comment(t.Context(), "acme/fleet", 7, "fleet", "plan v1"); err != nil {
+		t.Fatal(err)
+	}
+	fake.RefuseEdits(true)
+	err := r.Comment(t.Context(), "acme/fleet", 7, "fleet", "plan v2")
+	if !errors.Is(err, ErrRefused) {
+		t.Fatalf("a 403 on the edit gave %v, want ErrRefused (a permanent answer)", err)
 	}
 }

@@ -201,6 +201,7 @@ func newReporter(fc daemon.ForgeConfig, getenv func(string) string, secrets *red
 	}
 	var hc *http.Client
 	var redactValues []string
+	var self func(context.Context) (string, error) // nil: the token's user
 	if fc.AppID != 0 {
 		pemBytes, err := os.ReadFile(fc.AppKeyFile)
 		if err != nil {
@@ -210,7 +211,9 @@ func newReporter(fc daemon.ForgeConfig, getenv func(string) string, secrets *red
 		if err != nil {
 			return nil, err
 		}
-		hc = &http.Client{Transport: &webhook.AppTransport{AppID: fc.AppID, InstallationID: fc.InstallationID, Key: key, BaseURL: fc.BaseURL}, Timeout: 30 * time.Second}
+		tr := &webhook.AppTransport{AppID: fc.AppID, InstallationID: fc.InstallationID, Key: key, BaseURL: fc.BaseURL}
+		self = tr.BotLogin
+		hc = &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	} else {
 		token, err := daemon.ReadSecret(getenv, fc.TokenEnv, fc.TokenFile)
 		if err != nil {
@@ -234,7 +237,7 @@ func newReporter(fc daemon.ForgeConfig, getenv func(string) string, secrets *red
 		}
 		return secrets.Redact(s)
 	}
-	return webhook.NewReporter(webhook.ReporterConfig{Redact: redact, Logger: log}, client), nil
+	return webhook.NewReporter(webhook.ReporterConfig{Redact: redact, Self: self, Logger: log}, client), nil
 }
 
 type tokenTransport struct{ token string }

@@ -13,19 +13,25 @@ import (
 )
 
 // FakeGitHub stands in for GitHub's REST API at the HTTP boundary: the
-// endpoints bosun's reporter calls (commit statuses, issue comments),
-// decoded and answered with go-github's own types. Point a client at it with
-// Client().
+// endpoints bosun's reporter calls (commit statuses, issue comments, the
+// authenticated user), decoded and answered with go-github's own types.
+// Point a client at it with Client(). Every call is made as one user,
+// BotLogin: the comments it creates carry that author, and GET /user
+// answers with it.
 type FakeGitHub struct {
 	Server *httptest.Server
 
-	mu       sync.Mutex
-	statuses []PostedStatus
-	comments map[string][]*github.IssueComment // "owner/repo#N" -> comments
-	nextID   int64
-	calls    []string
-	fail     int // answer the next fail requests with 502
+	mu          sync.Mutex
+	statuses    []PostedStatus
+	comments    map[string][]*github.IssueComment // "owner/repo#N" -> comments
+	nextID      int64
+	calls       []string
+	fail        int  // answer the next fail requests with 502
+	refuseEdits bool // answer comment edits with 403
 }
+
+// BotLogin is the login of the user the fake's API callers act as.
+const BotLogin = "bosun-bot"
 
 // PostedStatus is one commit status as posted.
 type PostedStatus struct {
@@ -85,6 +91,7 @@ func NewFakeGitHub(t testing.TB) *FakeGitHub {
 		defer f.mu.Unlock()
 		f.nextID++
 		c.ID = github.Int64(f.nextID)
+		c.User = &github.User{Login: github.String(BotLogin), Type: github.String("User")}
 		f.comments[key] = append(f.comments[key], &c)
 		f.calls = append(f.calls, "create comment "+key)
 		w.WriteHeader(http.StatusCreated)
@@ -99,6 +106,11 @@ func NewFakeGitHub(t testing.TB) *FakeGitHub {
 		}
 		f.mu.Lock()
 		defer f.mu.Unlock()
+		if f.refuseEdits {
+			f.calls = append(f.calls, fmt.Sprintf("refused edit %d", id))
+			http.Error(w, `{"message":"Must have admin rights to Repository."}`, http.StatusForbidden)
+			return
+		}
 		for key, cs := range f.comments {
 			for _, c := range cs {
 				if c.GetID() == id {
@@ -110,6 +122,9 @@ func NewFakeGitHub(t testing.TB) *FakeGitHub {
 			}
 		}
 		http.NotFound(w, r)
+	})
+	mux.HandleFunc("GET /api/v3/user", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(github.User{Login: github.String(BotLogin), Type: github.String("User")})
 	})
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
@@ -146,13 +161,27 @@ func (f *FakeGitHub) FailNext(n int) {
 	f.fail = n
 }
 
-// AddComment puts a comment on pull request pr of repo, as a person would.
+// RefuseEdits makes comment edits answer 403 (on refuse) or work again.
+func (f *FakeGitHub) RefuseEdits(refuse bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.refuseEdits = refuse
+}
+
+// AddComment puts a comment on pull request pr of repo, as the person
+// "reviewer" would.
 func (f *FakeGitHub) AddComment(repo string, pr int, body string) {
+	f.AddCommentBy(repo, pr, "reviewer", body)
+}
+
+// AddCommentBy puts a comment by the user login on pull request pr of repo.
+func (f *FakeGitHub) AddCommentBy(repo string, pr int, login, body string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.nextID++
 	key := fmt.Sprintf("%s#%d", repo, pr)
-	f.comments[key] = append(f.comments[key], &github.IssueComment{ID: github.Int64(f.nextID), Body: github.String(body)})
+	f.comments[key] = append(f.comments[key], &github.IssueComment{ID: github.Int64(f.nextID), Body: github.String(body),
+		User: &github.User{Login: github.String(login), Type: github.String("User")}})
 }
 
 // Statuses returns the statuses posted so far, in order.
