@@ -16,7 +16,11 @@
 // is what makes those hashes. It never imports the planner: specs travel as
 // JSON bytes.
 //
+// Open creates a missing SQLite file as a new store but refuses an existing
+// one that is not a store (ErrNotAStore): an emptied file must not silently
+// become a new store without its history and key. OpenOpts.Init asks for that.
+//
 // Every method takes a context and stops when it is cancelled. Errors callers
-// branch on: ErrNotFound (no such row) and ErrNotHeld (a lock that the caller
-// does not hold).
+// branch on: ErrNotAStore (Open), ErrNotFound (no such row) and ErrNotHeld (a
+// lock that the caller does not hold).
 package state

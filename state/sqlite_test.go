@@ -1,6 +1,9 @@
 package state
 
 import (
+	"bytes"
+	"database/sql"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -128,6 +131,116 @@ func TestSQLite_ConcurrentFirstOpen(t *testing.T) {
 			if err != nil {
 				t.Fatalf("round %d: open %d of %d at once: %v", round, i, n, err)
 			}
+		}
+	}
+}
+
+// An existing file that is not a bosun store (empty, another program's
+// SQLite database, not SQLite at all) is refused and left as it was: making
+// a new store there would lose the deployment history and the secret-hash
+// key without a word. Only Init makes a store there, and never over a file
+// that is not SQLite.
+func TestSQLite_OpenRefusesForeignFile(t *testing.T) {
+	foreignSQLite := func(t *testing.T, path string) {
+		db, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if _, err := db.ExecContext(t.Context(), "CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('keep me')"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name     string
+		make     func(t *testing.T, path string)
+		why      string // in the refusal
+		initable bool
+	}{
+		{"empty file", func(t *testing.T, path string) { os.WriteFile(path, nil, 0o600) }, "empty (0 bytes)", true},
+		{"sqlite without bosun schema", foreignSQLite, "no bosun schema (tables: notes)", true},
+		{"not sqlite", func(t *testing.T, path string) { os.WriteFile(path, []byte("servers:\n  web-1: {}\n"), 0o600) }, "not a SQLite database", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "state.db")
+			tc.make(t, path)
+			before, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := Open(t.Context(), "sqlite://"+path)
+			if err == nil {
+				s.Close()
+				t.Fatal("Open made a store over an existing file that is not one")
+			}
+			if !errors.Is(err, ErrNotAStore) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tc.why) {
+				t.Errorf("Open: %v; want ErrNotAStore naming %s and %q", err, path, tc.why)
+			}
+			if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+				t.Errorf("the refused file was changed (%d bytes before, %d after)", len(before), len(after))
+			}
+
+			s, err = OpenWith(t.Context(), "sqlite://"+path, OpenOpts{Init: true})
+			if !tc.initable {
+				if err == nil {
+					s.Close()
+					t.Fatal("Init made a store over a file that is not SQLite")
+				}
+				if !errors.Is(err, ErrNotAStore) {
+					t.Errorf("Init: %v, want ErrNotAStore", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Init: %v", err)
+			}
+			key, err := s.SecretKey(t.Context())
+			s.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Now it is a store: a plain Open takes it, with the same key.
+			s, err = Open(t.Context(), "sqlite://"+path)
+			if err != nil {
+				t.Fatalf("Open after Init: %v", err)
+			}
+			defer s.Close()
+			if again, _ := s.SecretKey(t.Context()); !bytes.Equal(key, again) {
+				t.Error("the secret-hash key changed between opens")
+			}
+		})
+	}
+}
+
+// A missing file is created as a store, and a store that was closed opens
+// again with its history and key.
+func TestSQLite_OpenCreatesMissingFile(t *testing.T) {
+	dsn := "sqlite://" + filepath.Join(t.TempDir(), "new", "state.db")
+	s, err := Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := s.SecretKey(t.Context())
+	id, err := s.CreateDeployment(t.Context(), Deployment{Repo: "fleet", Commit: "abc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer s.Close()
+	if again, _ := s.SecretKey(t.Context()); !bytes.Equal(key, again) {
+		t.Error("the secret-hash key changed on reopen")
+	}
+	if _, err := s.GetDeployment(t.Context(), id); err != nil {
+		t.Errorf("deployment %d lost on reopen: %v", id, err)
+	}
+	entries, _ := os.ReadDir(filepath.Dir(s.(*SQLite).Path()))
+	for _, e := range entries {
+		if strings.Contains(e.Name(), ".new-") {
+			t.Errorf("creating the store left %s behind", e.Name())
 		}
 	}
 }

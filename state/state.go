@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -95,6 +96,13 @@ type Store interface {
 
 // ErrNotFound is returned when the row an operation names does not exist.
 var ErrNotFound = errors.New("not found")
+
+// ErrNotAStore is returned by Open when the DSN names an existing SQLite
+// file that is not a bosun store: empty (0 bytes), not SQLite, or a SQLite
+// database without bosun's schema. Making a new store there would lose the
+// deployment history and the secret-hash key silently; OpenOpts.Init (and
+// OpenDB, for `bosun migrate`) asks for it explicitly.
+var ErrNotAStore = errors.New("not a bosun store")
 
 // ErrNotHeld is returned by RenewLock and ReleaseLock when the caller does
 // not hold the lock (any more).
@@ -216,16 +224,32 @@ type Delivery struct {
 //   - postgres://… or postgresql://…: a PostgreSQL database (pgx's URL form,
 //     query parameters included, e.g. sslmode or search_path).
 //
-// The folder of a SQLite file is created if missing. The caller closes the
-// store.
+// A missing SQLite file, and its folder, are created. An existing SQLite file
+// that is not a bosun store (empty, or without bosun's schema) is refused with
+// ErrNotAStore and left untouched. A PostgreSQL database or schema without
+// the tables is migrated: a database is made on purpose, a file can be
+// truncated by accident. The caller closes the store.
 func Open(ctx context.Context, dsn string) (Store, error) {
+	return OpenWith(ctx, dsn, OpenOpts{})
+}
+
+// OpenOpts are the options of OpenWith.
+type OpenOpts struct {
+	// Init makes a new store in an existing SQLite file that is empty or
+	// holds no bosun schema, instead of refusing it. A file that is not
+	// SQLite is refused all the same.
+	Init bool
+}
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, dsn string, opts OpenOpts) (Store, error) {
 	switch {
 	case strings.HasPrefix(dsn, "sqlite:"):
 		path, err := SQLitePath(dsn)
 		if err != nil {
 			return nil, err
 		}
-		return OpenSQLite(ctx, path)
+		return openSQLite(ctx, path, opts)
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		return OpenPostgres(ctx, dsn)
 	}
@@ -235,13 +259,24 @@ func Open(ctx context.Context, dsn string) (Store, error) {
 // OpenDB opens the database named by dsn (the forms Open takes) with the
 // store's connection settings but without applying migrations, for `bosun
 // migrate`, which applies or reverts them itself through package migrations.
-// The caller calls closeDB when done.
+// It takes any SQLite file (creating a missing one), empty or not a store
+// yet, since migrating it is the explicit way to make a store there; a file
+// that is not SQLite is refused with ErrNotAStore. The caller calls closeDB
+// when done.
 func OpenDB(ctx context.Context, dsn string) (db *sql.DB, dialect migrations.Dialect, closeDB func() error, err error) {
 	switch {
 	case strings.HasPrefix(dsn, "sqlite:"):
 		path, err := SQLitePath(dsn)
 		if err != nil {
 			return nil, "", nil, err
+		}
+		if err := checkSQLitePath(path); err != nil {
+			return nil, "", nil, err
+		}
+		if _, err := os.Stat(path); err == nil {
+			if err := checkSQLiteStore(ctx, path, true); err != nil {
+				return nil, "", nil, err
+			}
 		}
 		db, err := openSQLiteDB(ctx, path)
 		if err != nil {

@@ -77,6 +77,7 @@ With --dry-run, apply only plans (as bosun plan does).`, e)
 	var sf sshFlags
 	sf.register(fs)
 	dsn := stateFlag(fs, e)
+	initStore := initFlag(fs)
 	yes := fs.Bool("yes", false, "apply without asking")
 	dryRun := fs.Bool("dry-run", false, "print the plan and exit (0 nothing to do, 2 changes)")
 	lockWait := fs.Duration("lock-wait", 10*time.Minute, "how long to wait for another rollout of the same service to finish")
@@ -90,7 +91,7 @@ With --dry-run, apply only plans (as bosun plan does).`, e)
 	if err != nil {
 		return 1, err
 	}
-	st, err := state.Open(ctx, *dsn)
+	st, err := openStore(ctx, *dsn, *initStore)
 	if err != nil {
 		return 1, err
 	}

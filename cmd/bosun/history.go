@@ -29,7 +29,7 @@ host follow it.`, e)
 	if fs.NArg() > 1 {
 		return 1, fmt.Errorf("want at most one service, got %d arguments", fs.NArg())
 	}
-	st, err := state.Open(ctx, *dsn)
+	st, err := openStore(ctx, *dsn, false)
 	if err != nil {
 		return 1, err
 	}

@@ -17,7 +17,9 @@ func runMigrate(ctx context.Context, args []string, e env) (int, error) {
 		`Apply the state store's pending schema migrations and print each one it
 applied. Every command that opens the store does this by itself; migrate
 does it explicitly, e.g. before starting several daemon replicas, and says
-what changed.
+what changed. It also makes a new store in a SQLite file that exists but
+is empty or holds no bosun schema, which the other commands refuse (as
+they would lose the deployment history and the secret-hash key).
 
 --down N reverts the newest N migrations instead. That deletes the tables
 those migrations created, and their data: it is for development and tests.`, e)

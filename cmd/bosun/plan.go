@@ -13,7 +13,6 @@ import (
 
 	"github.com/bosunhq/bosun/daemon"
 	"github.com/bosunhq/bosun/planner"
-	"github.com/bosunhq/bosun/state"
 	"github.com/bosunhq/bosun/watcher"
 )
 
@@ -144,7 +143,7 @@ error as file:line:col).`, e)
 		}
 		in.Applied = applied
 	} else {
-		st, err := state.Open(ctx, *dsn)
+		st, err := openStore(ctx, *dsn, false)
 		if err != nil {
 			return 1, err
 		}

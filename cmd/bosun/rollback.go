@@ -46,7 +46,7 @@ revert the commit.`, e)
 	if err != nil {
 		return 1, err
 	}
-	st, err := state.Open(ctx, *dsn)
+	st, err := openStore(ctx, *dsn, false)
 	if err != nil {
 		return 1, err
 	}
@@ -151,7 +151,7 @@ spec equals the held one. The config repository is named as for apply.`, e)
 	if code >= 0 {
 		return code, err
 	}
-	st, err := state.Open(ctx, *dsn)
+	st, err := openStore(ctx, *dsn, false)
 	if err != nil {
 		return 1, err
 	}
@@ -177,7 +177,7 @@ config repository is named as for apply.`, e)
 	if code >= 0 {
 		return code, err
 	}
-	st, err := state.Open(ctx, *dsn)
+	st, err := openStore(ctx, *dsn, false)
 	if err != nil {
 		return 1, err
 	}

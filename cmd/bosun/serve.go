@@ -46,6 +46,7 @@ GET /healthz and GET /readyz are the probes. The config file is watched: a
 valid change takes effect without dropping running work; an invalid one is
 logged and the old config kept. See docs/daemon.md.`, e)
 	configPath := fs.String("config", "bosun.yaml", "the daemon's configuration `file`")
+	initStore := initFlag(fs)
 	if code, err := parseFlags(fs, args, e); code >= 0 {
 		return code, err
 	}
@@ -67,7 +68,7 @@ logged and the old config kept. See docs/daemon.md.`, e)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return 1, err
 	}
-	st, err := state.Open(ctx, cfg.State)
+	st, err := openStore(ctx, cfg.State, *initStore)
 	if err != nil {
 		return 1, err
 	}
