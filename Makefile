@@ -5,7 +5,7 @@ BIN := bin/bosun
 # proxy image, on every server.
 export CGO_ENABLED := 0
 
-.PHONY: build test test-short lint bench bench-proxy fuzz testbed testbed-down testbed-image demo demo-down clean
+.PHONY: build test test-short lint bench bench-proxy fuzz testbed testbed-down testbed-image demo demo-down fresh-check clean
 
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/bosun
@@ -59,6 +59,12 @@ demo: build
 demo-down:
 	$(GO) run ./internal/demo down
 	rm -rf .demo
+
+# `make demo` then `make test` on a fresh machine of this kind (Debian 12
+# with Go, gcc, git, make, PostgreSQL and the docker CLI; no dockerd, no
+# sshd): a container, on a clean clone of HEAD. See docs/testbed.md.
+fresh-check:
+	$(GO) run ./internal/testbed/cmd/testbed fresh-check
 
 clean:
 	rm -rf bin

@@ -19,6 +19,8 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/bosunhq/bosun/internal/testbed"
 )
 
 // testSSHD is a real OpenSSH sshd run in inetd mode (-i), one process per
@@ -27,6 +29,7 @@ import (
 // port 0 (addr).
 type testSSHD struct {
 	t        testing.TB
+	bin      string // sshd
 	dir      string
 	cfgPath  string
 	hostKeys []ssh.Signer
@@ -35,38 +38,19 @@ type testSSHD struct {
 	procs    []*exec.Cmd
 }
 
-// sshdPath finds sshd, skipping the test under -short or when it is absent
-// (failing instead under BOSUN_TEST_REQUIRE=1).
-func sshdPath(t testing.TB) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("needs sshd; skipped under -short")
-	}
-	p, err := exec.LookPath("sshd")
-	if err != nil {
-		if _, err2 := os.Stat("/usr/sbin/sshd"); err2 == nil {
-			return "/usr/sbin/sshd"
-		}
-		if os.Getenv("BOSUN_TEST_REQUIRE") == "1" {
-			t.Fatalf("sshd not found (apt-get install openssh-server): %v", err)
-		}
-		t.Skip("sshd not found; apt-get install openssh-server")
-	}
-	return p
-}
-
 // newTestSSHD writes a config with fresh host keys of the given types
 // ("ed25519", "rsa") and authorises clientKey for the current user.
 func newTestSSHD(t testing.TB, clientKey ssh.PublicKey, keyTypes ...string) *testSSHD {
 	t.Helper()
-	sshdPath(t)
+	// Skips under -short; installs openssh-server when sshd is missing.
+	bin := testbed.RequireCommand(t, "sshd", "openssh-server")
 	if len(keyTypes) == 0 {
 		keyTypes = []string{"ed25519"}
 	}
 	// sshd wants its privilege separation directory even in inetd mode.
 	_ = os.MkdirAll("/run/sshd", 0o755)
 	dir := t.TempDir()
-	s := &testSSHD{t: t, dir: dir}
+	s := &testSSHD{t: t, bin: bin, dir: dir}
 	var cfg strings.Builder
 	for _, kt := range keyTypes {
 		var priv any
@@ -117,7 +101,7 @@ func newTestSSHD(t testing.TB, clientKey ssh.PublicKey, keyTypes ...string) *tes
 
 // serve runs one sshd -i on f (which it takes over).
 func (s *testSSHD) serve(f *os.File) error {
-	cmd := exec.Command(sshdPath(s.t), "-i", "-e", "-f", s.cfgPath)
+	cmd := exec.Command(s.bin, "-i", "-e", "-f", s.cfgPath)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = f, f, io.Discard
 	err := cmd.Start()
 	_ = f.Close()

@@ -27,6 +27,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bosunhq/bosun/internal/testbed"
 	"github.com/bosunhq/bosun/proxy"
 )
 
@@ -63,7 +64,7 @@ func serveTarget(addr, name string) {
 var (
 	bosunBin  = flag.String("bosun", "bin/bosun", "bosun binary")
 	caddyBin  = flag.String("caddy", "caddy", "caddy v2.11.9 binary")
-	wrkBin    = flag.String("wrk", "wrk", "wrk binary")
+	wrkBin    = flag.String("wrk", "", "wrk binary (default: wrk from PATH, installed with Debian's wrk package when missing)")
 	conns     = flag.Int("c", 64, "connections")
 	threads   = flag.Int("t", 2, "wrk threads")
 	duration  = flag.Duration("d", 8*time.Second, "duration of each wrk run")
@@ -184,6 +185,14 @@ func caddyConfig(admin, listen, upstream string) []byte {
 
 func runBench() error {
 	flag.Parse()
+	if *wrkBin == "" {
+		logf := func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
+		p, err := testbed.EnsureCommand(context.Background(), logf, "wrk", "wrk")
+		if err != nil {
+			return err
+		}
+		*wrkBin = p
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return err

@@ -5,7 +5,8 @@
 # failed requests per route switch under load, bosun beside Caddy (switched
 # through its admin API /load). Results: docs/benchmarks.md "## Proxy".
 #
-# Env: BOSUN_BIN (a prebuilt bosun), CADDY_BIN (a prebuilt caddy v2.11.9),
+# Env: BOSUN_BIN (a prebuilt bosun), CADDY_BIN (a prebuilt caddy v2.11.9, else
+# built here with Go),
 # BENCH_ARGS (extra flags for the driver, e.g. "-d 5s -rounds 1").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -13,11 +14,6 @@ CADDY_VERSION=v2.11.9
 CACHE=${BOSUN_BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/bosun-bench}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-
-if ! command -v wrk >/dev/null; then
-	echo "installing wrk (Debian)" >&2
-	apt-get update -qq && apt-get install -y -qq wrk >/dev/null
-fi
 
 caddy=${CADDY_BIN:-$CACHE/caddy-$CADDY_VERSION}
 if [ ! -x "$caddy" ]; then
@@ -36,4 +32,5 @@ fi
 CGO_ENABLED=0 go build -trimpath -o "$work/bench" ./bench/proxy
 
 # shellcheck disable=SC2086
-"$work/bench" -bosun "$bosun" -caddy "$caddy" -wrk "$(command -v wrk)" ${BENCH_ARGS:-}
+# The driver finds wrk, installing it through internal/testbed when missing.
+"$work/bench" -bosun "$bosun" -caddy "$caddy" ${BENCH_ARGS:-}

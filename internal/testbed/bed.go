@@ -104,7 +104,7 @@ func Start(t testing.TB, opt Options) *Bed {
 	if opt.Dir == "" {
 		opt.Dir = t.TempDir()
 	}
-	b, err := Launch(t.Context(), opt)
+	b, err := launch(t.Context(), opt)
 	if err != nil {
 		t.Fatalf("start testbed: %v", err)
 	}
@@ -121,8 +121,17 @@ func Start(t testing.TB, opt Options) *Bed {
 // process, an SSH key pair, and opt.Servers servers started in parallel. It
 // returns once every server's sshd answers with its host key and accepts the
 // key, and every inner dockerd answers. The caller must Close the bed; on
-// error Launch removes what it started. Docker must answer (EnsureDocker).
-func Launch(ctx context.Context, opt Options) (_ *Bed, err error) {
+// error Launch removes what it started. When no Docker daemon answers, it
+// provisions one first (EnsureDocker).
+func Launch(ctx context.Context, opt Options) (*Bed, error) {
+	if err := EnsureDocker(ctx, opt.Logf); err != nil {
+		return nil, err
+	}
+	return launch(ctx, opt)
+}
+
+// launch is Launch once Docker answers.
+func launch(ctx context.Context, opt Options) (_ *Bed, err error) {
 	if opt.Servers <= 0 {
 		opt.Servers = 1
 	}

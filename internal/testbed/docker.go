@@ -26,8 +26,8 @@ func (l Logf) printf(format string, args ...any) {
 }
 
 const (
-	// lockPath serialises provisioning of dockerd and builds of the server
-	// image across processes (go test runs packages in parallel).
+	// lockPath serialises provisioning (apt-get, dockerd) and builds of the
+	// images across processes (go test runs packages in parallel).
 	lockPath = "/var/lock/bosun-testbed.lock"
 	// dockerdLog is where a dockerd started by the harness writes its log.
 	dockerdLog = "/var/log/bosun-testbed-dockerd.log"
@@ -55,7 +55,7 @@ func RequireDocker(t testing.TB) {
 
 // EnsureDocker returns nil when a Docker daemon answers the docker CLI. If
 // none does and DOCKER_HOST is unset, it installs Debian's docker.io when
-// dockerd is missing, starts dockerd in the background (its log in
+// the docker CLI or dockerd is missing (see EnsureCommand), starts dockerd in the background (its log in
 // /var/log/bosun-testbed-dockerd.log; it outlives this process so that other
 // test binaries can use it) and waits until it answers. Concurrent callers in
 // several processes are serialised by a lock file.
@@ -77,14 +77,16 @@ func EnsureDocker(ctx context.Context, logf Logf) error {
 	if os.Geteuid() != 0 {
 		return errors.New("dockerd is not running and provisioning it needs root")
 	}
-	if _, err := exec.LookPath("dockerd"); err != nil {
-		logf.printf("testbed: installing docker.io with apt-get")
-		if err := aptInstall(ctx, "docker.io"); err != nil {
-			return err
-		}
+	// Debian's docker.io brings both the CLI and the daemon.
+	if _, err := provisionLocked(ctx, logf, "docker", "docker.io", func() string { return lookCommand("docker") }); err != nil {
+		return err
+	}
+	dockerd, err := provisionLocked(ctx, logf, "dockerd", "docker.io", func() string { return lookCommand("dockerd") })
+	if err != nil {
+		return err
 	}
 	start := time.Now()
-	exited, err := startDockerd()
+	exited, err := startDockerd(dockerd)
 	if err != nil {
 		return err
 	}
@@ -122,7 +124,7 @@ func dockerAnswers(ctx context.Context) error {
 // startDockerd starts dockerd in its own session, so that it outlives this
 // process and does not get the terminal's signals. The channel receives its
 // exit status should it exit while this process runs.
-func startDockerd() (<-chan error, error) {
+func startDockerd(dockerd string) (<-chan error, error) {
 	// A dockerd killed with its machine session leaves its pid file; a
 	// pid that now names another process would stop the new one.
 	for _, pidFile := range []string{"/var/run/docker.pid", "/var/run/docker/containerd/containerd.pid"} {
@@ -137,7 +139,7 @@ func startDockerd() (<-chan error, error) {
 		return nil, fmt.Errorf("open dockerd log: %w", err)
 	}
 	defer log.Close()
-	cmd := exec.Command("dockerd")
+	cmd := exec.Command(dockerd)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -146,36 +148,6 @@ func startDockerd() (<-chan error, error) {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }() // reaps it if it dies; it normally outlives us
 	return exited, nil
-}
-
-// aptInstall installs Debian packages. Other harnesses (PostgreSQL) may run
-// apt-get at the same time: dpkg's lock is waited for by apt itself, and a
-// busy lists or archives lock, which apt does not wait for, is retried.
-func aptInstall(ctx context.Context, pkgs ...string) error {
-	if err := aptGet(ctx, "update"); err != nil {
-		return err
-	}
-	return aptGet(ctx, append([]string{"install", "-y"}, pkgs...)...)
-}
-
-func aptGet(ctx context.Context, args ...string) error {
-	deadline := time.Now().Add(10 * time.Minute)
-	for {
-		cmd := exec.CommandContext(ctx, "apt-get", append([]string{"-o", "DPkg::Lock::Timeout=600"}, args...)...)
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		out, err := cmd.CombinedOutput()
-		if err == nil {
-			return nil
-		}
-		if !strings.Contains(string(out), "Could not get lock") || time.Now().After(deadline) {
-			return fmt.Errorf("apt-get %s: %w: %s", strings.Join(args, " "), err, tail(out))
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second): // apt has no wait for these locks
-		}
-	}
 }
 
 // lockFile takes the machine-wide harness lock, waiting for ctx.

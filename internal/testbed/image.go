@@ -16,17 +16,47 @@ import (
 	"time"
 )
 
-// The server image recipe. Any change to it changes the image tag (a hash of
-// the recipe), so a stale image is never reused. The debootstrap part has its
-// own hash: the root filesystem it makes is cached as a tarball, so a change
-// to the entrypoint or a lost image costs an import, not a debootstrap.
-var (
-	debootstrapSuite    = "bookworm"
-	debootstrapArgs     = []string{"--variant=minbase", "--include=openssh-server,docker.io,iproute2,ca-certificates,curl,procps"}
-	serverImageRepo     = "bosun-testbed-server"
-	serverEntrypoint    = "/usr/local/sbin/bosun-testbed-init"
-	serverImageCacheDir = "/var/cache/bosun-testbed"
-)
+// An image recipe: a Debian root filesystem made by debootstrap, with files
+// added and some left out, imported with `docker import`. Any change to it
+// changes the image tag (a hash of the recipe), so a stale image is never
+// reused. The debootstrap part has its own hash: the root filesystem it makes
+// is cached as a tarball, so a change to the overlay or a lost image costs an
+// import, not a debootstrap.
+type imageRecipe struct {
+	what        string        // for messages: "the server", "the fresh-machine"
+	repo        string        // image repository; the tag is the recipe's hash
+	rootfsName  string        // the cached tarball: <cacheDir>/<rootfsName><hash>.tar
+	suite       string        // debootstrap's suite
+	args        []string      // debootstrap's flags
+	overlay     []overlayFile // added to (or replacing in) the tree
+	changes     []string      // docker import --change
+	stripPrefix []string      // paths in the tree left out (no leading /)
+}
+
+// imageCacheDir holds the root filesystem tarballs.
+const imageCacheDir = "/var/cache/bosun-testbed"
+
+// serverRecipe is the test server: sshd, dockerd and a few tools.
+var serverRecipe = &imageRecipe{
+	what:       "the server",
+	repo:       "bosun-testbed-server",
+	rootfsName: "rootfs-",
+	suite:      "bookworm",
+	args:       []string{"--variant=minbase", "--include=openssh-server,docker.io,iproute2,ca-certificates,curl,procps"},
+	overlay: []overlayFile{
+		{path: serverEntrypoint, mode: 0o755, content: entrypointScript},
+		{path: "/etc/ssh/sshd_config.d/bosun-testbed.conf", mode: 0o644, content: sshdConfig},
+	},
+	changes: []string{
+		`ENTRYPOINT ["` + serverEntrypoint + `"]`,
+		"ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"EXPOSE 22 80 443",
+	},
+	// The packages leave host keys in the tree; every server makes its own.
+	stripPrefix: []string{"etc/ssh/ssh_host_"},
+}
+
+const serverEntrypoint = "/usr/local/sbin/bosun-testbed-init"
 
 // entrypointScript starts a server: a fresh host key (never baked into the
 // image, so servers don't share one), the authorised key from the
@@ -74,42 +104,75 @@ AllowStreamLocalForwarding yes
 AllowTcpForwarding yes
 `
 
+// overlayFile is a file of the image that debootstrap does not make: its
+// content, a file copied from the host (src), or a symbolic link.
 type overlayFile struct {
 	path    string // absolute, in the image
 	mode    int64
 	content string
+	src     string // when set, the content is this host file's
+	link    string // when set, a symbolic link to this target
 }
 
-var serverOverlay = []overlayFile{
-	{serverEntrypoint, 0o755, entrypointScript},
-	{"/etc/ssh/sshd_config.d/bosun-testbed.conf", 0o644, sshdConfig},
+// hashTo writes what identifies the file to the recipe hash. A file copied
+// from the host counts by its content's digest.
+func (f overlayFile) hashTo(w io.Writer) error {
+	switch {
+	case f.link != "":
+		fmt.Fprintf(w, "link %s %s\n", f.path, f.link)
+	case f.src != "":
+		in, err := os.Open(f.src)
+		if err != nil {
+			return fmt.Errorf("read %s for the image: %w", f.src, err)
+		}
+		defer in.Close()
+		h := sha256.New()
+		if _, err := io.Copy(h, in); err != nil {
+			return fmt.Errorf("read %s for the image: %w", f.src, err)
+		}
+		fmt.Fprintf(w, "file %s %o sha256:%x\n", f.path, f.mode, h.Sum(nil))
+	default:
+		fmt.Fprintf(w, "file %s %o %d\n%s\n", f.path, f.mode, len(f.content), f.content)
+	}
+	return nil
 }
 
-var serverImportChanges = []string{
-	`ENTRYPOINT ["` + serverEntrypoint + `"]`,
-	"ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-	"EXPOSE 22 80 443",
-}
-
-func rootfsHash() string {
+func (r *imageRecipe) rootfsHash() string {
 	h := sha256.New()
-	fmt.Fprintf(h, "debootstrap\x00%s\x00%s\n", debootstrapSuite, strings.Join(debootstrapArgs, "\x00"))
+	fmt.Fprintf(h, "debootstrap\x00%s\x00%s\n", r.suite, strings.Join(r.args, "\x00"))
 	return hex.EncodeToString(h.Sum(nil))[:12]
+}
+
+func (r *imageRecipe) rootfsPath() string {
+	return filepath.Join(imageCacheDir, r.rootfsName+r.rootfsHash()+".tar")
+}
+
+// ref is the image reference of the recipe, "REPO:<hash>".
+func (r *imageRecipe) ref() (string, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "rootfs %s\n", r.rootfsHash())
+	for _, f := range r.overlay {
+		if err := f.hashTo(h); err != nil {
+			return "", err
+		}
+	}
+	for _, c := range r.changes {
+		fmt.Fprintf(h, "change %s\n", c)
+	}
+	for _, p := range r.stripPrefix {
+		fmt.Fprintf(h, "strip /%s*\n", p)
+	}
+	return r.repo + ":" + hex.EncodeToString(h.Sum(nil))[:12], nil
 }
 
 // ServerImage is the reference of the server image for the current recipe,
 // "bosun-testbed-server:<hash>".
 func ServerImage() string {
-	h := sha256.New()
-	fmt.Fprintf(h, "rootfs %s\n", rootfsHash())
-	for _, f := range serverOverlay {
-		fmt.Fprintf(h, "file %s %o %d\n%s\n", f.path, f.mode, len(f.content), f.content)
+	ref, err := serverRecipe.ref()
+	if err != nil {
+		panic(err) // the server recipe has no host files
 	}
-	for _, c := range serverImportChanges {
-		fmt.Fprintf(h, "change %s\n", c)
-	}
-	fmt.Fprintf(h, "strip /etc/ssh/ssh_host_*\n")
-	return serverImageRepo + ":" + hex.EncodeToString(h.Sum(nil))[:12]
+	return ref
 }
 
 // EnsureServerImage makes sure the server image of the current recipe is in
@@ -118,7 +181,16 @@ func ServerImage() string {
 // debootstrap if needed; about a minute). Concurrent callers in several
 // processes are serialised by the harness lock.
 func EnsureServerImage(ctx context.Context, logf Logf) (string, error) {
-	ref := ServerImage()
+	return serverRecipe.ensure(ctx, logf)
+}
+
+// ensure makes sure the recipe's image is in the Docker daemon and returns
+// its reference (see EnsureServerImage).
+func (r *imageRecipe) ensure(ctx context.Context, logf Logf) (string, error) {
+	ref, err := r.ref()
+	if err != nil {
+		return "", err
+	}
 	if _, err := docker(ctx, "image", "inspect", "--format", "{{.Id}}", ref); err == nil {
 		return ref, nil
 	}
@@ -130,28 +202,28 @@ func EnsureServerImage(ctx context.Context, logf Logf) (string, error) {
 	if _, err := docker(ctx, "image", "inspect", "--format", "{{.Id}}", ref); err == nil {
 		return ref, nil
 	}
-	rootfs := filepath.Join(serverImageCacheDir, "rootfs-"+rootfsHash()+".tar")
+	rootfs := r.rootfsPath()
 	if _, err := os.Stat(rootfs); err != nil {
 		start := time.Now()
-		logf.printf("testbed: building the server root filesystem with debootstrap (about a minute, once per machine)")
-		if err := buildRootfs(ctx, rootfs); err != nil {
+		logf.printf("testbed: building %s root filesystem with debootstrap (a minute or two, once per machine)", r.what)
+		if err := r.buildRootfs(ctx, logf, rootfs); err != nil {
 			return "", err
 		}
 		logf.printf("testbed: root filesystem built in %s: %s", time.Since(start).Round(time.Second), rootfs)
 	}
 	start := time.Now()
-	if err := importServerImage(ctx, rootfs, ref); err != nil {
+	if err := r.importImage(ctx, rootfs, ref); err != nil {
 		return "", err
 	}
 	logf.printf("testbed: imported %s in %s", ref, time.Since(start).Round(time.Millisecond))
-	pruneOldServerImages(ctx, ref, rootfs)
+	r.pruneOld(ctx, ref, rootfs)
 	return ref, nil
 }
 
-// pruneOldServerImages removes server images and root filesystems of earlier
-// recipes; an image still used by a container stays.
-func pruneOldServerImages(ctx context.Context, keep, keepRootfs string) {
-	out, err := docker(ctx, "images", serverImageRepo, "--format", "{{.Repository}}:{{.Tag}}")
+// pruneOld removes the recipe's images and root filesystems of earlier
+// versions; an image still used by a container stays.
+func (r *imageRecipe) pruneOld(ctx context.Context, keep, keepRootfs string) {
+	out, err := docker(ctx, "images", r.repo, "--format", "{{.Repository}}:{{.Tag}}")
 	if err == nil {
 		for _, old := range strings.Fields(out) {
 			if old != keep {
@@ -159,7 +231,7 @@ func pruneOldServerImages(ctx context.Context, keep, keepRootfs string) {
 			}
 		}
 	}
-	files, _ := filepath.Glob(filepath.Join(serverImageCacheDir, "rootfs-*.tar"))
+	files, _ := filepath.Glob(filepath.Join(imageCacheDir, r.rootfsName+"*.tar"))
 	for _, f := range files {
 		if f != keepRootfs {
 			_ = os.Remove(f)
@@ -168,25 +240,24 @@ func pruneOldServerImages(ctx context.Context, keep, keepRootfs string) {
 }
 
 // buildRootfs runs debootstrap into a temporary folder and tars the tree to
-// dst.
-func buildRootfs(ctx context.Context, dst string) error {
-	if err := os.MkdirAll(serverImageCacheDir, 0o755); err != nil {
+// dst. The caller holds the harness lock.
+func (r *imageRecipe) buildRootfs(ctx context.Context, logf Logf, dst string) error {
+	if err := os.MkdirAll(imageCacheDir, 0o755); err != nil {
 		return fmt.Errorf("create image cache: %w", err)
 	}
-	if _, err := exec.LookPath("debootstrap"); err != nil {
-		if err := aptInstall(ctx, "debootstrap"); err != nil {
-			return err
-		}
+	debootstrap, err := provisionLocked(ctx, logf, "debootstrap", "debootstrap", func() string { return lookCommand("debootstrap") })
+	if err != nil {
+		return err
 	}
-	dir, err := os.MkdirTemp(serverImageCacheDir, "rootfs-build-")
+	dir, err := os.MkdirTemp(imageCacheDir, "rootfs-build-")
 	if err != nil {
 		return fmt.Errorf("create build dir: %w", err)
 	}
 	defer os.RemoveAll(dir)
 	tree := filepath.Join(dir, "tree")
-	logPath := filepath.Join(serverImageCacheDir, "debootstrap.log")
-	args := append(append([]string{}, debootstrapArgs...), debootstrapSuite, tree, debianMirror())
-	cmd := exec.CommandContext(ctx, "debootstrap", args...)
+	logPath := filepath.Join(imageCacheDir, "debootstrap.log")
+	args := append(append([]string{}, r.args...), r.suite, tree, debianMirror())
+	cmd := exec.CommandContext(ctx, debootstrap, args...)
 	log, err := os.Create(logPath)
 	if err != nil {
 		return fmt.Errorf("create debootstrap log: %w", err)
@@ -195,7 +266,7 @@ func buildRootfs(ctx context.Context, dst string) error {
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Run(); err != nil {
 		out, _ := os.ReadFile(logPath)
-		return fmt.Errorf("debootstrap %s (log: %s): %w: %s", debootstrapSuite, logPath, err, tail(out))
+		return fmt.Errorf("debootstrap %s (log: %s): %w: %s", r.suite, logPath, err, tail(out))
 	}
 	// Package caches and lists only make the image bigger.
 	for _, p := range []string{"var/cache/apt/archives", "var/lib/apt/lists"} {
@@ -245,18 +316,18 @@ func debianMirror() string {
 	return "http://deb.debian.org/debian"
 }
 
-// importServerImage streams the cached tree into `docker import`, leaving out
-// the host keys the packages generated and adding the overlay files.
-func importServerImage(ctx context.Context, rootfs, ref string) error {
+// importImage streams the cached tree into `docker import`, leaving out the
+// stripped paths and adding the overlay files.
+func (r *imageRecipe) importImage(ctx context.Context, rootfs, ref string) error {
 	in, err := os.Open(rootfs)
 	if err != nil {
 		return fmt.Errorf("open root filesystem: %w", err)
 	}
 	defer in.Close()
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(rewriteRootfs(pw, bufio.NewReaderSize(in, 1<<20))) }()
+	go func() { pw.CloseWithError(r.rewriteRootfs(pw, bufio.NewReaderSize(in, 1<<20))) }()
 	args := []string{"import"}
-	for _, c := range serverImportChanges {
+	for _, c := range r.changes {
 		args = append(args, "--change", c)
 	}
 	args = append(args, "-", ref)
@@ -270,12 +341,20 @@ func importServerImage(ctx context.Context, rootfs, ref string) error {
 	return nil
 }
 
-func rewriteRootfs(w io.Writer, r io.Reader) error {
+func (r *imageRecipe) rewriteRootfs(w io.Writer, rd io.Reader) error {
 	bw := bufio.NewWriterSize(w, 1<<20)
-	tr, tw := tar.NewReader(r), tar.NewWriter(bw)
+	tr, tw := tar.NewReader(rd), tar.NewWriter(bw)
 	replaced := map[string]bool{}
-	for _, f := range serverOverlay {
+	for _, f := range r.overlay {
 		replaced[strings.TrimPrefix(f.path, "/")] = true
+	}
+	stripped := func(name string) bool {
+		for _, p := range r.stripPrefix {
+			if strings.HasPrefix(name, p) {
+				return true
+			}
+		}
+		return replaced[name]
 	}
 	for {
 		h, err := tr.Next()
@@ -285,8 +364,7 @@ func rewriteRootfs(w io.Writer, r io.Reader) error {
 		if err != nil {
 			return fmt.Errorf("read root filesystem: %w", err)
 		}
-		name := strings.TrimPrefix(strings.TrimPrefix(h.Name, "./"), "/")
-		if strings.HasPrefix(name, "etc/ssh/ssh_host_") || replaced[name] {
+		if stripped(strings.TrimPrefix(strings.TrimPrefix(h.Name, "./"), "/")) {
 			continue
 		}
 		if err := tw.WriteHeader(h); err != nil {
@@ -296,13 +374,8 @@ func rewriteRootfs(w io.Writer, r io.Reader) error {
 			return err
 		}
 	}
-	epoch := time.Unix(0, 0)
-	for _, f := range serverOverlay {
-		h := &tar.Header{Typeflag: tar.TypeReg, Name: "." + f.path, Mode: f.mode, Size: int64(len(f.content)), ModTime: epoch}
-		if err := tw.WriteHeader(h); err != nil {
-			return err
-		}
-		if _, err := io.WriteString(tw, f.content); err != nil {
+	for _, f := range r.overlay {
+		if err := f.writeTo(tw); err != nil {
 			return err
 		}
 	}
@@ -310,4 +383,39 @@ func rewriteRootfs(w io.Writer, r io.Reader) error {
 		return err
 	}
 	return bw.Flush()
+}
+
+// writeTo adds the file to a tar stream.
+func (f overlayFile) writeTo(tw *tar.Writer) error {
+	h := &tar.Header{Typeflag: tar.TypeReg, Name: "." + f.path, Mode: f.mode, ModTime: time.Unix(0, 0)}
+	switch {
+	case f.link != "":
+		h.Typeflag, h.Linkname, h.Mode = tar.TypeSymlink, f.link, 0o777
+		return tw.WriteHeader(h)
+	case f.src != "":
+		in, err := os.Open(f.src)
+		if err != nil {
+			return fmt.Errorf("copy %s into the image: %w", f.src, err)
+		}
+		defer in.Close()
+		fi, err := in.Stat()
+		if err != nil {
+			return fmt.Errorf("copy %s into the image: %w", f.src, err)
+		}
+		h.Size = fi.Size()
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if _, err := io.Copy(tw, in); err != nil {
+			return fmt.Errorf("copy %s into the image: %w", f.src, err)
+		}
+		return nil
+	default:
+		h.Size = int64(len(f.content))
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		_, err := io.WriteString(tw, f.content)
+		return err
+	}
 }

@@ -20,9 +20,9 @@ func TestServerImage_TagFollowsRecipe(t *testing.T) {
 	require.Regexp(t, `^bosun-testbed-server:[0-9a-f]{12}$`, ref)
 	require.Equal(t, ref, ServerImage(), "same recipe, same tag")
 
-	old := serverOverlay[0].content
-	t.Cleanup(func() { serverOverlay[0].content = old })
-	serverOverlay[0].content += "# changed\n"
+	old := serverRecipe.overlay[0].content
+	t.Cleanup(func() { serverRecipe.overlay[0].content = old })
+	serverRecipe.overlay[0].content += "# changed\n"
 	require.NotEqual(t, ref, ServerImage(), "a changed entrypoint must not reuse the old image")
 }
 
@@ -42,7 +42,7 @@ func TestRewriteRootfs(t *testing.T) {
 	require.NoError(t, tw.Close())
 
 	var out bytes.Buffer
-	require.NoError(t, rewriteRootfs(&out, &in))
+	require.NoError(t, serverRecipe.rewriteRootfs(&out, &in))
 	got := map[string]string{}
 	tr := tar.NewReader(&out)
 	for {

@@ -1,9 +1,9 @@
 package testbed
 
 // The PostgreSQL harness: one server per test binary, started from Debian's
-// binaries, and a fresh schema per test. This file stands on its own in the
-// package (it shares no helper with the docker harness) and its unexported
-// names all start with pg.
+// binaries, and a fresh schema per test. It shares only the provisioning path
+// (provision.go) with the docker harness; its own unexported names all start
+// with pg.
 
 import (
 	"bytes"
@@ -34,9 +34,6 @@ const (
 	// pgEnv names a PostgreSQL server to use instead of starting one: a DSN
 	// (URL or key=value form) of a database where tests may create schemas.
 	pgEnv = "BOSUN_TEST_POSTGRES"
-	// pgLockPath serialises installing Debian's postgresql package across
-	// test binaries.
-	pgLockPath = "/var/lock/bosun-testbed-postgres.lock"
 	// pgDirPrefix names the temp directories of harness-started servers;
 	// the next run removes those whose test binary is gone.
 	pgDirPrefix = "bosun-pg-"
@@ -65,9 +62,10 @@ type pgInstance struct {
 // The server is the one named by $BOSUN_TEST_POSTGRES (a DSN of a database in
 // which the test may create schemas) or, when that is unset, one PostgreSQL
 // started once per test binary from Debian's binaries
-// (/usr/lib/postgresql/*/bin, installing the postgresql package with apt-get
-// when they are missing): initdb into a temp dir, run as the postgres user
-// when the tests run as root, listening on 127.0.0.1 on a free port and on a
+// (/usr/lib/postgresql/*/bin or initdb and postgres in PATH, installing the
+// postgresql package with apt-get when they are missing): initdb into a temp
+// dir, run as the postgres user (nobody when there is none) when the tests
+// run as root, listening on 127.0.0.1 on a free port and on a
 // unix socket in the temp dir. That server stops when the test binary exits:
 // cleanly when the package's TestMain uses PostgresMain (or calls
 // StopPostgres), and otherwise by a parent-death signal; a later run removes
@@ -176,10 +174,14 @@ func pgStart() (*pgInstance, string, error) {
 	var cred *syscall.Credential
 	uid, gid := -1, -1
 	if os.Geteuid() == 0 {
-		// PostgreSQL refuses to run as root.
+		// PostgreSQL refuses to run as root: run it as the postgres user
+		// its package makes or, for binaries that came without one, as
+		// nobody (it owns the temp dir and nothing else).
 		u, err := user.Lookup("postgres")
 		if err != nil {
-			return nil, "", fmt.Errorf("find the postgres user to run the server as: %w", err)
+			if u, err = user.Lookup("nobody"); err != nil {
+				return nil, "", fmt.Errorf("find a user to run the server as (postgres or nobody): %w", err)
+			}
 		}
 		uid, _ = strconv.Atoi(u.Uid)
 		gid, _ = strconv.Atoi(u.Gid)
@@ -303,38 +305,14 @@ func (p *pgInstance) stop() {
 }
 
 // pgBinDir finds the directory with initdb and postgres, installing Debian's
-// postgresql package when there is none and we are root.
+// postgresql package when there is none (through the harness's one
+// provisioning path, see EnsureCommand).
 func pgBinDir(ctx context.Context) (string, error) {
-	if dir := pgFindBin(); dir != "" {
-		return dir, nil
-	}
-	if os.Geteuid() != 0 {
-		return "", errors.New("PostgreSQL binaries not found under /usr/lib/postgresql/*/bin or in PATH; install them (apt-get install postgresql) or set " + pgEnv)
-	}
-	unlock, err := pgLock(ctx)
+	dir, err := provision(ctx, nil, "PostgreSQL (initdb and postgres under /usr/lib/postgresql/*/bin or in PATH)", "postgresql", pgFindBin)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("%w (or set %s)", err, pgEnv)
 	}
-	defer unlock()
-	if dir := pgFindBin(); dir != "" { // another test binary installed it meanwhile
-		return dir, nil
-	}
-	env := append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-	lock := []string{"-o", "DPkg::Lock::Timeout=600"}
-	for _, args := range [][]string{
-		append(lock, "update"),
-		append(lock, "install", "-y", "--no-install-recommends", "postgresql"),
-	} {
-		cmd := exec.CommandContext(ctx, "apt-get", args...)
-		cmd.Env = env
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("apt-get %s: %w: %s", args[len(lock)], err, pgTail(out))
-		}
-	}
-	if dir := pgFindBin(); dir != "" {
-		return dir, nil
-	}
-	return "", errors.New("postgresql installed but no initdb under /usr/lib/postgresql/*/bin")
+	return dir, nil
 }
 
 // pgFindBin returns the bin directory of the newest PostgreSQL under
@@ -360,11 +338,6 @@ func pgFindBin() string {
 func pgIsExec(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
-}
-
-// pgLock takes a machine-wide lock for installing packages.
-func pgLock(ctx context.Context) (unlock func(), err error) {
-	return flockWait(ctx, pgLockPath)
 }
 
 // pgSweep removes the temp dirs of servers whose test binary has exited

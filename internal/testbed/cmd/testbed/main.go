@@ -7,6 +7,8 @@
 //	testbed push-app [-dir .testbed] [-kind ok|unhealthy|crash] NAME VERSION
 //	                                     push a sample app image to the bed's registry
 //	testbed image                        provision dockerd and the server image only
+//	testbed fresh-check [-keep]          run make demo and make test on a fresh machine
+//	                                     (a container; see docs/testbed.md)
 //
 // `up` leaves a background process (`testbed serve`) that serves the bed's
 // registry and removes the bed when it gets SIGTERM; its log, the SSH key,
@@ -52,7 +54,7 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: testbed up|down|status|push-app|image [flags]")
+		fmt.Fprintln(stderr, "usage: testbed up|down|status|push-app|image|fresh-check [flags]")
 		return 2
 	}
 	fs := flag.NewFlagSet("testbed "+args[0], flag.ContinueOnError)
@@ -61,6 +63,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	n := fs.Int("n", 2, "number of servers (up)")
 	cpus := fs.Float64("cpus", 0, "cap each server at this many CPUs, its containers included (up; 0: no cap)")
 	kind := fs.String("kind", "ok", "sample app behaviour: ok, unhealthy or crash (push-app)")
+	keep := fs.Bool("keep", false, "leave the fresh machine's container, volume and checkout (fresh-check)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -86,6 +89,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = pushApp(ctx, abs, *kind, fs.Args(), stdout)
 	case "image":
 		err = image(ctx, logf, stdout)
+	case "fresh-check":
+		err = testbed.FreshCheck(ctx, testbed.FreshCheckOptions{Repo: ".", Out: stdout, Logf: logf, Keep: *keep})
 	default:
 		fmt.Fprintf(stderr, "testbed: unknown command %q\n", args[0])
 		return 2
@@ -193,10 +198,6 @@ func serve(ctx context.Context, dir string, n int, cpus float64, logf testbed.Lo
 		}
 	}
 	defer report("error: testbed serve stopped")
-	if err := testbed.EnsureDocker(ctx, logf); err != nil {
-		report("error: " + err.Error())
-		return err
-	}
 	b, err := testbed.Launch(ctx, testbed.Options{Servers: n, CPUs: cpus, Dir: dir, Logf: logf, Labels: map[string]string{labelManual: "1"}})
 	if err != nil {
 		report("error: " + err.Error())
