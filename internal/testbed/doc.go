@@ -19,6 +19,12 @@
 // when provisioning fails they are skipped too, unless BOSUN_TEST_REQUIRE=1,
 // which makes them fail.
 //
+// Every other program a test, benchmark or the demo needs from the machine
+// (sshd, debootstrap, PostgreSQL, wrk) comes the same way, through
+// EnsureCommand (provision.go), the one place that runs apt-get.
+// FreshCheck (`make fresh-check`) shows that nothing else is assumed: it runs
+// the README's commands in a container that has only what a new machine has.
+//
 // The library works outside of tests too: Launch and Bed.Close return errors
 // and take a context; Start, RequireDocker and the methods taking a
 // testing.TB are thin wrappers for tests. cmd/testbed uses the former for

@@ -85,6 +85,9 @@ func EnsureDocker(ctx context.Context, logf Logf) error {
 	if err != nil {
 		return err
 	}
+	if dockerAnswers(ctx) == nil { // with systemd, the package started its service
+		return nil
+	}
 	start := time.Now()
 	exited, err := startDockerd(dockerd)
 	if err != nil {

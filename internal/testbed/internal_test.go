@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -111,4 +112,76 @@ func TestLockFile_Exclusive(t *testing.T) {
 	unlock2, err := lockFile(t.Context())
 	require.NoError(t, err, "free again after unlock")
 	unlock2()
+}
+
+func TestEnsureCommand_FindsWithoutInstalling(t *testing.T) {
+	// A program that is there is returned at once: no lock, no apt-get
+	// (the context is already cancelled, so either would fail).
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	p, err := EnsureCommand(ctx, t.Logf, "sh", "dash")
+	require.NoError(t, err)
+	require.FileExists(t, p)
+	require.Empty(t, lookCommand("bosun-no-such-program"))
+	_, err = EnsureCommand(ctx, t.Logf, "bosun-no-such-program", "bosun-no-such-package")
+	require.Error(t, err, "a missing program needs the lock and apt-get")
+}
+
+func TestFreshRecipe_TagFollowsDockerCLI(t *testing.T) {
+	cli := filepath.Join(t.TempDir(), "docker")
+	require.NoError(t, os.WriteFile(cli, []byte("cli v1"), 0o755))
+	r := freshRecipe(cli)
+	ref, err := r.ref()
+	require.NoError(t, err)
+	require.Regexp(t, `^bosun-testbed-fresh:[0-9a-f]{12}$`, ref)
+	require.NotEqual(t, serverRecipe.rootfsPath(), r.rootfsPath())
+	require.NoError(t, os.WriteFile(cli, []byte("cli v2"), 0o755))
+	ref2, err := freshRecipe(cli).ref()
+	require.NoError(t, err)
+	require.NotEqual(t, ref, ref2, "another docker CLI must not reuse the image")
+
+	// The CLI is copied in and debootstrap's sources.list replaced.
+	var in bytes.Buffer
+	tw := tar.NewWriter(&in)
+	body := "deb http://deb.debian.org/debian bookworm main\n"
+	require.NoError(t, tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "./etc/apt/sources.list", Mode: 0o644, Size: int64(len(body))}))
+	_, err = io.WriteString(tw, body)
+	require.NoError(t, err)
+	require.NoError(t, tw.Close())
+	var out bytes.Buffer
+	require.NoError(t, r.rewriteRootfs(&out, &in))
+	got, links := map[string]string{}, map[string]string{}
+	tr := tar.NewReader(&out)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err)
+		b, err := io.ReadAll(tr)
+		require.NoError(t, err)
+		require.NotContains(t, got, h.Name, "duplicate entry")
+		got[h.Name] = string(b)
+		if h.Typeflag == tar.TypeSymlink {
+			links[h.Name] = h.Linkname
+		}
+	}
+	require.Equal(t, "cli v2", got["./usr/local/bin/docker"])
+	require.NotContains(t, got["./etc/apt/sources.list"], "deb http")
+	require.Contains(t, got["./etc/apt/sources.list.d/debian.sources"], "bookworm-security")
+	// The host's links to PostgreSQL's binaries are mirrored.
+	for _, name := range []string{"initdb", "pg_ctl", "postgres"} {
+		target, err := os.Readlink("/usr/local/bin/" + name)
+		if err == nil && strings.HasPrefix(target, "/usr/lib/postgresql/") {
+			require.Equal(t, target, links["./usr/local/bin/"+name])
+		} else {
+			require.NotContains(t, got, "./usr/local/bin/"+name)
+		}
+	}
+}
+
+func TestDebianSources(t *testing.T) {
+	s := debianSources("http://deb.debian.org/debian/", "bookworm")
+	require.Contains(t, s, "URIs: http://deb.debian.org/debian/\nSuites: bookworm bookworm-updates\n")
+	require.Contains(t, s, "URIs: http://deb.debian.org/debian-security\nSuites: bookworm-security\n")
 }
