@@ -80,6 +80,13 @@ type RepoConfig struct {
 	SSHKey       string `yaml:"ssh_key"`
 	GitTokenEnv  string `yaml:"git_token_env"`
 	GitTokenFile string `yaml:"git_token_file"`
+	// Destination is the Kamal destination planned for this repository:
+	// services/NAME.DEST.yml is merged over services/NAME.yml.
+	Destination string `yaml:"destination"`
+	// ERBEnv names the environment variables that ERB lookups in its
+	// service files may read; no other variable of the daemon is visible
+	// to them.
+	ERBEnv []string `yaml:"erb_env"`
 }
 
 // LogConfig sets the log format and level.
@@ -166,6 +173,8 @@ var (
 	repoNameRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
 	forgeRepoRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$`)
 	envNameRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	// destinationRE is planner's name rule for a Kamal destination.
+	destinationRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 )
 
 // Validate reports every problem in the configuration, each naming its field.
@@ -273,6 +282,14 @@ func (c Config) Validate() error {
 		}
 		if r.GitTokenEnv != "" && r.GitTokenFile != "" {
 			add("%s: set one of git_token_env and git_token_file", at)
+		}
+		if r.Destination != "" && !destinationRE.MatchString(r.Destination) {
+			add("%s.destination: %q is not a destination name (lowercase letters, digits, '-', '_')", at, r.Destination)
+		}
+		for _, n := range r.ERBEnv {
+			if !envNameRE.MatchString(n) {
+				add("%s.erb_env: %q is not an environment variable name", at, n)
+			}
 		}
 	}
 	return errors.Join(errs...)

@@ -514,7 +514,8 @@ func (d *Daemon) plan(ctx context.Context, rr *repoRuntime, sha string, fsys fs.
 		return nil, err
 	}
 	d.log.DebugContext(ctx, "applied state read", "repo", rr.cfg.Name, "targets", len(applied), "took", time.Since(t0))
-	return d.planner(key, requireSecrets).Plan(ctx, fsys, planner.Input{Repo: rr.cfg.Name, Commit: sha, Applied: applied, Holds: holds})
+	return d.planner(key, requireSecrets).Plan(ctx, fsys, planner.Input{Repo: rr.cfg.Name, Commit: sha, Applied: applied, Holds: holds,
+		Destination: rr.cfg.Destination, ERBEnv: planner.ERBEnvFrom(d.deps.Getenv, rr.cfg.ERBEnv)})
 }
 
 // planner returns the daemon's planner for deploys (secrets required) or

@@ -62,6 +62,9 @@ func TestPlan_Golden(t *testing.T) {
 			in := planner.Input{Repo: "fleet", Commit: "0123456789abcdef0123456789abcdef01234567"}
 			readJSON(t, filepath.Join(dir, "applied.json"), &in.Applied)
 			readJSON(t, filepath.Join(dir, "holds.json"), &in.Holds)
+			if b, err := os.ReadFile(filepath.Join(dir, "destination")); err == nil {
+				in.Destination = strings.TrimSpace(string(b))
+			}
 			p := planner.New(planner.Config{Secrets: goldenSecrets(t, dir), SecretKey: goldenKey})
 			plan, err := p.Plan(t.Context(), os.DirFS(filepath.Join(dir, "repo")), in)
 			if _, statErr := os.Stat(filepath.Join(dir, "want.err")); statErr == nil || *update && err != nil {

@@ -1,7 +1,6 @@
 package planner
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -131,55 +130,91 @@ type BlobHashFS interface {
 
 func (l *loader) loadServiceFile(src fs.FS, file string, cached map[fileKey]*fileResult, tkey []byte) (*fileResult, fileKey) {
 	var r report
-	if bh, ok := src.(BlobHashFS); ok {
-		if blob, ok := bh.BlobHash(file); ok {
-			// Whether the file uses a template is unknown before reading it,
-			// so the key always covers the templates.
-			h := sha256.New()
-			h.Write([]byte(file))
-			h.Write([]byte{0, 'b'})
-			h.Write([]byte(blob))
-			h.Write(tkey)
-			var key fileKey
-			h.Sum(key[:0])
-			if fr, ok := cached[key]; ok {
-				return fr, key
-			}
-			data, err := fs.ReadFile(src, file)
-			if err != nil {
-				r.errs = append(r.errs, &ConfigError{File: file, Msg: fmt.Sprintf("cannot read the file: %v", err)})
-				return &fileResult{errs: r.errs}, fileKey{}
-			}
-			defs := l.parseServiceFile(file, data, &r)
-			return &fileResult{defs: defs, errs: r.errs, note: r.notices}, key
-		}
+	destFile := ""
+	if l.in.Destination != "" {
+		destFile = destinationFile(file, l.in.Destination, func(f string) bool { _, err := fs.Stat(src, f); return err == nil })
 	}
-	data, err := fs.ReadFile(src, file)
-	if err != nil {
-		r.errs = append(r.errs, &ConfigError{File: file, Msg: fmt.Sprintf("cannot read the file: %v", err)})
+	// The key covers the file (and its destination file) by blob hash when
+	// the source knows it, else by content; the templates, since whether the
+	// file uses one is unknown before reading it; the destination; and the
+	// ERB values.
+	h := sha256.New()
+	keyPart := func(f string) (data []byte, ok bool) {
+		h.Write([]byte(f))
+		if bh, isBH := src.(BlobHashFS); isBH {
+			if blob, ok := bh.BlobHash(f); ok {
+				h.Write([]byte{0, 'b'})
+				h.Write([]byte(blob))
+				return nil, true
+			}
+		}
+		data, err := fs.ReadFile(src, f)
+		if err != nil {
+			r.errs = append(r.errs, &ConfigError{File: f, Msg: fmt.Sprintf("cannot read the file: %v", err)})
+			return nil, false
+		}
+		h.Write([]byte{0})
+		h.Write(data)
+		return data, true
+	}
+	data, ok := keyPart(file)
+	if !ok {
 		return &fileResult{errs: r.errs}, fileKey{}
 	}
-	h := sha256.New()
-	h.Write([]byte(file))
-	h.Write([]byte{0})
-	h.Write(data)
-	if bytes.Contains(data, []byte("template")) {
-		h.Write(tkey)
+	var destData []byte
+	if destFile != "" {
+		if destData, ok = keyPart(destFile); !ok {
+			return &fileResult{errs: r.errs}, fileKey{}
+		}
+	}
+	h.Write(tkey)
+	h.Write([]byte("\x00dest\x00" + l.in.Destination))
+	for _, k := range mapKeys(l.in.ERBEnv) {
+		h.Write([]byte("\x00erb\x00" + k + "\x00" + l.in.ERBEnv[k]))
 	}
 	var key fileKey
 	h.Sum(key[:0])
 	if fr, ok := cached[key]; ok {
 		return fr, key
 	}
-	defs := l.parseServiceFile(file, data, &r)
+	read := func(f string, data []byte) ([]byte, bool) {
+		if data != nil {
+			return data, true
+		}
+		data, err := fs.ReadFile(src, f)
+		if err != nil {
+			r.errs = append(r.errs, &ConfigError{File: f, Msg: fmt.Sprintf("cannot read the file: %v", err)})
+			return nil, false
+		}
+		return data, true
+	}
+	if data, ok = read(file, data); !ok {
+		return &fileResult{errs: r.errs}, fileKey{}
+	}
+	if destFile != "" {
+		if destData, ok = read(destFile, destData); !ok {
+			return &fileResult{errs: r.errs}, fileKey{}
+		}
+	}
+	defs := l.parseServiceFile(file, data, destFile, destData, &r)
 	return &fileResult{defs: defs, errs: r.errs, note: r.notices}, key
 }
 
-func (l *loader) parseServiceFile(file string, data []byte, r *report) []*svcDef {
+func (l *loader) parseServiceFile(file string, data []byte, destFile string, destData []byte, r *report) []*svcDef {
 	d := newDoc(file, r)
-	root := d.parse(data)
+	d.destination = l.in.Destination
+	root := d.parse(renderERB(d, data, l.in.ERBEnv))
 	if root == nil {
 		return nil
+	}
+	if destFile != "" {
+		dd := newDoc(destFile, r)
+		over := dd.parse(renderERB(dd, destData, l.in.ERBEnv))
+		if over == nil {
+			return nil
+		}
+		d.markFile(over, destFile)
+		root = &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{mergeDestination(d, root, over)}}
 	}
 	var s *svcDef
 	if isTemplated(d.deref(root)) {
@@ -215,7 +250,8 @@ func sortWarnings(pl *Plan) {
 	slices.Sort(pl.ReleasedHolds)
 }
 
-// serviceFiles lists services/*.yml and services/*.yaml, sorted.
+// serviceFiles lists services/*.yml and services/*.yaml, sorted, without
+// the destination files (NAME.DEST.yml next to NAME.yml).
 func serviceFiles(src fs.FS) ([]string, error) {
 	ents, err := fs.ReadDir(src, "services")
 	if err != nil {
@@ -224,11 +260,17 @@ func serviceFiles(src fs.FS) ([]string, error) {
 		}
 		return nil, err
 	}
-	var out []string
+	all := map[string]bool{}
 	for _, e := range ents {
 		n := e.Name()
 		if !e.IsDir() && (strings.HasSuffix(n, ".yml") || strings.HasSuffix(n, ".yaml")) {
-			out = append(out, "services/"+n)
+			all["services/"+n] = true
+		}
+	}
+	var out []string
+	for f := range all {
+		if !isDestinationFile(f, all) {
+			out = append(out, f)
 		}
 	}
 	slices.Sort(out)

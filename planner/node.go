@@ -23,6 +23,11 @@ type doc struct {
 	// budget bounds the work of resolving aliases and merge keys, so that a
 	// small file cannot make the loader walk an exponential tree.
 	budget int
+	// nodeFile names the file of nodes that come from another file than
+	// file: a destination file merged over the service file.
+	nodeFile map[*yaml.Node]string
+	// destination is the Kamal destination the file is read for ("": none).
+	destination string
 }
 
 type renderedFrom struct {
@@ -46,8 +51,12 @@ func (d *doc) notef(n *yaml.Node, format string, a ...any) {
 
 func (d *doc) at(n *yaml.Node, msg string) *ConfigError {
 	line, col := 0, 0
+	file := d.file
 	if n != nil {
 		line, col = n.Line, n.Column
+		if f := d.nodeFile[n]; f != "" {
+			file = f
+		}
 	}
 	if d.via != nil {
 		if vn := d.via.varFor(n); vn != nil {
@@ -57,7 +66,7 @@ func (d *doc) at(n *yaml.Node, msg string) *ConfigError {
 		return &ConfigError{File: d.file, Line: d.via.line, Col: d.via.col,
 			Msg: fmt.Sprintf("%s (in the output of %s, line %d column %d)", msg, d.via.template, line, col)}
 	}
-	return &ConfigError{File: d.file, Line: line, Col: col, Msg: msg}
+	return &ConfigError{File: file, Line: line, Col: col, Msg: msg}
 }
 
 // varFor finds the var whose scalar value the rendered node n shows, so that

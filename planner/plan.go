@@ -2,6 +2,7 @@ package planner
 
 import (
 	"context"
+	"errors"
 	"io/fs"
 	"log/slog"
 )
@@ -43,6 +44,14 @@ type Input struct {
 	Repo, Commit string
 	Applied      []Applied // the applied state of Repo
 	Holds        []Hold    // services held at a version (bosun rollback)
+	// Destination is the Kamal destination to plan: each
+	// services/NAME.DEST.yml is deep-merged over services/NAME.yml, as
+	// `kamal deploy -d DEST` does. "" plans the base files alone.
+	Destination string
+	// ERBEnv holds the environment variables that ERB lookups in service
+	// files (<%= ENV["NAME"] %>) may read: the operator's list with its
+	// values, never the daemon's whole environment.
+	ERBEnv map[string]string
 }
 
 // Hold keeps a service at Version: automatic deploys do not change it.
@@ -66,6 +75,7 @@ func (a Action) String() string { return string(a) }
 // Plan is what applying one commit would do, per target.
 type Plan struct {
 	Repo, Commit string
+	Destination  string          // the Kamal destination planned ("": none)
 	Changes      []Change        // one per target, sorted by service, role, host
 	Services     []Service       // rollout policy per service in the desired config, sorted by name
 	Hosts        map[string]Host // connection details of every host a change names (when known)
@@ -142,6 +152,11 @@ func (p *Planner) Plan(ctx context.Context, src fs.FS, in Input) (*Plan, error) 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if in.Destination != "" {
+		if msg := checkDestination(in.Destination); msg != "" {
+			return nil, errors.New(msg)
+		}
+	}
 	l := &loader{cfg: &p.cfg, in: &in, r: &report{}, cache: &p.cache}
 	desired, err := l.load(ctx, src)
 	if err != nil {
@@ -153,7 +168,7 @@ func (p *Planner) Plan(ctx context.Context, src fs.FS, in Input) (*Plan, error) 
 		return nil, errs
 	}
 	pl := diffState(desired, &in)
-	pl.Repo, pl.Commit = in.Repo, in.Commit
+	pl.Repo, pl.Commit, pl.Destination = in.Repo, in.Commit, in.Destination
 	pl.Notices = notices
 	pl.Warnings = append(pl.Warnings, l.warnings...)
 	sortWarnings(pl)

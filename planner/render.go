@@ -78,7 +78,11 @@ func versionText(c Change) string {
 func (pl *Plan) WriteTo(w io.Writer) (int64, error) {
 	var b bytes.Buffer
 	c := pl.counts()
-	fmt.Fprintf(&b, "Plan for %s at %s: %s.\n", pl.Repo, shortSHA(pl.Commit), c)
+	dest := ""
+	if pl.Destination != "" {
+		dest = " (destination " + pl.Destination + ")"
+	}
+	fmt.Fprintf(&b, "Plan for %s%s at %s: %s.\n", pl.Repo, dest, shortSHA(pl.Commit), c)
 	var quiet []string
 	for _, g := range pl.serviceGroups() {
 		if !groupChanges(g) {
@@ -159,7 +163,11 @@ func (pl *Plan) WriteMarkdown(w io.Writer) error {
 	default:
 		fmt.Fprintf(&b, "**bosun plan: %d targets to change.**", n)
 	}
-	fmt.Fprintf(&b, " %s — `%s` at `%s`\n", c, mdCode(pl.Repo), mdCode(shortSHA(pl.Commit)))
+	dest := ""
+	if pl.Destination != "" {
+		dest = " (destination `" + mdCode(pl.Destination) + "`)"
+	}
+	fmt.Fprintf(&b, " %s — `%s`%s at `%s`\n", c, mdCode(pl.Repo), dest, mdCode(shortSHA(pl.Commit)))
 	var quiet []string
 	for _, g := range pl.serviceGroups() {
 		if !groupChanges(g) {
@@ -278,6 +286,7 @@ type planJSON struct {
 	SchemaVersion int               `json:"schema_version"`
 	Repo          string            `json:"repo"`
 	Commit        string            `json:"commit"`
+	Destination   string            `json:"destination"`
 	Summary       summaryJSON       `json:"summary"`
 	Changes       []changeJSON      `json:"changes"`
 	Services      []serviceJSON     `json:"services"`
@@ -335,7 +344,7 @@ type hostJS struct {
 func (pl *Plan) MarshalJSON() ([]byte, error) {
 	c := pl.counts()
 	doc := planJSON{
-		SchemaVersion: 1, Repo: pl.Repo, Commit: pl.Commit,
+		SchemaVersion: 1, Repo: pl.Repo, Commit: pl.Commit, Destination: pl.Destination,
 		Summary: summaryJSON{c.create, c.update, c.remove, c.unchanged, c.held},
 		Changes: []changeJSON{}, Services: []serviceJSON{}, HostsJSON: map[string]hostJS{},
 		ReleasedHolds: nonNil(pl.ReleasedHolds), Warnings: nonNil(pl.Warnings), Notices: nonNil(pl.Notices),

@@ -96,25 +96,24 @@ var serviceKeys = []string{
 	"service", "image", "servers", "registry", "env", "proxy", "volumes", "labels",
 	"logging", "healthcheck", "boot", "retain_containers", "readiness_delay",
 	"deploy_timeout", "drain_timeout", "stop_timeout", "primary_role", "accessories",
-	"ssh", "x-bosun",
+	"ssh", "x-bosun", "require_destination",
 }
 
 const buildOnly = "a Kamal build or CLI setting; bosun deploys images that are already built"
 
 var serviceIgnored = map[string]string{
-	"builder":             buildOnly,
-	"hooks_path":          "bosun runs no local hooks",
-	"hooks_output":        "bosun runs no local hooks",
-	"aliases":             "a Kamal CLI setting",
-	"asset_path":          "bosun does not bridge assets between versions",
-	"error_pages_path":    "bosun's proxy serves its own error pages",
-	"secrets_path":        "bosun reads secrets from its environment and secrets files",
-	"require_destination": "bosun has no destinations",
-	"minimum_version":     "a Kamal CLI setting",
-	"sshkit":              "bosun manages its own SSH connections",
-	"output":              "bosun logs through its daemon",
-	"run_directory":       "bosun keeps no files on servers",
-	"allow_empty_roles":   "bosun requires hosts for every role",
+	"builder":           buildOnly,
+	"hooks_path":        "bosun runs no local hooks",
+	"hooks_output":      "bosun runs no local hooks",
+	"aliases":           "a Kamal CLI setting",
+	"asset_path":        "bosun does not bridge assets between versions",
+	"error_pages_path":  "bosun's proxy serves its own error pages",
+	"secrets_path":      "bosun reads secrets from its environment and secrets files",
+	"minimum_version":   "a Kamal CLI setting",
+	"sshkit":            "bosun manages its own SSH connections",
+	"output":            "bosun logs through its daemon",
+	"run_directory":     "bosun keeps no files on servers",
+	"allow_empty_roles": "bosun requires hosts for every role",
 }
 
 var roleKeys = []string{"hosts", "cmd", "env", "options", "labels", "logging", "proxy", "stop_timeout"}
@@ -166,6 +165,11 @@ func parseService(d *doc, root *yaml.Node) *svcDef {
 	}
 	if n, ok := fs["registry"]; ok {
 		s.registry = d.registry(n, "registry")
+	}
+	if n, ok := fs["require_destination"]; ok {
+		if b, ok := d.boolean(n, "require_destination"); ok && b && d.destination == "" {
+			d.errf(d.deref(n), "this file needs a destination (require_destination: true): plan it with --destination NAME, or set destination: in the daemon config's repo entry")
+		}
 	}
 	s.primaryRole = "web"
 	if n, ok := fs["primary_role"]; ok {

@@ -145,7 +145,9 @@ func planFromStore(ctx context.Context, st state.Store, secrets planner.SecretSo
 		return nil, err
 	}
 	p := planner.New(planner.Config{Secrets: secrets, SecretKey: key, RequireSecrets: requireSecrets})
-	return p.Plan(ctx, c.fsys, planner.Input{Repo: repo, Commit: c.sha, Applied: applied, Holds: holds})
+	in := c.input(repo)
+	in.Applied, in.Holds = applied, holds
+	return p.Plan(ctx, c.fsys, in)
 }
 
 // confirm asks a yes/no question on the terminal. Without a terminal on

@@ -25,6 +25,8 @@ type repoFlags struct {
 	repo, ref, path, name string
 	worktree              bool
 	secretFiles           stringList
+	destination           string
+	erbEnv                stringList
 }
 
 func (rf *repoFlags) register(fs flagSet) {
@@ -34,6 +36,8 @@ func (rf *repoFlags) register(fs flagSet) {
 	fs.StringVar(&rf.name, "name", "", "the repository's `name` in the state store (default: the last element of --repo, without .git)")
 	fs.BoolVar(&rf.worktree, "worktree", false, "read the working tree of a local repository instead of a commit (uncommitted files included)")
 	fs.Var(&rf.secretFiles, "secrets-file", "dotenv `file` of secret values (repeatable; the environment is read first, then these files in order)")
+	fs.StringVar(&rf.destination, "destination", "", "Kamal `destination`: merge services/NAME.DEST.yml over services/NAME.yml (as kamal -d DEST)")
+	fs.Var(&rf.erbEnv, "erb-env", "environment variable `NAME` that ERB lookups (<%= ENV[\"NAME\"] %>) in service files may read (repeatable; no other is visible)")
 }
 
 // repoName is the name a repository is stored under: --name, else the last
@@ -58,10 +62,18 @@ func (rf *repoFlags) repoName() string {
 	return src
 }
 
-// commit is one config revision read from a repository.
+// commit is one config revision read from a repository, and how to read
+// its Kamal files.
 type commit struct {
 	fsys fs.FS
 	sha  string // "worktree" for --worktree
+	dest string
+	erb  map[string]string
+}
+
+// input is the planner input for c in repository repo.
+func (c commit) input(repo string) planner.Input {
+	return planner.Input{Repo: repo, Commit: c.sha, Destination: c.dest, ERBEnv: c.erb}
 }
 
 // open opens the repository and reads ref (or the working tree).
@@ -81,6 +93,7 @@ func (rf *repoFlags) load(ctx context.Context, e env) (planner.SecretSource, *wa
 		return nil, nil, commit{}, err
 	}
 	c, err := rf.read(repo, rf.ref, rf.worktree)
+	c.dest, c.erb = rf.destination, planner.ERBEnvFrom(e.getenv, rf.erbEnv)
 	return secrets, repo, c, err
 }
 
@@ -127,7 +140,7 @@ error as file:line:col).`, e)
 		return 1, err
 	}
 
-	in := planner.Input{Repo: rf.repoName(), Commit: head.sha}
+	in := head.input(rf.repoName())
 	var key []byte
 	if *base != "" {
 		// Both sides are hashed in this process: any key compares them.
@@ -137,6 +150,7 @@ error as file:line:col).`, e)
 		if err != nil {
 			return 1, fmt.Errorf("base: %w", err)
 		}
+		baseCommit.dest, baseCommit.erb = head.dest, head.erb
 		applied, err := describedState(ctx, planner.Config{Secrets: secrets, SecretKey: key}, baseCommit, in.Repo)
 		if err != nil {
 			return 1, fmt.Errorf("base %s: %w", *base, err)
@@ -186,7 +200,7 @@ error as file:line:col).`, e)
 // describedState is the applied state a commit describes: every target it
 // declares, as if it had been applied.
 func describedState(ctx context.Context, cfg planner.Config, c commit, repo string) ([]planner.Applied, error) {
-	plan, err := planner.New(cfg).Plan(ctx, c.fsys, planner.Input{Repo: repo, Commit: c.sha})
+	plan, err := planner.New(cfg).Plan(ctx, c.fsys, c.input(repo))
 	if err != nil {
 		return nil, err
 	}

@@ -35,8 +35,9 @@ Exits 1 when a server cannot be reached.`, e)
 	if err != nil {
 		return 1, err
 	}
+	c.dest, c.erb = rf.destination, planner.ERBEnvFrom(e.getenv, rf.erbEnv)
 	// The config's hosts; secrets and applied state do not matter here.
-	plan, err := planner.New(planner.Config{SecretKey: []byte("status")}).Plan(ctx, c.fsys, planner.Input{Repo: rf.repoName(), Commit: c.sha})
+	plan, err := planner.New(planner.Config{SecretKey: []byte("status")}).Plan(ctx, c.fsys, c.input(rf.repoName()))
 	if err != nil {
 		return 1, printConfigErrors(e, err)
 	}

@@ -20,6 +20,9 @@ services/*.yml and templates/*.yml.tmpl. Prints nothing and exits 0 when the
 config is valid; otherwise prints every error as "file:line:col: message" and
 exits 1. Keys that bosun accepts but ignores (Kamal's build-only keys) are
 reported as notices on stderr. Secrets are not resolved.`, e)
+	dest := fs.String("destination", "", "Kamal `destination`: merge services/NAME.DEST.yml over services/NAME.yml (as kamal -d DEST)")
+	var erbEnv stringList
+	fs.Var(&erbEnv, "erb-env", "environment variable `NAME` that ERB lookups (<%= ENV[\"NAME\"] %>) in service files may read (repeatable; no other is visible)")
 	if code, err := parseFlags(fs, args, e); code >= 0 {
 		return code, err
 	}
@@ -36,7 +39,7 @@ reported as notices on stderr. Secrets are not resolved.`, e)
 		return 1, fmt.Errorf("%s is not a folder", dir)
 	}
 	p := planner.New(planner.Config{SecretKey: []byte("validate")})
-	plan, err := p.Plan(ctx, os.DirFS(dir), planner.Input{Repo: dir})
+	plan, err := p.Plan(ctx, os.DirFS(dir), planner.Input{Repo: dir, Destination: *dest, ERBEnv: planner.ERBEnvFrom(e.getenv, erbEnv)})
 	var cerrs planner.ConfigErrors
 	if errors.As(err, &cerrs) {
 		for _, ce := range cerrs {

@@ -1,0 +1,144 @@
+package planner_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/bosunhq/bosun/planner"
+)
+
+// planIn plans files with in (Repo and Commit filled in).
+func planIn(t *testing.T, files map[string]string, in planner.Input) (*planner.Plan, planner.ConfigErrors) {
+	t.Helper()
+	fsys := fstest.MapFS{}
+	if _, ok := files["fleet.yml"]; !ok {
+		fsys["fleet.yml"] = &fstest.MapFile{Data: []byte(testFleet)}
+	}
+	for name, body := range files {
+		fsys[name] = &fstest.MapFile{Data: []byte(body)}
+	}
+	in.Repo, in.Commit = "r", "c"
+	plan, err := planner.New(planner.Config{SecretKey: []byte("k")}).Plan(t.Context(), fsys, in)
+	if err == nil {
+		return plan, nil
+	}
+	var cerrs planner.ConfigErrors
+	require.True(t, errors.As(err, &cerrs), "want ConfigErrors, got %v", err)
+	return nil, cerrs
+}
+
+func TestERB_ENVLookups(t *testing.T) {
+	t.Parallel()
+	file := `service: app
+image: <%= ENV["IMAGE"] %>
+servers:
+  - <%= ENV.fetch('HOST') %>
+env:
+  clear:
+    REGION: <%= ENV.fetch("REGION", "eu-west") %>
+    ZONE: "<%= ENV.fetch('ZONE', 'a') %>-1"
+    <%# an ERB comment %>
+# <%= %x(ignored in a YAML comment) %>
+`
+	plan, errs := planIn(t, map[string]string{"services/app.yml": file}, planner.Input{
+		ERBEnv: map[string]string{"IMAGE": "ghcr.io/acme/app:1.0", "HOST": "10.0.0.7", "ZONE": "b"}})
+	require.Nil(t, errs)
+	s := spec(t, plan, "app/web@10.0.0.7")
+	require.Equal(t, "ghcr.io/acme/app:1.0", s.Image)
+	require.Equal(t, map[string]string{"REGION": "eu-west", "ZONE": "b-1"}, s.Env)
+}
+
+func TestERB_Refusals(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct{ line, want string }{
+		"shell":         {"    A: <%= %x(./password.sh) %>", "services/app.yml:6:8: ERB is not run; only ENV lookups are supported"},
+		"backticks":     {"    A: <%= `git describe`.strip %>", "services/app.yml:6:8: ERB is not run"},
+		"if":            {"    <% if ENV['X'] %>", "services/app.yml:6:5: ERB is not run"},
+		"other ruby":    {"    A: <%= File.read('.ruby-version').strip %>", "services/app.yml:6:8: ERB is not run"},
+		"method on ENV": {"    A: <%= ENV['X'].upcase %>", "services/app.yml:6:8: ERB is not run"},
+		// The daemon's own environment is never visible: only listed names.
+		"unlisted":  {"    A: <%= ENV['BOSUN_WEBHOOK_SECRET'] %>", "services/app.yml:6:8: ERB: BOSUN_WEBHOOK_SECRET is not available"},
+		"multiline": {"    A: <%= ENV['MULTI'] %>", "ERB: the value of MULTI has a line break"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			file := "service: app\nimage: ghcr.io/acme/app:1.0\nservers: [web-1]\nenv:\n  clear:\n" + tc.line + "\n"
+			_, errs := planIn(t, map[string]string{"services/app.yml": file},
+				planner.Input{ERBEnv: map[string]string{"MULTI": "a\nb: c"}})
+			require.NotNil(t, errs)
+			require.Len(t, errs, 1, "one clear error, not unrelated YAML errors: %v", errs)
+			require.Contains(t, errs.Error(), tc.want)
+		})
+	}
+}
+
+func TestERBEnvFrom_OnlyListedNames(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"A": "1", "SECRET": "x", "EMPTY": ""}
+	got := planner.ERBEnvFrom(func(k string) string { return env[k] }, []string{"A", "EMPTY", "MISSING"})
+	require.Equal(t, map[string]string{"A": "1"}, got)
+}
+
+func TestDestination_DeepMerge(t *testing.T) {
+	t.Parallel()
+	base := `service: app
+image: ghcr.io/acme/app:1.0
+servers:
+  web:
+    hosts: [web-1]
+    options: {memory: 1g}
+env:
+  clear: {RAILS_ENV: production, A: base}
+proxy:
+  host: app.example.com
+  app_port: 3000
+`
+	staging := `servers:
+  web:
+    hosts: [web-2]
+env:
+  clear: {RAILS_ENV: staging}
+proxy:
+  host: staging.example.com
+`
+	files := map[string]string{"services/app.yml": base, "services/app.staging.yml": staging}
+
+	plan, errs := planIn(t, files, planner.Input{Destination: "staging"})
+	require.Nil(t, errs)
+	require.Len(t, plan.Changes, 1)
+	s := spec(t, plan, "app/web@web-2")
+	// Maps merge key by key; lists and scalars are replaced.
+	require.Equal(t, map[string]string{"RAILS_ENV": "staging", "A": "base"}, s.Env)
+	require.Equal(t, "1g", s.Options.Memory)
+	require.Equal(t, []string{"staging.example.com"}, s.Proxy.Hosts)
+	require.Equal(t, 3000, s.Proxy.AppPort)
+
+	// Without a destination the base plans alone; the destination file is
+	// not a service of its own.
+	plan, errs = planIn(t, files, planner.Input{})
+	require.Nil(t, errs)
+	require.Len(t, plan.Changes, 1)
+	spec(t, plan, "app/web@web-1")
+
+	// An error in the destination file is reported there.
+	files["services/app.staging.yml"] = "servers:\n  web:\n    hosts: [web-9]\n"
+	_, errs = planIn(t, files, planner.Input{Destination: "staging"})
+	require.NotNil(t, errs)
+	require.True(t, strings.HasPrefix(errs.Error(), "services/app.staging.yml:3:13: role web: unknown host \"web-9\""), errs.Error())
+}
+
+func TestDestination_Required(t *testing.T) {
+	t.Parallel()
+	files := map[string]string{"services/app.yml": svc("require_destination: true\n")}
+	_, errs := planIn(t, files, planner.Input{})
+	require.ErrorContains(t, errs, "services/app.yml:4:22: this file needs a destination")
+	files["services/app.prod.yml"] = "env: {A: b}\n"
+	_, errs = planIn(t, files, planner.Input{Destination: "prod"})
+	require.Nil(t, errs)
+	_, err := planner.New(planner.Config{}).Plan(t.Context(), fstest.MapFS{}, planner.Input{Destination: "../x"})
+	require.ErrorContains(t, err, "is not a valid name")
+}
