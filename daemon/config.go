@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/bosunhq/bosun/planner"
+	"github.com/bosunhq/bosun/state"
 )
 
 // Config is the daemon's configuration file (bosun.yaml). Secrets never
@@ -62,9 +65,19 @@ type ForgeConfig struct {
 }
 
 // SecretsConfig says where the values of services' env.secret names come
-// from: the daemon's environment, then these dotenv files.
+// from: these dotenv files, then the environment variables named in Env or
+// starting with EnvPrefix. Nothing else of the daemon's environment is a
+// service secret: a pull request must not be able to name the daemon's own
+// credentials.
 type SecretsConfig struct {
-	Files []string `yaml:"files"`
+	Files     []string `yaml:"files"`
+	Env       []string `yaml:"env"`
+	EnvPrefix string   `yaml:"env_prefix"`
+}
+
+// Sources is the planner's view of c.
+func (c SecretsConfig) Sources() planner.SecretSources {
+	return planner.SecretSources{Files: c.Files, Env: c.Env, EnvPrefix: c.EnvPrefix}
 }
 
 // RepoConfig is one watched config repository.
@@ -186,7 +199,7 @@ func (c Config) Validate() error {
 		add("listen: %q is not host:port", c.Listen)
 	}
 	if !strings.HasPrefix(c.State, "sqlite:") && !strings.HasPrefix(c.State, "postgres://") && !strings.HasPrefix(c.State, "postgresql://") {
-		add("state: %q is neither sqlite:PATH nor postgres://…", redactDSN(c.State))
+		add("state: %q is neither sqlite:PATH nor postgres://…", state.Redact(c.State))
 	}
 	if strings.HasPrefix(c.State, "postgres") {
 		if u, err := url.Parse(c.State); err == nil && u.User != nil {
@@ -229,6 +242,35 @@ func (c Config) Validate() error {
 		}
 	default:
 		add("forge.kind: %q is not supported (use github or none)", c.Forge.Kind)
+	}
+	own := map[string]string{} // the daemon's own credentials, by variable
+	if c.Webhook.SecretEnv != "" {
+		own[c.Webhook.SecretEnv] = "webhook.secret_env"
+	}
+	if c.Forge.TokenEnv != "" {
+		own[c.Forge.TokenEnv] = "forge.token_env"
+	}
+	for i, r := range c.Repos {
+		if r.GitTokenEnv != "" {
+			own[r.GitTokenEnv] = fmt.Sprintf("repos[%d].git_token_env", i)
+		}
+	}
+	for _, name := range c.Secrets.Env {
+		if !envNameRE.MatchString(name) {
+			add("secrets.env: %q is not an environment variable name", name)
+		} else if field, ok := own[name]; ok {
+			add("secrets.env: %s is the daemon's own credential (%s): services must not read it", name, field)
+		}
+	}
+	if p := c.Secrets.EnvPrefix; p != "" {
+		if !envNameRE.MatchString(p) {
+			add("secrets.env_prefix: %q is not the start of an environment variable name", p)
+		}
+		for name, field := range own {
+			if strings.HasPrefix(name, p) {
+				add("secrets.env_prefix: %q covers %s, the daemon's own credential (%s): choose a prefix only services' secrets have", p, name, field)
+			}
+		}
 	}
 	if c.SSH.Concurrency < 0 {
 		add("ssh.concurrency: must not be negative")
@@ -293,18 +335,6 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// redactDSN hides a password in a DSN, for error messages.
-func redactDSN(dsn string) string {
-	u, err := url.Parse(dsn)
-	if err != nil || u.User == nil {
-		return dsn
-	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	return u.String()
 }
 
 // ReadSecret returns the secret named by an environment variable or a file

@@ -61,6 +61,9 @@ func TestParseConfig_errors(t *testing.T) {
 		{"bad forge repo", "repos: [{name: a, url: /x, forge_repo: acme}]\n", "forge_repo"},
 		{"no repos", "repos: []\n", "at least one"},
 		{"negative concurrency", "ssh: {key: /k, concurrency: -1}\n", "ssh.concurrency"},
+		{"webhook secret as a service secret", "webhook: {secret_env: BOSUN_WEBHOOK_SECRET}\nsecrets: {env: [BOSUN_WEBHOOK_SECRET]}\n", "the daemon's own credential (webhook.secret_env)"},
+		{"prefix covering the forge token", "forge: {kind: github, token_env: GITHUB_TOKEN}\nsecrets: {env_prefix: GITHUB_}\n", "covers GITHUB_TOKEN"},
+		{"bad secrets env name", "secrets: {env: [\"A-B\"]}\n", "secrets.env"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// Later keys of a YAML mapping may not repeat earlier ones, so

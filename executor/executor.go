@@ -705,7 +705,7 @@ func isNotFound(err error) bool { return errdefs.IsNotFound(err) }
 func redact(msg string, secretValues []string) string {
 	for _, v := range secretValues {
 		if len(v) >= 3 {
-			msg = strings.ReplaceAll(msg, v, "[REDACTED]")
+			msg = strings.ReplaceAll(msg, v, planner.RedactedText)
 		}
 	}
 	return msg

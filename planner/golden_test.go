@@ -28,7 +28,7 @@ func goldenSecrets(t *testing.T, dir string) planner.SecretSource {
 	if _, err := os.Stat(filepath.Join(dir, "secrets.env")); err == nil {
 		files = append(files, filepath.Join(dir, "secrets.env"))
 	}
-	src, err := planner.LoadSecrets(nil, files)
+	src, err := planner.LoadSecrets(nil, planner.SecretSources{Files: files})
 	require.NoError(t, err)
 	return src
 }
@@ -111,7 +111,7 @@ func TestExamples_Plan(t *testing.T) {
 	dir := filepath.Join("..", "examples")
 	secrets, err := planner.LoadSecrets(func(name string) string {
 		return "example-" + strings.ToLower(name)
-	}, nil)
+	}, planner.SecretSources{AllEnv: true})
 	require.NoError(t, err)
 	p := planner.New(planner.Config{Secrets: secrets, SecretKey: goldenKey, RequireSecrets: true})
 	plan, err := p.Plan(t.Context(), os.DirFS(dir), planner.Input{Repo: "examples", Commit: "0000000000000000000000000000000000000000"})

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 )
 
 // SecretSource resolves secret names to values. Implementations must not
@@ -17,38 +18,84 @@ type SecretSource interface {
 	LookupSecret(name string) (value string, ok bool)
 }
 
-// secretMap is the SecretSource LoadSecrets returns.
-type secretMap struct {
+// RedactedText is the one placeholder bosun writes where it hides a value:
+// secret values in deploy statuses and executor errors, passwords in DSNs
+// and URLs.
+const RedactedText = "[redacted]"
+
+// SecretSources names where the values of services' env.secret names come
+// from. Nothing else is read: a name that none of them holds is not set.
+type SecretSources struct {
+	Files     []string // dotenv files; a later file wins over an earlier one, and files win over the environment
+	Env       []string // environment variables, by exact name
+	EnvPrefix string   // and every environment variable whose name starts with this
+	// AllEnv makes every environment variable a secret. Only for the CLI,
+	// whose environment is the operator's own shell; never for the daemon,
+	// whose environment holds its own credentials.
+	AllEnv bool
+}
+
+// Secrets is the SecretSource LoadSecrets returns. It remembers each value
+// it hands out (of 4 bytes or more), so that Redact can strip them from
+// text that leaves the process. Safe for concurrent use.
+type Secrets struct {
 	getenv func(string) string
+	from   SecretSources
+	env    map[string]bool
 	files  map[string]string
+
+	mu   sync.Mutex
+	seen map[string]bool
 }
 
-func (s *secretMap) LookupSecret(name string) (string, bool) {
-	if v, ok := s.files[name]; ok {
-		return v, true
+// LookupSecret returns the value of a secret name from the configured
+// sources: the files, then the environment variables the sources allow (an
+// empty variable counts as unset).
+func (s *Secrets) LookupSecret(name string) (string, bool) {
+	v, ok := s.files[name]
+	if !ok && s.getenv != nil && (s.from.AllEnv || s.env[name] || (s.from.EnvPrefix != "" && strings.HasPrefix(name, s.from.EnvPrefix))) {
+		v = s.getenv(name)
+		ok = v != ""
 	}
-	if s.getenv != nil {
-		if v := s.getenv(name); v != "" {
-			return v, true
-		}
+	if ok && len(v) >= 4 { // shorter values would redact ordinary words
+		s.mu.Lock()
+		s.seen[v] = true
+		s.mu.Unlock()
 	}
-	return "", false
+	return v, ok
 }
 
-// LoadSecrets returns the secrets of the process environment (getenv, may
-// be nil) and of dotenv files. Lookup order: the files, the last file that
-// defines a name winning, then the environment (an empty variable counts as
-// unset). So files given explicitly override the ambient environment, and
-// later files override earlier ones, as Kamal's secrets files do.
+// Redact replaces every secret value looked up so far with RedactedText.
+// It is for text that may echo a value the config did not write (server
+// output in a deploy error); never for text made from a pull request's
+// files, where a replaced value would confirm a guess.
+func (s *Secrets) Redact(text string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for v := range s.seen {
+		text = strings.ReplaceAll(text, v, RedactedText)
+	}
+	return text
+}
+
+// LoadSecrets reads the secrets files of from and returns the source of
+// services' secrets; getenv (may be nil) reads the environment variables
+// from allows. Lookup order: the files, the last file that defines a name
+// winning, then the environment. So files given explicitly override the
+// environment, and later files override earlier ones, as Kamal's secrets
+// files do.
 //
 // The dotenv format: KEY=value lines, an optional "export " prefix, '#'
 // comments, single-quoted values taken literally, double-quoted values with
 // \n, \t, \", \\ escapes, unquoted values trimmed and ended by " #". There
 // is no $VAR expansion and no command substitution. Errors name the file and
 // line, never a value.
-func LoadSecrets(getenv func(string) string, files []string) (SecretSource, error) {
-	s := &secretMap{getenv: getenv, files: map[string]string{}}
-	for _, f := range files {
+func LoadSecrets(getenv func(string) string, from SecretSources) (*Secrets, error) {
+	s := &Secrets{getenv: getenv, from: from, env: map[string]bool{}, files: map[string]string{}, seen: map[string]bool{}}
+	for _, name := range from.Env {
+		s.env[name] = true
+	}
+	for _, f := range from.Files {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			return nil, fmt.Errorf("read secrets file: %w", err)

@@ -25,7 +25,7 @@ EMPTY=
 `), 0o600))
 	require.NoError(t, os.WriteFile(b, []byte("OVERRIDDEN=from-b\n"), 0o600))
 	env := map[string]string{"FROM_ENV": "e", "PLAIN": "env-loses"}
-	src, err := planner.LoadSecrets(func(k string) string { return env[k] }, []string{a, b})
+	src, err := planner.LoadSecrets(func(k string) string { return env[k] }, planner.SecretSources{Files: []string{a, b}, AllEnv: true})
 	require.NoError(t, err)
 	for name, want := range map[string]string{
 		"PLAIN": "value one", "SINGLE": `lit $eral \n`, "DOUBLE": "line\nnext \"q\"",
@@ -41,24 +41,48 @@ EMPTY=
 	t.Run("bad line names the line, not the value", func(t *testing.T) {
 		bad := filepath.Join(dir, "bad.env")
 		require.NoError(t, os.WriteFile(bad, []byte("OK=1\nnot a line s3cr3t\n"), 0o600))
-		_, err := planner.LoadSecrets(nil, []string{bad})
+		_, err := planner.LoadSecrets(nil, planner.SecretSources{Files: []string{bad}})
 		require.ErrorContains(t, err, "bad.env:2:")
 		require.NotContains(t, err.Error(), "s3cr3t")
 	})
 	t.Run("unclosed quote", func(t *testing.T) {
 		bad := filepath.Join(dir, "q.env")
 		require.NoError(t, os.WriteFile(bad, []byte("K=\"s3cr3t\n"), 0o600))
-		_, err := planner.LoadSecrets(nil, []string{bad})
+		_, err := planner.LoadSecrets(nil, planner.SecretSources{Files: []string{bad}})
 		require.ErrorContains(t, err, "q.env:1: K: unclosed double quote")
 		require.NotContains(t, err.Error(), "s3cr3t")
 	})
 	t.Run("missing file", func(t *testing.T) {
-		_, err := planner.LoadSecrets(nil, []string{filepath.Join(dir, "none.env")})
+		_, err := planner.LoadSecrets(nil, planner.SecretSources{Files: []string{filepath.Join(dir, "none.env")}})
 		require.ErrorContains(t, err, "read secrets file")
 	})
 }
 
 // TestPlanner_Secrets checks the hashing and RequireSecrets semantics.
+// TestLoadSecrets_onlyConfiguredEnvironment: without AllEnv, only the
+// variables named in Env or starting with EnvPrefix are secrets; the rest
+// of the environment (the daemon's own credentials) never resolves.
+func TestLoadSecrets_onlyConfiguredEnvironment(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"BOSUN_WEBHOOK_SECRET": "hook", "GITHUB_TOKEN": "ghp", "SHOP_KEY": "k1", "APP_DB": "k2", "APPLE": "k3"}
+	src, err := planner.LoadSecrets(func(k string) string { return env[k] }, planner.SecretSources{Env: []string{"SHOP_KEY"}, EnvPrefix: "APP_"})
+	require.NoError(t, err)
+	for name, want := range map[string]bool{"SHOP_KEY": true, "APP_DB": true, "APPLE": false, "BOSUN_WEBHOOK_SECRET": false, "GITHUB_TOKEN": false} {
+		_, ok := src.LookupSecret(name)
+		require.Equal(t, want, ok, name)
+	}
+}
+
+func TestSecrets_Redact(t *testing.T) {
+	t.Parallel()
+	src, err := planner.LoadSecrets(func(k string) string { return map[string]string{"A": "s3cr3t-value", "B": "abc"}[k] }, planner.SecretSources{Env: []string{"A", "B"}})
+	require.NoError(t, err)
+	require.Equal(t, "s3cr3t-value", src.Redact("s3cr3t-value"), "a value never looked up is not known")
+	src.LookupSecret("A")
+	src.LookupSecret("B")
+	require.Equal(t, "token [redacted] refused; abc", src.Redact("token s3cr3t-value refused; abc"), "short values are not redacted")
+}
+
 func TestPlanner_Secrets(t *testing.T) {
 	t.Parallel()
 	repo := map[string]string{"services/app.yml": "service: app\nimage: a/b:1\nservers: [web-1]\nenv: {secret: [KEY]}\n"}

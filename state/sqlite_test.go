@@ -92,9 +92,9 @@ func TestSQLite_Open(t *testing.T) {
 
 func TestRedact(t *testing.T) {
 	for in, want := range map[string]string{
-		"postgres://bosun:hunter2@db:5432/bosun?sslmode=require": "postgres://bosun:xxxxx@db:5432/bosun?sslmode=require",
-		"postgres://db/bosun?password=hunter2&x=1":               "postgres://db/bosun?password=xxxxx&x=1",
-		"host=db password=hunter2 user=u":                        "host=db password=xxxxx user=u",
+		"postgres://bosun:hunter2@db:5432/bosun?sslmode=require": "postgres://bosun:[redacted]@db:5432/bosun?sslmode=require",
+		"postgres://db/bosun?password=hunter2&x=1":               "postgres://db/bosun?password=[redacted]&x=1",
+		"host=db password=hunter2 user=u":                        "host=db password=[redacted] user=u",
 		"sqlite:state.db":                                        "sqlite:state.db",
 	} {
 		if got := Redact(in); got != want {

@@ -323,9 +323,10 @@ func SQLitePath(dsn string) (string, error) {
 var passwordParam = regexp.MustCompile(`(?i)(password=)[^&\s]*`)
 
 // Redact returns dsn with any password (in the user info or a password
-// parameter) replaced by "xxxxx", for messages.
+// parameter) replaced by "[redacted]" (planner.RedactedText, the one
+// placeholder), for messages.
 func Redact(dsn string) string {
-	dsn = passwordParam.ReplaceAllString(dsn, "${1}xxxxx")
+	dsn = passwordParam.ReplaceAllString(dsn, "${1}"+redacted)
 	u, err := url.Parse(dsn)
 	if err != nil || u.User == nil {
 		if err != nil && strings.Contains(dsn, "@") {
@@ -334,7 +335,12 @@ func Redact(dsn string) string {
 		return dsn
 	}
 	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		u.User = url.UserPassword(u.User.Username(), "REDACTED")
+		// url.URL escapes brackets in the user info; put the placeholder back.
+		return strings.Replace(u.String(), ":REDACTED@", ":"+redacted+"@", 1)
 	}
 	return u.String()
 }
+
+// redacted is planner.RedactedText; state does not import the planner.
+const redacted = "[redacted]"

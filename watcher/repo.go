@@ -122,16 +122,21 @@ func isLocal(src string) bool {
 }
 
 // Redact removes credentials from a repository URL, so that it can be
-// logged or shown.
+// logged or shown: the secret part becomes "[redacted]" (the placeholder
+// used everywhere in bosun, planner.RedactedText).
 func Redact(src string) string {
 	u, err := url.Parse(src)
 	if err != nil || u.User == nil {
 		return src
 	}
+	// url.URL escapes brackets in the user info: write a marker, then the
+	// placeholder over it.
 	if _, hasPassword := u.User.Password(); hasPassword {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		u.User = url.UserPassword(u.User.Username(), "REDACTED")
+		return strings.Replace(u.String(), ":REDACTED@", ":[redacted]@", 1)
 	} else if u.Scheme == "http" || u.Scheme == "https" {
-		u.User = url.User("xxxxx") // a bare user name over HTTP is a token
+		u.User = url.User("REDACTED") // a bare user name over HTTP is a token
+		return strings.Replace(u.String(), "//REDACTED@", "//[redacted]@", 1)
 	}
 	return u.String()
 }

@@ -143,8 +143,8 @@ func TestOpen_clone(t *testing.T) {
 
 func TestRedact(t *testing.T) {
 	for in, want := range map[string]string{
-		"https://user:s3cret@github.com/a/b.git": "https://user:xxxxx@github.com/a/b.git",
-		"https://ghp_token@github.com/a/b.git":   "https://xxxxx@github.com/a/b.git",
+		"https://user:s3cret@github.com/a/b.git": "https://user:[redacted]@github.com/a/b.git",
+		"https://ghp_token@github.com/a/b.git":   "https://[redacted]@github.com/a/b.git",
 		"ssh://git@github.com/a/b.git":           "ssh://git@github.com/a/b.git",
 		"git@github.com:a/b.git":                 "git@github.com:a/b.git",
 		"/srv/repo":                              "/srv/repo",

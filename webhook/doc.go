@@ -6,6 +6,7 @@
 //
 // The package never plans or deploys, and imports neither the planner nor the
 // executor; the daemon turns plans and errors into Status values and comment
-// bodies. Everything leaving through Reporter passes its Redact function
-// first, so a secret can be kept out of every status and comment in one place.
+// bodies. Deploy statuses leaving through Reporter pass its Redact function
+// first, so a secret echoed by a server is kept out of them in one place;
+// plans are posted as the planner made them (see ReporterConfig.Redact).
 package webhook

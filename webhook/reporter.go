@@ -41,9 +41,13 @@ type Status struct {
 
 // ReporterConfig configures a Reporter.
 type ReporterConfig struct {
-	// Redact is applied to every description and comment body before it
-	// leaves the process; it should remove secret values and credentials.
-	// nil leaves text as it is.
+	// Redact is applied to bosun/deploy descriptions before they leave the
+	// process; it should remove secret values and credentials that server
+	// output may echo. nil leaves text as it is. Plan comments and bosun/plan
+	// descriptions are not passed through it: they are made from a pull
+	// request's files by the planner, which never holds a secret value in
+	// its output, and replacing a value in them would tell the pull
+	// request's author that a value they wrote equals a secret.
 	Redact func(string) string
 	// Self returns the login bosun posts as; only comments by that user are
 	// taken as bosun's own. nil asks the forge for the token's user (GET
@@ -111,7 +115,11 @@ func (r *Reporter) SetStatus(ctx context.Context, s Status) error {
 	if err != nil {
 		return err
 	}
-	desc := truncate(oneLine(r.redact(s.Description)), 140)
+	desc := s.Description
+	if s.Context != ContextPlan {
+		desc = r.redact(desc)
+	}
+	desc = truncate(oneLine(desc), 140)
 	st := &github.RepoStatus{State: github.String(string(s.State)), Context: github.String(s.Context), Description: github.String(desc)}
 	if s.TargetURL != "" {
 		st.TargetURL = github.String(s.TargetURL)
@@ -140,8 +148,8 @@ func (r *Reporter) Comment(ctx context.Context, repo string, pr int, key, body s
 		return err
 	}
 	marker := Marker(key)
-	text := marker + "\n" + r.redact(body)
-	if len(text) > 65000 { // GitHub refuses comments over 65,536 characters
+	text := marker + "\n" + body // a plan: never redacted (see ReporterConfig.Redact)
+	if len(text) > 65000 {       // GitHub refuses comments over 65,536 characters
 		text = truncate(text, 64900) + "\n\n_(plan cut to fit a comment; run `bosun plan` for all of it)_\n"
 	}
 	self, err := r.selfLogin(ctx)

@@ -79,6 +79,26 @@ func TestReporter_Comment(t *testing.T) {
 	}
 }
 
+// TestReporter_plansNotRedacted: a plan is posted as the planner made it.
+// Redacting a value in it would confirm that a value the pull request wrote
+// equals a secret.
+func TestReporter_plansNotRedacted(t *testing.T) {
+	fake := testbed.NewFakeGitHub(t)
+	r := NewReporter(ReporterConfig{Redact: func(s string) string { return strings.ReplaceAll(s, "hunter2", "[redacted]") }}, fake.Client())
+	if err := r.SetStatus(t.Context(), Status{Repo: "acme/fleet", SHA: "abc", Context: ContextPlan, State: StateFailure, Description: `invalid config: image "hunter2 x"`}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Comment(t.Context(), "acme/fleet", 7, "fleet", `image "hunter2 x" contains white space`); err != nil {
+		t.Fatal(err)
+	}
+	if got := fake.Statuses()[0].GetDescription(); got != `invalid config: image "hunter2 x"` {
+		t.Errorf("plan status = %q, want it as written", got)
+	}
+	if got := fake.Comments("acme/fleet", 7)[0]; !strings.Contains(got, `"hunter2 x"`) {
+		t.Errorf("plan comment = %q, want it as written", got)
+	}
+}
+
 func TestReporter_Comment_onlyItsOwn(t *testing.T) {
 	fake := testbed.NewFakeGitHub(t)
 	r := NewReporter(ReporterConfig{}, fake.Client())

@@ -83,7 +83,7 @@ func TestCLI_migrateErrors(t *testing.T) {
 
 func TestCLI_stateFlagHidesPassword(t *testing.T) {
 	code, out, _ := runCLI(t, map[string]string{"BOSUN_STATE": "postgres://bosun:hunter2@db/bosun"}, "migrate", "--help")
-	if code != 0 || strings.Contains(out, "hunter2") || !strings.Contains(out, "postgres://bosun:xxxxx@db/bosun") {
+	if code != 0 || strings.Contains(out, "hunter2") || !strings.Contains(out, "postgres://bosun:[redacted]@db/bosun") {
 		t.Errorf("migrate --help with a password in BOSUN_STATE: exit %d\n%s", code, out)
 	}
 }

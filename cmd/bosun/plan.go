@@ -84,7 +84,7 @@ func (rf *repoFlags) open(ctx context.Context) (*watcher.Repo, error) {
 // load reads the secrets and the commit (or working tree) the flags name.
 // The repository stays open for further reads (plan --base).
 func (rf *repoFlags) load(ctx context.Context, e env) (planner.SecretSource, *watcher.Repo, commit, error) {
-	secrets, err := planner.LoadSecrets(e.getenv, rf.secretFiles)
+	secrets, err := planner.LoadSecrets(e.getenv, planner.SecretSources{Files: rf.secretFiles, AllEnv: true})
 	if err != nil {
 		return nil, nil, commit{}, err
 	}

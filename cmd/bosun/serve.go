@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -60,11 +59,10 @@ logged and the old config kept. See docs/daemon.md.`, e)
 	if err != nil {
 		return 1, fmt.Errorf("webhook secret: %w", err)
 	}
-	loaded, err := planner.LoadSecrets(e.getenv, cfg.Secrets.Files)
+	secrets, err := planner.LoadSecrets(e.getenv, cfg.Secrets.Sources())
 	if err != nil {
 		return 1, err
 	}
-	secrets := &redactingSecrets{src: loaded}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return 1, err
 	}
@@ -195,8 +193,9 @@ func summaryLine(res *executor.Result) string {
 }
 
 // newReporter builds the forge reporter; nil when the config reports to
-// no forge. Everything it posts is redacted of every known secret value.
-func newReporter(fc daemon.ForgeConfig, getenv func(string) string, secrets *redactingSecrets, log *slog.Logger) (*webhook.Reporter, error) {
+// no forge. Deploy statuses are redacted of every known secret value and
+// the token (plans are posted as made: see webhook.ReporterConfig.Redact).
+func newReporter(fc daemon.ForgeConfig, getenv func(string) string, secrets *planner.Secrets, log *slog.Logger) (*webhook.Reporter, error) {
 	if fc.Kind != "github" {
 		return nil, nil
 	}
@@ -233,7 +232,7 @@ func newReporter(fc daemon.ForgeConfig, getenv func(string) string, secrets *red
 	redact := func(s string) string {
 		for _, v := range redactValues {
 			if len(v) >= 4 {
-				s = strings.ReplaceAll(s, v, "[redacted]")
+				s = strings.ReplaceAll(s, v, planner.RedactedText)
 			}
 		}
 		return secrets.Redact(s)
@@ -355,35 +354,4 @@ func nonEmpty(s ...string) []string {
 		}
 	}
 	return out
-}
-
-// redactingSecrets remembers every secret value handed out, so that text
-// leaving for the forge can be stripped of all of them.
-type redactingSecrets struct {
-	src  planner.SecretSource
-	mu   sync.Mutex
-	seen map[string]bool
-}
-
-func (r *redactingSecrets) LookupSecret(name string) (string, bool) {
-	v, ok := r.src.LookupSecret(name)
-	if ok && len(v) >= 4 { // shorter values would redact ordinary words
-		r.mu.Lock()
-		if r.seen == nil {
-			r.seen = map[string]bool{}
-		}
-		r.seen[v] = true
-		r.mu.Unlock()
-	}
-	return v, ok
-}
-
-// Redact replaces every secret value looked up so far with [redacted].
-func (r *redactingSecrets) Redact(s string) string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for v := range r.seen {
-		s = strings.ReplaceAll(s, v, "[redacted]")
-	}
-	return s
 }

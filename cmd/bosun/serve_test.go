@@ -213,6 +213,7 @@ data_dir: %s
 ssh: {key: %s, known_hosts: %s}
 webhook: {secret_env: BOSUN_WEBHOOK_SECRET}
 forge: {kind: github, base_url: %s, token_env: GITHUB_TOKEN}
+secrets: {env: [SHOP_SECRET]}
 grace: 1m
 log: {format: json, level: info}
 repos:
