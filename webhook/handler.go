@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-github/v66/github"
@@ -19,6 +20,13 @@ import (
 
 // MaxBodyBytes is the largest delivery accepted; GitHub caps payloads at 25 MB.
 const MaxBodyBytes = 25 << 20
+
+// DefaultMaxUnverifiedBytes is the default of Config.MaxUnverifiedBytes.
+const DefaultMaxUnverifiedBytes = 64 << 20
+
+// MaxDeliveryIDBytes bounds X-GitHub-Delivery (GitHub sends a 36-character
+// GUID).
+const MaxDeliveryIDBytes = 100
 
 // Kind is the kind of a delivery bosun acts on.
 type Kind string
@@ -34,7 +42,9 @@ type Event struct {
 	Kind       Kind      // push or pull_request
 	Repo       string    // "owner/name"
 	ReceivedAt time.Time // when the handler read it
-	Payload    []byte    // the raw body, for the store
+	// Payload is what bosun read from the body, as JSON, for the store: not
+	// the body itself, which may be megabytes of commits bosun never uses.
+	Payload []byte
 
 	// Push.
 	Branch string // the pushed branch, without refs/heads/; "" for tags
@@ -53,7 +63,12 @@ type Config struct {
 	// Secret is the webhook secret shared with the forge. It must not be
 	// empty: an unsigned webhook could make bosun deploy anything.
 	Secret []byte
-	Logger *slog.Logger // nil means slog.Default()
+	// MaxUnverifiedBytes bounds the memory held, over all requests at
+	// once, by bodies whose signature is not checked yet; a request that
+	// would go over it is answered 503 without more of its body read. 0
+	// means DefaultMaxUnverifiedBytes.
+	MaxUnverifiedBytes int64
+	Logger             *slog.Logger // nil means slog.Default()
 }
 
 // EnqueueFunc stores an accepted event and schedules its work. It must not
@@ -67,6 +82,10 @@ type Handler struct {
 	secret  []byte
 	log     *slog.Logger
 	enqueue EnqueueFunc
+
+	budget     int64 // Config.MaxUnverifiedBytes
+	mu         sync.Mutex
+	unverified int64 // bytes of buffers held for unverified bodies
 }
 
 // NewHandler returns the webhook intake. It panics when cfg.Secret is empty.
@@ -78,11 +97,75 @@ func NewHandler(cfg Config, enqueue EnqueueFunc) *Handler {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Handler{secret: cfg.Secret, log: log.With("component", "webhook"), enqueue: enqueue}
+	budget := cfg.MaxUnverifiedBytes
+	if budget <= 0 {
+		budget = DefaultMaxUnverifiedBytes
+	}
+	return &Handler{secret: cfg.Secret, log: log.With("component", "webhook"), enqueue: enqueue, budget: budget}
 }
 
-// ServeHTTP answers, in order: 405 for a method other than POST; 413 for a
-// body over MaxBodyBytes; 401 when X-Hub-Signature-256 is missing or wrong;
+// reserve takes n bytes of the unverified-body budget, or reports false.
+func (h *Handler) reserve(n int64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.unverified+n > h.budget {
+		return false
+	}
+	h.unverified += n
+	return true
+}
+
+func (h *Handler) release(n int64) {
+	h.mu.Lock()
+	h.unverified -= n
+	h.mu.Unlock()
+}
+
+var (
+	errBudget = errors.New("too many unverified bytes in flight")
+	errTooBig = errors.New("body larger than 25 MB")
+)
+
+// readBody reads a body of at most MaxBodyBytes into a buffer whose every
+// byte of capacity is reserved from the unverified budget first. The caller
+// releases the returned reservation once the signature is checked.
+func (h *Handler) readBody(r *http.Request) (body []byte, reserved int64, err error) {
+	if r.ContentLength > MaxBodyBytes {
+		return nil, 0, errTooBig
+	}
+	capacity := int64(64 << 10)
+	if r.ContentLength > 0 {
+		capacity = r.ContentLength + 1 // one more byte to see the end
+	}
+	for {
+		if !h.reserve(capacity - reserved) {
+			return nil, reserved, errBudget
+		}
+		reserved = capacity
+		if int64(cap(body)) < capacity {
+			body = append(make([]byte, 0, capacity), body...)
+		}
+		n, rerr := r.Body.Read(body[len(body):cap(body)])
+		body = body[:len(body)+n]
+		if len(body) > MaxBodyBytes {
+			return nil, reserved, errTooBig
+		}
+		if rerr == io.EOF {
+			return body, reserved, nil
+		}
+		if rerr != nil {
+			return nil, reserved, rerr
+		}
+		if len(body) == cap(body) {
+			capacity = min(2*capacity, MaxBodyBytes+1)
+		}
+	}
+}
+
+// ServeHTTP answers, in order: 405 for a method other than POST; 400 for an
+// X-GitHub-Delivery over MaxDeliveryIDBytes; 415 for a form-encoded body;
+// 413 for a body over MaxBodyBytes; 503 when unverified bodies already hold
+// the MaxUnverifiedBytes budget; 401 when X-Hub-Signature-256 is missing or wrong;
 // 200 for ping; 202 for an event bosun does not act on (ignored); 400 for a
 // malformed body; 503 when the event could not be stored; 202 when it was.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -95,14 +178,32 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	event := r.Header.Get("X-GitHub-Event")
 	log := h.log.With("delivery_id", delivery, "event", event)
 
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			log.Warn("webhook refused", "reason", "body too large")
-			http.Error(w, "body larger than 25 MB", http.StatusRequestEntityTooLarge)
-			return
-		}
+	if len(delivery) > MaxDeliveryIDBytes {
+		log = h.log.With("delivery_id", delivery[:MaxDeliveryIDBytes]+"…", "event", event)
+		log.Warn("webhook refused", "reason", "delivery id too long")
+		http.Error(w, fmt.Sprintf("X-GitHub-Delivery is longer than %d bytes", MaxDeliveryIDBytes), http.StatusBadRequest)
+		return
+	}
+	if ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); strings.TrimSpace(ct) == "application/x-www-form-urlencoded" {
+		log.Warn("webhook refused", "reason", "form-encoded")
+		http.Error(w, "the webhook is form-encoded: set its content type to application/json in the forge's webhook settings", http.StatusUnsupportedMediaType)
+		return
+	}
+	body, reserved, err := h.readBody(r)
+	defer h.release(reserved) // held until the handler returns: body is live until then
+	switch {
+	case errors.Is(err, errBudget):
+		log.Warn("webhook refused", "reason", "unverified bytes budget spent")
+		w.Header().Set("Retry-After", "5")
+		w.Header().Set("Connection", "close")
+		http.Error(w, "busy: too many unverified webhook bytes in flight; retry", http.StatusServiceUnavailable)
+		return
+	case errors.Is(err, errTooBig):
+		log.Warn("webhook refused", "reason", "body too large")
+		w.Header().Set("Connection", "close")
+		http.Error(w, "body larger than 25 MB", http.StatusRequestEntityTooLarge)
+		return
+	case err != nil:
 		http.Error(w, "read body: "+err.Error(), http.StatusBadRequest)
 		return
 	}
@@ -127,10 +228,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ev, err := decode(Kind(event), body)
 	if err != nil {
 		log.Warn("webhook refused", "reason", "malformed payload", "err", err)
-		http.Error(w, "malformed payload: "+err.Error(), http.StatusBadRequest)
+		http.Error(w, "malformed payload (the webhook must send JSON, content type application/json): "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	ev.DeliveryID, ev.ReceivedAt, ev.Payload = delivery, time.Now().UTC(), body
+	ev.DeliveryID, ev.ReceivedAt = delivery, time.Now().UTC()
+	ev.Payload = ev.summary()
 	if err := h.enqueue(r.Context(), ev); err != nil {
 		log.Error("webhook not stored", "repo", ev.Repo, "err", err)
 		http.Error(w, "could not store the delivery; retry", http.StatusServiceUnavailable)
@@ -160,6 +262,30 @@ func Sign(secret, body []byte) []byte {
 	m := hmac.New(sha256.New, secret)
 	m.Write(body)
 	return m.Sum(nil)
+}
+
+// summary is what bosun read from the delivery, for the store.
+func (ev Event) summary() []byte {
+	var v any
+	switch ev.Kind {
+	case KindPush:
+		v = struct {
+			Repo   string `json:"repo"`
+			Branch string `json:"branch"`
+			Before string `json:"before"`
+			After  string `json:"after"`
+		}{ev.Repo, ev.Branch, ev.Before, ev.After}
+	case KindPullRequest:
+		v = struct {
+			Repo       string `json:"repo"`
+			PR         int    `json:"pr"`
+			Action     string `json:"action"`
+			BaseBranch string `json:"base_branch"`
+			HeadSHA    string `json:"head_sha"`
+		}{ev.Repo, ev.PR, ev.Action, ev.BaseBranch, ev.HeadSHA}
+	}
+	b, _ := json.Marshal(v)
+	return b
 }
 
 // decode reads a push or pull_request payload with go-github's types.
