@@ -89,7 +89,19 @@ func newDockerClient(c *sshConn) (*client.Client, error) {
 // createParams is what the executor knows about a container beyond its spec.
 type createParams struct {
 	Repo, Commit, Version, Host string
+	Home                        string            // the SSH user's login folder, for planner.HomePrefix sources
 	Env                         map[string]string // clear env plus resolved secrets
+}
+
+// needsHome reports whether s mounts a folder relative to the SSH user's
+// home (planner.HomePrefix).
+func needsHome(s *planner.Spec) bool {
+	for _, v := range s.Volumes {
+		if strings.HasPrefix(v.Source, planner.HomePrefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // containerConfig maps a Spec onto Docker's create request. Nothing here is
@@ -207,6 +219,15 @@ func containerConfig(s *planner.Spec, p createParams) (*container.Config, *conta
 		hc.Tmpfs[p] = opts
 	}
 	for _, v := range s.Volumes {
+		if rel, ok := strings.CutPrefix(v.Source, planner.HomePrefix); ok {
+			if p.Home == "" {
+				return nil, nil, nil, fmt.Errorf("volume %s:%s: the SSH user's home folder is not known", v.Source, v.Target)
+			}
+			v.Source = path.Join(p.Home, rel)
+			if !strings.HasPrefix(v.Source, p.Home+"/") {
+				return nil, nil, nil, fmt.Errorf("volume %s:%s: the source leaves the home folder", v.Source, v.Target)
+			}
+		}
 		if !path.IsAbs(v.Target) {
 			return nil, nil, nil, fmt.Errorf("volume target %q: want an absolute path", v.Target)
 		}
@@ -234,8 +255,14 @@ func containerConfig(s *planner.Spec, p createParams) (*container.Config, *conta
 	} else if s.Logging != nil && len(s.Logging.Options) > 0 {
 		hc.LogConfig = container.LogConfig{Config: s.Logging.Options}
 	}
+	aliases := []string{s.Service + "-" + s.Role}
+	if s.Role == planner.AccessoryRole {
+		// Kamal names an accessory's container <service>-<accessory>, and
+		// apps reach it by that name (Rails' "use <service>-db").
+		aliases = append(aliases, s.Service)
+	}
 	nc := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-		NetworkName: {Aliases: []string{s.Service + "-" + s.Role}},
+		NetworkName: {Aliases: aliases},
 	}}
 	return cfg, hc, nc, nil
 }

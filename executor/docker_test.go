@@ -3,6 +3,7 @@ package executor
 import (
 	"encoding/base64"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -91,6 +92,7 @@ func TestContainerConfig_Rejects(t *testing.T) {
 		"relative tmpfs":   func(s *planner.Spec) { s.Options.Tmpfs = []string{"run"} },
 		"negative cpus":    func(s *planner.Spec) { s.Options.CPUs = "-1" },
 		"bad publish spec": func(s *planner.Spec) { s.Options.Publish = []string{"x:y:z:w"} },
+		"home unknown":     func(s *planner.Spec) { s.Volumes = []planner.Volume{{Source: "~/a", Target: "/b"}} },
 	} {
 		t.Run(name, func(t *testing.T) {
 			s := &planner.Spec{Service: "a", Role: "web", Image: "i"}
@@ -99,6 +101,32 @@ func TestContainerConfig_Rejects(t *testing.T) {
 				t.Error("accepted")
 			}
 		})
+	}
+}
+
+// TestContainerConfig_Kamal: a home-relative source becomes a bind below the
+// SSH user's home, and an accessory answers to its service name too.
+func TestContainerConfig_Kamal(t *testing.T) {
+	s := &planner.Spec{Service: "shop-db", Role: planner.AccessoryRole, Image: "postgres:16",
+		Volumes: []planner.Volume{{Source: "~/shop-db/data", Target: "/var/lib/postgresql/data"}, {Source: "~/conf", Target: "/c", ReadOnly: true}}}
+	_, hc, nc, err := containerConfig(s, createParams{Home: "/home/deploy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"/home/deploy/shop-db/data:/var/lib/postgresql/data", "/home/deploy/conf:/c:ro"}; !slices.Equal(hc.Binds, want) {
+		t.Errorf("binds = %q, want %q", hc.Binds, want)
+	}
+	if got := nc.EndpointsConfig[NetworkName].Aliases; !slices.Equal(got, []string{"shop-db-accessory", "shop-db"}) {
+		t.Errorf("aliases = %q", got)
+	}
+	esc := &planner.Spec{Service: "a", Role: "web", Image: "i", Volumes: []planner.Volume{{Source: "~/../etc", Target: "/b"}}}
+	if _, _, _, err := containerConfig(esc, createParams{Home: "/home/deploy"}); err == nil {
+		t.Error("a source that leaves the home folder was accepted")
+	}
+	s.Role = "web"
+	_, _, nc, _ = containerConfig(s, createParams{Home: "/home/deploy"})
+	if got := nc.EndpointsConfig[NetworkName].Aliases; !slices.Equal(got, []string{"shop-db-web"}) {
+		t.Errorf("aliases of an app role = %q", got)
 	}
 }
 

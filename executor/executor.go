@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path"
 	"sort"
 	"strings"
 	"sync"
@@ -63,6 +64,8 @@ type hostConn struct {
 	proxy   *proxyOnHost
 	netOnce sync.Once
 	netErr  error
+	homeMu  sync.Mutex
+	home    string // the SSH user's login folder, once read
 }
 
 // New makes an Executor. It loads the SSH credentials but connects to no
@@ -138,6 +141,44 @@ func (hc *hostConn) ensureNetwork(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// homeDir returns the SSH user's login folder on the server, where Kamal
+// keeps relative bind sources and accessory directories ($PWD of its
+// commands). It runs the fixed command "pwd" once per executor and host;
+// the answer must be a clean absolute path that can be part of a bind.
+func (hc *hostConn) homeDir(ctx context.Context) (string, error) {
+	hc.homeMu.Lock()
+	defer hc.homeMu.Unlock()
+	if hc.home != "" {
+		return hc.home, nil
+	}
+	cl, err := hc.ssh.Client(ctx)
+	if err != nil {
+		return "", err
+	}
+	sess, err := cl.NewSession()
+	if err != nil {
+		return "", fmt.Errorf("read the SSH user's home folder: %w", err)
+	}
+	defer sess.Close()
+	out, err := sess.Output("pwd")
+	if err != nil {
+		return "", fmt.Errorf("read the SSH user's home folder (pwd): %w", err)
+	}
+	home := strings.TrimSuffix(string(out), "\n")
+	if !path.IsAbs(home) || path.Clean(home) != home || strings.ContainsAny(home, ":,\n\r\x00") {
+		return "", fmt.Errorf("read the SSH user's home folder: pwd printed %q, not a clean absolute path without ':' or ','", clip(home, 80))
+	}
+	hc.home = home
+	return home, nil
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 // ApplyOpts are per-call options of Apply.

@@ -101,6 +101,14 @@ func (ro *rollout) deployTarget(ctx context.Context, ch planner.Change) (undo fu
 			_ = dc.ContainerStart(bg, id, container.StartOptions{})
 		}
 	}
+	// Relative volume sources need the SSH user's home folder: read it
+	// before a stateful old container is stopped.
+	params := createParams{Repo: ro.plan.Repo, Commit: ro.plan.Commit, Version: ch.Version, Host: ch.Host, Env: env}
+	if existing.ContainerJSONBase == nil && needsHome(spec) {
+		if params.Home, err = hc.homeDir(ctx); err != nil {
+			return nil, fail(StepStart, err, "")
+		}
+	}
 	if stateful && len(olds) > 0 {
 		ev(StepStop, StatusStarted, "stateful: stopping the old container first")
 		if err := stopAll(bg, dc, olds, spec); err != nil {
@@ -111,7 +119,7 @@ func (ro *rollout) deployTarget(ctx context.Context, ch planner.Change) (undo fu
 
 	ev(StepStart, StatusStarted, name)
 	if existing.ContainerJSONBase == nil {
-		cfg, hcfg, ncfg, err := containerConfig(spec, createParams{Repo: ro.plan.Repo, Commit: ro.plan.Commit, Version: ch.Version, Host: ch.Host, Env: env})
+		cfg, hcfg, ncfg, err := containerConfig(spec, params)
 		if err != nil {
 			if stateful {
 				restartOlds()

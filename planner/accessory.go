@@ -5,7 +5,12 @@ import (
 )
 
 // accessoryRole is the role name of an accessory's single role.
-const accessoryRole = "accessory"
+const accessoryRole = AccessoryRole
+
+// AccessoryRole is the role of a Kamal accessory's containers. The executor
+// gives them the accessory's service name as a network alias, as Kamal's
+// container name is (<service>-<accessory>).
+const AccessoryRole = "accessory"
 
 var accessoryKeys = []string{
 	"service", "image", "registry", "host", "hosts", "role", "roles", "tag", "tags",
@@ -128,9 +133,18 @@ func parseAccessories(main *svcDef) []*svcDef {
 		if v, ok := fs["directories"]; ok {
 			vols, nodes := d.volumes(v, what+".directories")
 			for i, vol := range vols {
+				// Kamal keeps a relative directory in a folder named after
+				// the accessory in the SSH user's home: ~/<service>-<name>/DIR.
+				if rel, ok := strings.CutPrefix(vol.Source, HomePrefix); ok {
+					vol.Source = rel
+				}
 				if !strings.HasPrefix(vol.Source, "/") {
-					d.errf(nodes[i], "%s.directories: %q must be an absolute host path: bosun keeps no files relative to a home folder", what, vol.Source)
-					continue
+					src, msg := homeRelative(what+".directories: directory", a.name+"/"+vol.Source)
+					if msg != "" {
+						d.errf(nodes[i], "%s", msg)
+						continue
+					}
+					vol.Source = src
 				}
 				a.volumes, a.volNodes = append(a.volumes, vol), append(a.volNodes, nodes[i])
 			}

@@ -142,3 +142,41 @@ func TestDestination_Required(t *testing.T) {
 	_, err := planner.New(planner.Config{}).Plan(t.Context(), fstest.MapFS{}, planner.Input{Destination: "../x"})
 	require.ErrorContains(t, err, "is not a valid name")
 }
+
+// TestKamalPaths_HomeRelative: Kamal keeps a relative accessory directory
+// in ~/<service>-<accessory>/DIR and resolves a ./ bind source against the
+// SSH user's home; the spec says so with planner.HomePrefix.
+func TestKamalPaths_HomeRelative(t *testing.T) {
+	t.Parallel()
+	file := `service: shop
+image: ghcr.io/acme/shop:1.0
+servers: [web-1]
+volumes: ["./storage:/rails/storage"]
+accessories:
+  db:
+    image: postgres:16
+    host: db-1
+    directories: ["data:/var/lib/postgresql/data", "./conf/x:/etc/x:ro", "/srv/abs:/abs"]
+    volumes: ["./volumes/db:/backup"]
+  cache:
+    service: shop-redis
+    image: redis:7
+    host: db-1
+    directories: ["data:/data"]
+`
+	plan, errs := planIn(t, map[string]string{"services/shop.yml": file}, planner.Input{})
+	require.Nil(t, errs)
+	require.Equal(t, []planner.Volume{{Source: "~/storage", Target: "/rails/storage"}}, spec(t, plan, "shop/web@web-1").Volumes)
+	require.Equal(t, []planner.Volume{
+		{Source: "~/volumes/db", Target: "/backup"},
+		{Source: "~/shop-db/data", Target: "/var/lib/postgresql/data"},
+		{Source: "~/shop-db/conf/x", Target: "/etc/x", ReadOnly: true},
+		{Source: "/srv/abs", Target: "/abs"},
+	}, spec(t, plan, "shop-db/accessory@db-1").Volumes)
+	require.Equal(t, []planner.Volume{{Source: "~/shop-redis/data", Target: "/data"}}, spec(t, plan, "shop-redis/accessory@db-1").Volumes)
+
+	for _, bad := range []string{`volumes: ["./../x:/x"]`, `volumes: ["./:/x"]`} {
+		_, errs := planIn(t, map[string]string{"services/shop.yml": "service: shop\nimage: ghcr.io/acme/shop:1.0\nservers: [web-1]\n" + bad + "\n"}, planner.Input{})
+		require.ErrorContains(t, errs, "must stay inside the SSH user's home folder", bad)
+	}
+}

@@ -45,7 +45,7 @@ var kamalReal = map[string]kamalCase{
 	"1klap__railsguru-web__deploy.yml":             kamalOK,
 	"Halvanhelv__solidtime__deploy.yml":            {reason: needsDest, match: "role web has no hosts"},
 	"Halvanhelv__solidtime__deploy.production.yml": kamalOK,
-	"OscarSwanros__diveShopOS__deploy.yml":         {reason: unsupported("relative accessory directories"), match: "must be an absolute host path"},
+	"OscarSwanros__diveShopOS__deploy.yml":         kamalOK,
 	"TelosLabs__giving-connection__deploy.yml":     {reason: needsDest, match: "servers is missing"},
 	// The destination's hosts are placeholders (REPLACE_WITH_...).
 	"TelosLabs__giving-connection__deploy.production.yml": {reason: kamalInvalid, match: `unknown host "REPLACE_WITH_PRODUCTION_DROPLET_IP"`},
@@ -53,12 +53,12 @@ var kamalReal = map[string]kamalCase{
 	"alco-company__mortimer-bellis__deploy.yml":           kamalOK,
 	"basecamp__fizzy__deploy.yml":                         kamalOK,
 	"basecamp__fizzy__deploy.staging.yml":                 {reason: unsupported("stateful roles on several hosts"), match: "is stateful (a writable volume and no proxy) but runs on"},
-	"coat__teamdraft__deploy.yml":                         {reason: unsupported("relative accessory directories"), match: "must be an absolute host path"},
+	"coat__teamdraft__deploy.yml":                         kamalOK,
 	"datocms__astro-website__deploy.yml":                  kamalOK,
 	// registry.password runs a shell command (%x(...)).
 	"dimagi-rad__scout__deploy.yml": {reason: unsupported("ERB beyond ENV lookups"), match: "ERB is not run; only ENV lookups are supported",
 		erb: map[string]string{"SCOUT_EC2_IP": "10.0.0.5", "SCOUT_ECR_REGISTRY": "123456789012.dkr.ecr.us-east-1.amazonaws.com", "SCOUT_REDIS_ENDPOINT": "redis.internal"}},
-	"dreikanter__f2__deploy.yml":    {reason: unsupported("relative accessory directories"), match: "must be an absolute host path"},
+	"dreikanter__f2__deploy.yml":    kamalOK,
 	"feather-page__cms__deploy.yml": kamalOK,
 	// APP_VERSION runs git in backticks, RUBY_VERSION reads a file.
 	"geeksforsocialchange__PlaceCal__deploy.yml": {reason: unsupported("ERB beyond ENV lookups"), match: "ERB is not run; only ENV lookups are supported"},
@@ -67,7 +67,7 @@ var kamalReal = map[string]kamalCase{
 	// A Kamal 1 file: traefik, and the Kamal 1 healthcheck.
 	"iamp-org__iamp__deploy.yml":            {reason: needsDest, match: "servers is missing"},
 	"iamp-org__iamp__deploy.production.yml": {reason: unsupported("Kamal 1 files"), match: `unknown key "traefik"`},
-	"lnu-norge__lokaler.lnu.no__deploy.yml": {reason: unsupported("relative accessory directories"), match: "must be an absolute host path"},
+	"lnu-norge__lokaler.lnu.no__deploy.yml": kamalOK,
 	"rbriski__force__deploy.yml":            {reason: needsDest, match: "this file needs a destination"},
 }
 

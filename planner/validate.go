@@ -159,7 +159,15 @@ func parseVolume(s string) (Volume, string) {
 		return Volume{}, fmt.Sprintf("volume %q must be HOST_PATH_OR_NAME:CONTAINER_PATH[:ro] (e.g. \"/var/lib/app:/data\" or \"app-data:/data\")", s)
 	}
 	v := Volume{Source: parts[0], Target: parts[1]}
-	if strings.HasPrefix(v.Source, "/") {
+	if v.Source == "." || strings.HasPrefix(v.Source, "./") {
+		// Docker's CLI resolves a relative bind source against its working
+		// folder, which under Kamal is the SSH user's login folder.
+		home, msg := homeRelative("volume source", v.Source)
+		if msg != "" {
+			return v, msg
+		}
+		v.Source = home
+	} else if strings.HasPrefix(v.Source, "/") {
 		if msg := checkAbsPath("volume source", v.Source); msg != "" {
 			return v, msg
 		}
@@ -184,6 +192,24 @@ func parseVolume(s string) (Volume, string) {
 		}
 	}
 	return v, ""
+}
+
+// HomePrefix starts a volume source that is relative to the SSH user's
+// login folder ($HOME), where Kamal keeps relative bind sources and
+// accessory directories; the executor resolves it on each server.
+const HomePrefix = "~/"
+
+// homeRelative turns a path relative to the SSH user's login folder into a
+// HomePrefix source, refusing one that leaves that folder.
+func homeRelative(what, rel string) (string, string) {
+	clean := path.Clean(rel)
+	if clean == "." || clean == ".." || strings.HasPrefix(clean, "../") || strings.HasPrefix(clean, "/") {
+		return "", fmt.Sprintf("%s %q must stay inside the SSH user's home folder: write a folder below it (e.g. \"./data\") or an absolute path", what, rel)
+	}
+	if msg := checkAbsPath(what, "/"+clean); msg != "" {
+		return "", msg
+	}
+	return HomePrefix + clean, ""
 }
 
 func checkPort(what string, p int) string {

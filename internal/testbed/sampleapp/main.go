@@ -11,6 +11,9 @@
 // $DRAIN_TIMEOUT, default 30s). APP_MODE=crash makes it exit at once with a
 // log line, as a broken release would.
 //
+// With $WRITE_FILE set it first writes its version to that file, so a test
+// can see where a mounted folder lands on the server.
+//
 // `sampleapp check URL` is a health check command for Docker (the image has
 // no shell or curl): it GETs URL and exits 0 on 200, else 1 saying why.
 package main
@@ -42,6 +45,11 @@ func main() {
 	version, mode := os.Getenv("APP_VERSION"), os.Getenv("APP_MODE")
 	if mode == "crash" {
 		log.Fatalf("version %s: crashing at start (APP_MODE=crash)", version)
+	}
+	if f := os.Getenv("WRITE_FILE"); f != "" {
+		if err := os.WriteFile(f, []byte(version+"\n"), 0o644); err != nil {
+			log.Fatalf("version %s: %v", version, err)
+		}
 	}
 	port := os.Getenv("PORT")
 	if port == "" {
