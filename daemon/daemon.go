@@ -21,19 +21,20 @@ import (
 	"github.com/riverqueue/river"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/bosunhq/bosun/executor"
 	"github.com/bosunhq/bosun/planner"
 	"github.com/bosunhq/bosun/state"
 	"github.com/bosunhq/bosun/watcher"
 	"github.com/bosunhq/bosun/webhook"
 )
 
-// Applier rolls a plan out to servers; *executor.Executor satisfies it
-// through the adapter in cmd/bosun. Summary is one line for the deploy
-// status ("shop, api on web-1, web-2"). An error must say which host and
-// step failed and whether the hosts were rolled back.
+// Applier rolls a plan out to servers: *executor.Executor. Its errors
+// mean what the executor's do (see classify).
 type Applier interface {
-	Apply(ctx context.Context, plan *planner.Plan, trigger string) (summary string, err error)
+	Apply(ctx context.Context, plan *planner.Plan, opts executor.ApplyOpts) (*executor.Result, error)
 }
+
+var _ Applier = (*executor.Executor)(nil)
 
 // Deps are the parts the daemon wires together; cmd/bosun builds them from
 // the Config.
@@ -414,7 +415,8 @@ func (d *Daemon) workSync(ctx context.Context, jobID int64, args SyncArgs) (err 
 	}
 	d.status(ctx, rr, rev.SHA, webhook.StatePending, "deploying")
 	log.InfoContext(ctx, "rollout started", "reason", args.Reason)
-	summary, err = d.deps.Applier.Apply(ctx, plan, args.Reason)
+	res, err := d.deps.Applier.Apply(ctx, plan, executor.ApplyOpts{Trigger: args.Reason, LockWait: time.Hour})
+	summary = res.Summary()
 	return err
 }
 
@@ -558,9 +560,13 @@ func (d *Daemon) status(ctx context.Context, rr *repoRuntime, sha string, st web
 }
 
 // classify decides what a run's error means: the final status, its line,
-// and whether the job should be retried.
+// and whether the job should be retried. A rollout that failed on a host
+// (*executor.RolloutError) is the commit's fault, or its image's: failure,
+// no retry. A lost service lock is not: another rollout took over, so the
+// run goes again once the lock is free.
 func classify(err error, summary string, took time.Duration) (webhook.State, string, bool) {
 	var cerrs planner.ConfigErrors
+	var rerr *executor.RolloutError
 	switch {
 	case err == nil:
 		if summary == "" {
@@ -571,15 +577,15 @@ func classify(err error, summary string, took time.Duration) (webhook.State, str
 		return webhook.StateFailure, "invalid config: " + cerrs[0].Error(), false
 	case errors.Is(err, context.Canceled):
 		return webhook.StatePending, "interrupted; bosun resumes when it restarts", true
-	default:
-		var rolled interface{ RolledBack() bool }
-		if errors.As(err, &rolled) {
-			msg := err.Error()
-			if rolled.RolledBack() {
-				msg += " (rolled back)"
-			}
-			return webhook.StateFailure, msg, false
+	case errors.Is(err, executor.ErrLockLost):
+		return webhook.StateError, err.Error(), true
+	case errors.As(err, &rerr):
+		msg := rerr.Error()
+		if len(rerr.RolledBack) > 0 {
+			msg += " (rolled back)"
 		}
+		return webhook.StateFailure, msg, false
+	default:
 		return webhook.StateError, err.Error(), true
 	}
 }

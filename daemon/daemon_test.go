@@ -23,6 +23,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 
+	"github.com/bosunhq/bosun/executor"
 	"github.com/bosunhq/bosun/internal/testbed"
 	"github.com/bosunhq/bosun/planner"
 	"github.com/bosunhq/bosun/state"
@@ -46,7 +47,7 @@ type recordingApplier struct {
 	cancelled atomic.Bool   // an apply saw its context end before it finished
 }
 
-func (a *recordingApplier) Apply(ctx context.Context, plan *planner.Plan, trigger string) (string, error) {
+func (a *recordingApplier) Apply(ctx context.Context, plan *planner.Plan, opts executor.ApplyOpts) (*executor.Result, error) {
 	a.mu.Lock()
 	a.inFlight[plan.Repo]++
 	a.maxInFlight = max(a.maxInFlight, a.inFlight[plan.Repo])
@@ -67,23 +68,29 @@ func (a *recordingApplier) Apply(ctx context.Context, plan *planner.Plan, trigge
 	case <-time.After(delay):
 	case <-ctx.Done():
 		a.cancelled.Store(true)
-		return "", ctx.Err()
+		return &executor.Result{}, ctx.Err()
 	}
 	// The call is counted before the store shows it applied: tests wait
 	// for the store (waitApplied), then read the calls.
 	a.mu.Lock()
 	a.calls[plan.Repo] = append(a.calls[plan.Repo], plan.Commit)
 	a.mu.Unlock()
+	res := &executor.Result{}
 	for _, ch := range plan.Changes {
 		if ch.Desired == nil {
 			continue
 		}
 		spec, _ := json.Marshal(ch.Desired)
 		if err := a.st.PutApplied(ctx, state.Applied{Repo: plan.Repo, Service: ch.Service, Role: ch.Role, Host: ch.Host, Version: ch.Version, Commit: plan.Commit, Spec: spec}); err != nil {
-			return "", err
+			return res, err
 		}
+		if n := len(res.Services); n == 0 || res.Services[n-1].Service != ch.Service {
+			res.Services = append(res.Services, executor.ServiceResult{Service: ch.Service, Status: state.StatusDeployed})
+		}
+		sr := &res.Services[len(res.Services)-1]
+		sr.Deployed = append(sr.Deployed, ch.Target)
 	}
-	return "applied", nil
+	return res, nil
 }
 
 // commitRepo commits a config repository deploying image at dir (made if
@@ -539,8 +546,8 @@ func TestDaemon_deployStatuses(t *testing.T) {
 	first := heads["repo-00"]
 	waitSyncs(1, "start")
 	got := statuses(first)
-	if len(got) != 2 || !strings.HasPrefix(got[0], "pending") || !strings.HasPrefix(got[1], "success applied") {
-		t.Fatalf("statuses of the first commit = %q, want pending then success applied…", got)
+	if len(got) != 2 || !strings.HasPrefix(got[0], "pending") || !strings.HasPrefix(got[1], "success web on web-1") {
+		t.Fatalf("statuses of the first commit = %q, want pending then success web on web-1…", got)
 	}
 
 	// A restart syncs the head again, which is deployed: nothing posted.
@@ -563,7 +570,7 @@ func TestDaemon_deployStatuses(t *testing.T) {
 	// A new image: pending, then success.
 	bump := commitRepo(t, src, "app:v2")
 	pushAndWait("bump-1", bump)
-	if got := statuses(bump); len(got) != 2 || !strings.HasPrefix(got[0], "pending") || !strings.HasPrefix(got[1], "success applied") {
-		t.Errorf("statuses of a deploy = %q, want pending then success applied…", got)
+	if got := statuses(bump); len(got) != 2 || !strings.HasPrefix(got[0], "pending") || !strings.HasPrefix(got[1], "success web on web-1") {
+		t.Errorf("statuses of a deploy = %q, want pending then success web on web-1…", got)
 	}
 }

@@ -9,7 +9,9 @@
 // It owns the containers, routes and proxy it makes on servers (only
 // containers labelled bosun.service are ever stopped or removed; volumes
 // never are), the per-service rollout lock (through the store's lease), and
-// the applied state, deployment and event records it writes to the store.
+// the applied state, deployment and event records it writes to the store,
+// and it ends the holds a plan marks releasable once their service is rolled
+// out (see Apply).
 // It never reads git or config files, never decides what should run (that is
 // the planner), and never builds a shell command: every value goes into a
 // field of an Engine API call. Secret values are resolved from

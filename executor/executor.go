@@ -191,8 +191,9 @@ type ApplyOpts struct {
 
 // Result summarises an Apply: one entry per service with changes.
 type Result struct {
-	Services []ServiceResult
-	Duration time.Duration
+	Services      []ServiceResult
+	ReleasedHolds []string // services whose hold the Apply ended (see Apply)
+	Duration      time.Duration
 }
 
 // ServiceResult is the outcome of one service's rollout.
@@ -215,6 +216,10 @@ type ServiceResult struct {
 // returned error is then a *RolloutError wrapping a *StepError. Services
 // are applied one after the other; a failed service does not stop the
 // others. Re-applying an applied plan starts no container.
+//
+// A hold the plan marks releasable (Plan.ReleasedHolds: git asks for the
+// held version again) ends once its service is rolled out or had nothing
+// to do; the hold of a service whose rollout failed stays.
 //
 // When ctx ends, the host step in progress is finished or undone (bounded
 // by its deploy timeout) so that every host keeps a serving container; the
@@ -239,6 +244,7 @@ func (e *Executor) Apply(ctx context.Context, plan *planner.Plan, opts ApplyOpts
 	}
 	sort.Strings(names)
 	var errs []error
+	done := map[string]bool{} // services rolled out, or with nothing to do
 	for _, name := range names {
 		chs := bySvc[name]
 		pol, ok := policies[name]
@@ -255,6 +261,7 @@ func (e *Executor) Apply(ctx context.Context, plan *planner.Plan, opts ApplyOpts
 			}
 		}
 		if active == 0 {
+			done[name] = true
 			continue
 		}
 		if err := ctx.Err(); err != nil {
@@ -265,8 +272,11 @@ func (e *Executor) Apply(ctx context.Context, plan *planner.Plan, opts ApplyOpts
 		res.Services = append(res.Services, sr)
 		if sr.Err != nil {
 			errs = append(errs, sr.Err)
+		} else {
+			done[name] = true
 		}
 	}
+	res.ReleasedHolds = e.releaseHolds(ctx, plan, done)
 	res.Duration = time.Since(start)
 	return res, errors.Join(errs...)
 }

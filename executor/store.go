@@ -7,7 +7,7 @@ import (
 
 // Store is what the executor needs from the state store (package state's
 // Store satisfies it): applied state, deployments with their events, and
-// the per-service lock.
+// the per-service lock, and ending holds (see Apply).
 type Store interface {
 	PutApplied(ctx context.Context, a StoreApplied) error
 	DeleteApplied(ctx context.Context, repo, service, role, host string) error
@@ -17,4 +17,5 @@ type Store interface {
 	AcquireLock(ctx context.Context, name, owner string, lease time.Duration) (ok bool, holder StoreLock, err error)
 	RenewLock(ctx context.Context, name, owner string, lease time.Duration) error
 	ReleaseLock(ctx context.Context, name, owner string) error
+	DeleteHold(ctx context.Context, repo, service string) error
 }

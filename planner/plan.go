@@ -85,8 +85,8 @@ type Plan struct {
 	// a removal on a host that left the inventory.
 	Warnings []string
 	// ReleasedHolds names the held services whose desired spec now equals
-	// the held one: the hold can end (bosun release), and the plan treats
-	// them as not held.
+	// the held one: the plan treats them as not held, and applying it ends
+	// their holds (executor.Apply, once the service is rolled out).
 	ReleasedHolds []string
 }
 
@@ -134,8 +134,11 @@ type Host struct {
 }
 
 // Empty reports whether applying the plan would change nothing: no create,
-// update or remove.
+// update or remove, and no hold to release (applying ends those).
 func (pl *Plan) Empty() bool {
+	if len(pl.ReleasedHolds) > 0 {
+		return false
+	}
 	for _, c := range pl.Changes {
 		switch c.Action {
 		case ActionCreate, ActionUpdate, ActionRemove:

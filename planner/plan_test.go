@@ -91,3 +91,24 @@ func TestPlan_Cancelled(t *testing.T) {
 	_, err := planner.New(planner.Config{}).Plan(ctx, mapFS(nil), planner.Input{})
 	require.ErrorIs(t, err, context.Canceled)
 }
+
+// TestPlan_Empty checks that a plan whose only effect is to end a hold is
+// not empty: applying it releases the hold, so callers must apply it.
+func TestPlan_Empty(t *testing.T) {
+	t.Parallel()
+	repo := map[string]string{"services/app.yml": "service: app\nimage: a/b:1\nservers: [web-1]\n"}
+	p := planner.New(planner.Config{})
+	first, err := p.Plan(t.Context(), mapFS(repo), planner.Input{Repo: "r", Commit: "c1"})
+	require.NoError(t, err)
+	ch := first.Changes[0]
+	applied := []planner.Applied{{Target: ch.Target, Version: ch.Version, Spec: *ch.Desired}}
+
+	again, err := p.Plan(t.Context(), mapFS(repo), planner.Input{Repo: "r", Commit: "c2", Applied: applied})
+	require.NoError(t, err)
+	require.True(t, again.Empty(), "a re-plan of what runs is empty")
+
+	held, err := p.Plan(t.Context(), mapFS(repo), planner.Input{Repo: "r", Commit: "c2", Applied: applied, Holds: []planner.Hold{{Service: "app", Version: ch.Version}}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"app"}, held.ReleasedHolds)
+	require.False(t, held.Empty(), "a plan that ends a hold is not empty")
+}

@@ -112,7 +112,7 @@ func (pl *Plan) WriteTo(w io.Writer) (int64, error) {
 	if len(quiet) > 0 {
 		fmt.Fprintf(&b, "\nunchanged: %s\n", strings.Join(quiet, ", "))
 	}
-	writeList(&b, "Holds that can be released (bosun release SERVICE)", pl.ReleasedHolds)
+	writeList(&b, "Holds this apply ends (git asks for the held version)", pl.ReleasedHolds)
 	writeList(&b, "Warnings", pl.Warnings)
 	writeList(&b, "Notices", pl.Notices)
 	n, err := w.Write(b.Bytes())
@@ -197,7 +197,7 @@ func (pl *Plan) WriteMarkdown(w io.Writer) error {
 	if len(quiet) > 0 {
 		fmt.Fprintf(&b, "\nUnchanged: %s\n", strings.Join(quiet, ", "))
 	}
-	mdList(&b, "Holds that can be released (`bosun release SERVICE`)", pl.ReleasedHolds)
+	mdList(&b, "Holds this apply ends (git asks for the held version)", pl.ReleasedHolds)
 	mdList(&b, "Warnings", pl.Warnings)
 	mdList(&b, "Notices", pl.Notices)
 	_, err := w.Write(b.Bytes())

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -127,7 +126,7 @@ With --dry-run, apply only plans (as bosun plan does).`, e)
 	}
 	defer x.Close()
 	res, err := x.Apply(ctx, plan, executor.ApplyOpts{Trigger: "bosun apply (" + short(head.sha) + ")", LockWait: *lockWait})
-	printSummary(e.stdout, res)
+	res.WriteTo(e.stdout)
 	if err != nil {
 		return 1, err
 	}
@@ -184,46 +183,6 @@ func (p *progress) event(ev executor.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	fmt.Fprintf(p.w, "%7.1fs  %s\n", time.Since(p.start).Seconds(), ev.String())
-}
-
-// printSummary prints what an Apply did: per service the hosts deployed,
-// removed and rolled back, and the time it took.
-func printSummary(w io.Writer, res *executor.Result) {
-	if res == nil {
-		return
-	}
-	fmt.Fprintln(w)
-	hosts := map[string]bool{}
-	failed := 0
-	for _, s := range res.Services {
-		line := fmt.Sprintf("%-20s %-9s %d deployed", s.Service, s.Status, len(s.Deployed))
-		if len(s.Removed) > 0 {
-			line += fmt.Sprintf(", %d removed", len(s.Removed))
-		}
-		if len(s.RolledBack) > 0 {
-			line += fmt.Sprintf(", %d rolled back", len(s.RolledBack))
-		}
-		if s.Unchanged > 0 {
-			line += fmt.Sprintf(", %d unchanged", s.Unchanged)
-		}
-		fmt.Fprintf(w, "%s  (%s)\n", line, s.Duration.Round(100*time.Millisecond))
-		for _, t := range append(append([]planner.Target{}, s.Deployed...), s.Removed...) {
-			hosts[t.Host] = true
-		}
-		if s.Err != nil {
-			failed++
-		}
-	}
-	names := make([]string, 0, len(hosts))
-	for h := range hosts {
-		names = append(names, h)
-	}
-	sort.Strings(names)
-	verdict := "Applied"
-	if failed > 0 {
-		verdict = fmt.Sprintf("Failed (%d of %d services)", failed, len(res.Services))
-	}
-	fmt.Fprintf(w, "%s: %d service(s) on %d host(s) [%s] in %s\n", verdict, len(res.Services), len(names), strings.Join(names, ", "), res.Duration.Round(100*time.Millisecond))
 }
 
 func short(sha string) string {

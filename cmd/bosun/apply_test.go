@@ -25,7 +25,8 @@ func runCLIInput(t testing.TB, environ map[string]string, stdin string, args ...
 
 // TestCLI_applyOnTestServers drives the operator's commands against two
 // test servers: apply (asked and --yes), status, history, rollback with its
-// hold, plan of a held service, and release.
+// hold, plan of a held service, release, and the hold that ends once git
+// asks for the held version.
 func TestCLI_applyOnTestServers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs test servers")
@@ -125,5 +126,15 @@ func TestCLI_applyOnTestServers(t *testing.T) {
 	}
 	if code, out = cli("", "release", "shop", "--name", "nope", "--state", common[3]); code != 1 || !strings.Contains(out, "never been applied") {
 		t.Errorf("release from an unknown repository: exit %d\n%s", code, out)
+	}
+	// git catches up with the hold (v1 committed again): apply ends it, so
+	// the next commit deploys.
+	gitCommit(t, repo, map[string]string{"services/shop.yml": service(v1)})
+	if code, out = cli("", append([]string{"apply", "--yes"}, common...)...); code != 0 || !strings.Contains(out, "Hold on shop released") {
+		t.Fatalf("apply of the held version: exit %d, want 0 and the hold released:\n%s", code, out)
+	}
+	gitCommit(t, repo, map[string]string{"services/shop.yml": service(v2)})
+	if code, out = cli("", append([]string{"plan"}, common[:4]...)...); code != 2 || !strings.Contains(out, " 0 held.") {
+		t.Errorf("plan after the hold ended: exit %d, want 2 (v2 to deploy, nothing held):\n%s", code, out)
 	}
 }

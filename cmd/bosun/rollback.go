@@ -27,9 +27,10 @@ see bosun history or bosun status --all) and put a hold on the service, so
 that automatic deploys do not undo it. Hosts that still have the retained
 container of that version restart it without a pull.
 
-The hold ends with bosun release SERVICE, or by itself once git's desired
-spec equals the held one (the revert was merged). The GitOps way back is to
-revert the commit.`, e)
+The hold ends with bosun release SERVICE, or by itself when a commit whose
+desired spec equals the held one (the revert was merged) is applied, by
+bosun apply or the daemon, and the service's rollout succeeds. The GitOps
+way back is to revert the commit.`, e)
 	var rf repoFlags
 	rf.register(fs)
 	var sf sshFlags
@@ -99,7 +100,7 @@ revert the commit.`, e)
 	}
 	defer x.Close()
 	res, err := x.Apply(ctx, plan, executor.ApplyOpts{Trigger: "bosun rollback", LockWait: 10 * time.Minute})
-	printSummary(e.stdout, res)
+	res.WriteTo(e.stdout)
 	if err != nil {
 		return 1, err
 	}
@@ -142,8 +143,9 @@ func holdReason(given, dflt string) string {
 func runHold(ctx context.Context, args []string, e env) (int, error) {
 	fs := newFlagSet("hold", "bosun hold SERVICE [--repo PATH_OR_URL | --name NAME] [--reason TEXT]", `
 Hold SERVICE at the version it runs now: plans show its targets as "held"
-and nothing deploys it until bosun release SERVICE, or until git's desired
-spec equals the held one. The config repository is named as for apply.`, e)
+and nothing deploys it until bosun release SERVICE, or until a commit whose
+desired spec equals the held one is applied (bosun apply or the daemon) and
+the service's rollout succeeds. The config repository is named as for apply.`, e)
 	dsn := stateFlag(fs, e)
 	repoName := nameFlags(fs)
 	reason := fs.String("reason", "", "why, shown in plans")

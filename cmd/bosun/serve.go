@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -94,7 +92,7 @@ logged and the old config kept. See docs/daemon.md.`, e)
 
 	d, err := daemon.New(cfg, daemon.Deps{
 		Store:    st,
-		Applier:  applier{x: x, st: st, log: log},
+		Applier:  x,
 		Reporter: reporter,
 		Secrets:  secrets,
 		GitAuth: func(rc daemon.RepoConfig) (gittransport.AuthMethod, error) {
@@ -130,66 +128,6 @@ func newQueue(ctx context.Context, st state.Store, workers *river.Workers, log *
 		return daemon.NewQueue(ctx, riverpgxv5.New(s.Pool()), workers, 4, log)
 	}
 	return nil, fmt.Errorf("no queue for a %T store", st)
-}
-
-// applier adapts the executor to the daemon: a one-line summary for the
-// deploy status, holds released once git caught up with them.
-type applier struct {
-	x   *executor.Executor
-	st  state.Store
-	log *slog.Logger
-}
-
-func (a applier) Apply(ctx context.Context, plan *planner.Plan, trigger string) (string, error) {
-	res, err := a.x.Apply(ctx, plan, executor.ApplyOpts{Trigger: trigger, LockWait: time.Hour})
-	for _, svc := range plan.ReleasedHolds {
-		if derr := a.st.DeleteHold(context.WithoutCancel(ctx), plan.Repo, svc); derr != nil {
-			a.log.Warn("hold not released", "service", svc, "err", derr)
-		}
-	}
-	if err != nil {
-		var re *executor.RolloutError
-		if errors.Is(err, executor.ErrLockLost) {
-			// Not the commit's fault: run again once the lock is free.
-			return "", err
-		}
-		if errors.As(err, &re) {
-			return "", rolloutFailure{re}
-		}
-		return "", err
-	}
-	return summaryLine(res), nil
-}
-
-// rolloutFailure marks a rollout that failed on a host: the commit is at
-// fault (or its image), so the daemon reports failure and does not retry.
-type rolloutFailure struct{ *executor.RolloutError }
-
-func (f rolloutFailure) RolledBack() bool { return len(f.RolloutError.RolledBack) > 0 }
-func (f rolloutFailure) Unwrap() error    { return f.RolloutError }
-
-// summaryLine is "shop, api on web-1, web-2" for a deploy status.
-func summaryLine(res *executor.Result) string {
-	if res == nil {
-		return "deployed"
-	}
-	var services []string
-	hosts := map[string]bool{}
-	for _, s := range res.Services {
-		services = append(services, s.Service)
-		for _, t := range append(append([]planner.Target{}, s.Deployed...), s.Removed...) {
-			hosts[t.Host] = true
-		}
-	}
-	names := make([]string, 0, len(hosts))
-	for h := range hosts {
-		names = append(names, h)
-	}
-	sort.Strings(names)
-	if len(services) == 0 {
-		return "no changes"
-	}
-	return strings.Join(services, ", ") + " on " + strings.Join(names, ", ")
 }
 
 // newReporter builds the forge reporter; nil when the config reports to

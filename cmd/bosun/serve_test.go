@@ -156,6 +156,25 @@ func serving(addr, host string) string {
 	return string(b)
 }
 
+// holds lists the services of repository fleet held in the store at dsn.
+func holds(t testing.TB, dsn string) []string {
+	t.Helper()
+	st, err := state.Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	hs, err := st.ListHolds(t.Context(), "fleet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, h := range hs {
+		out = append(out, h.Repo+"/"+h.Service)
+	}
+	return out
+}
+
 // lastStatus is the newest status posted for sha in context, or nil.
 func lastStatus(f *testbed.FakeGitHub, sha, context string) *testbed.PostedStatus {
 	var last *testbed.PostedStatus
@@ -332,9 +351,32 @@ repos:
 		}
 	}
 
+	// A hold keeps v1 against a push of v2; a push that asks for the held
+	// version again ends it.
+	dsn := "sqlite:///" + filepath.Join(dir, "state.db")
+	if code, out, errs := runCLI(t, nil, "hold", "shop", "--name", "fleet", "--state", dsn); code != 0 {
+		t.Fatalf("hold: exit %d\n%s%s", code, out, errs)
+	}
+	heldPush := gitCommit(t, repoDir, map[string]string{"services/shop.yml": service(v2)})
+	if code := d.hook(t, "push", "push-held", pushEvent(forgeRepo, "master", revert, heldPush)); code != http.StatusAccepted {
+		t.Fatalf("push while held: %d", code)
+	}
+	waitFor(t, time.Minute, "bosun/deploy success on the held push", func() bool {
+		s := lastStatus(gh, heldPush, webhook.ContextDeploy)
+		return s != nil && s.GetState() == "success"
+	})
+	if !servesEverywhere("v1")() || len(holds(t, dsn)) != 1 {
+		t.Fatalf("a push while held deployed v2 or ended the hold (holds %v)", holds(t, dsn))
+	}
+	caughtUp := gitCommit(t, repoDir, map[string]string{"services/shop.yml": service(v1)})
+	if code := d.hook(t, "push", "push-caught-up", pushEvent(forgeRepo, "master", heldPush, caughtUp)); code != http.StatusAccepted {
+		t.Fatalf("push of the held version: %d", code)
+	}
+	waitFor(t, time.Minute, "the hold ended by a push of the held version", func() bool { return len(holds(t, dsn)) == 0 })
+
 	// A bad config commit: failure status naming file:line, nothing deployed.
 	bad := gitCommit(t, repoDir, map[string]string{"services/shop.yml": strings.Replace(service(v2), "servers: [server-1, server-2]", "servers: [server-1, server-9]", 1)})
-	if code := d.hook(t, "push", "push-bad", pushEvent(forgeRepo, "master", revert, bad)); code != http.StatusAccepted {
+	if code := d.hook(t, "push", "push-bad", pushEvent(forgeRepo, "master", caughtUp, bad)); code != http.StatusAccepted {
 		t.Fatalf("push bad: %d", code)
 	}
 	waitFor(t, time.Minute, "bosun/deploy failure on the bad commit", func() bool {
