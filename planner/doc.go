@@ -11,7 +11,10 @@
 // It never does network I/O, never touches git, never talks to a server or
 // the state store, and never holds a secret value longer than it takes to
 // hash it: a Spec carries a keyed hash of each secret (SecretRef), and no
-// rendering of a plan shows a value or a hash.
+// rendering of a plan shows a value or a hash. Templates are code from the
+// repository: each render runs in a child process of the same executable,
+// bounded in time, memory and output, and killed before Plan returns (see
+// renderchild.go).
 //
 // Plan checks ctx between files; a cancelled context returns ctx.Err().
 // Callers can branch on ConfigErrors (errors.As): the commit is invalid,

@@ -22,7 +22,9 @@ type loader struct {
 	in           *Input
 	r            *report
 	fleet        *fleet
+	ctx          context.Context // Plan's: a render is killed when it ends
 	templates    map[string]*template.Template
+	templateSrc  map[string]string // source of each template, by name: rendered in a child process
 	badTemplates map[string]bool
 	warnings     []string
 	applied      map[Target]*Applied
@@ -59,7 +61,8 @@ func (l *loader) load(ctx context.Context, src fs.FS) (*desiredState, error) {
 	l.secretHashes = map[string]string{}
 	l.warned = map[string]bool{}
 	l.fleet = loadFleet(src, l.r)
-	l.templates = loadTemplates(src, l.r)
+	l.ctx = ctx
+	l.templates, l.templateSrc = loadTemplates(src, l.r)
 	l.badTemplates = map[string]bool{}
 	for _, e := range l.r.errs {
 		if strings.HasPrefix(e.File, "templates/") {

@@ -7,7 +7,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"text/template"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -131,15 +130,23 @@ func TestDidYouMean(t *testing.T) {
 	require.Equal(t, "", didYouMean("zzzzzz", []string{"image", "servers"}))
 }
 
-// TestExecTemplate_Timeout checks that a template whose loops print nothing
+// TestRenderInChild_Timeout checks that a template whose loops print nothing
 // cannot hold a plan forever. Not parallel: it changes templateTimeout.
-func TestExecTemplate_Timeout(t *testing.T) {
+func TestRenderInChild_Timeout(t *testing.T) {
 	old := templateTimeout
-	templateTimeout = time.Millisecond
+	templateTimeout = 200 * time.Millisecond
 	defer func() { templateTimeout = old }()
-	tm := template.Must(template.New("t").Parse("{{ range 3000000 }}{{ end }}"))
-	_, err := execTemplate(tm, nil)
-	require.ErrorContains(t, err, "rendering took longer than 1ms")
+	_, err := renderInChild(t.Context(), "t", "{{ range 3000000000 }}{{ end }}", nil)
+	require.ErrorIs(t, err, errRenderTimeout)
+}
+
+// TestRenderInChild_keepsVarTypes: vars reach the child with their YAML
+// types (an int stays an int, so eq 80 works; a float stays a float).
+func TestRenderInChild_keepsVarTypes(t *testing.T) {
+	vars := map[string]any{"port": 80, "ratio": 8.0, "on": true, "none": nil, "list": []any{"a", 2}, "m": map[string]any{"k": "v"}, "big": uint64(1 << 63)}
+	out, err := renderInChild(t.Context(), "t", `{{ if eq .port 80 }}p{{ end }} {{ printf "%T %T %T %v %v" .ratio .on .big .list .m.k }} {{ .none }}`, vars)
+	require.NoError(t, err)
+	require.Equal(t, "p float64 bool uint64 [a 2] v <no value>", string(out))
 }
 
 // leaves returns a setter for every leaf value of v (strings, bools,
@@ -197,4 +204,15 @@ func TestDiffSpecs_EveryField(t *testing.T) {
 	}
 	require.Greater(t, n, 40)
 	require.Empty(t, diffSpecs(old, fullSpec(t)))
+}
+
+// TestRenderInChild_memoryBomb: a template that doubles a string until it
+// is gigabytes is stopped by the child's address-space limit, and says so.
+// Not parallel: it changes renderChildMemory.
+func TestRenderInChild_memoryBomb(t *testing.T) {
+	old := renderChildMemory
+	renderChildMemory = 512 << 20
+	defer func() { renderChildMemory = old }()
+	_, err := renderInChild(t.Context(), "t", `{{ $x := "0123456789" }}{{ range 40 }}{{ $x = printf "%s%s" $x $x }}{{ end }}`, nil)
+	require.ErrorContains(t, err, "too much memory")
 }

@@ -96,9 +96,10 @@ func isEmptyValue(v any) bool {
 }
 
 // loadTemplates parses every templates/*.yml.tmpl; a template that does not
-// parse is reported and left out.
-func loadTemplates(fsys fs.FS, r *report) map[string]*template.Template {
-	out := map[string]*template.Template{}
+// parse is reported and left out. It returns the parsed templates and their
+// sources, by name.
+func loadTemplates(fsys fs.FS, r *report) (map[string]*template.Template, map[string]string) {
+	out, srcs := map[string]*template.Template{}, map[string]string{}
 	files, _ := fs.Glob(fsys, "templates/*.yml.tmpl")
 	for _, f := range files {
 		name := strings.TrimSuffix(path.Base(f), ".yml.tmpl")
@@ -117,9 +118,9 @@ func loadTemplates(fsys fs.FS, r *report) map[string]*template.Template {
 			r.errs = append(r.errs, &ConfigError{File: f, Line: line, Col: col, Msg: "template does not parse: " + msg})
 			continue
 		}
-		out[name] = t
+		out[name], srcs[name] = t, string(data)
 	}
-	return out
+	return out, srcs
 }
 
 var templateErrRE = regexp.MustCompile(`^template: ([^:]+):(\d+)(?::(\d+))?: (.*)$`)
@@ -167,8 +168,7 @@ func (l *loader) renderService(d *doc, root *yaml.Node) *svcDef {
 		return nil
 	}
 	file := "templates/" + name + ".yml.tmpl"
-	t, ok := l.templates[name]
-	if !ok {
+	if _, ok := l.templates[name]; !ok {
 		if !l.badTemplates[file] {
 			d.errf(tn, "template %q not found: there is no %s%s", name, file, didYouMean(name, mapKeys(l.templates)))
 		}
@@ -191,7 +191,11 @@ func (l *loader) renderService(d *doc, root *yaml.Node) *svcDef {
 			varNodes[p.key.Value] = d.deref(p.val)
 		}
 	}
-	out, err := execTemplate(t, vars)
+	out, err := renderInChild(l.ctx, file, l.templateSrc[name], vars)
+	if errors.Is(err, errRenderTimeout) {
+		d.errf(tn, "%s: rendering took longer than %v: simplify the template's loops", file, templateTimeout)
+		return nil
+	}
 	if err != nil {
 		_, _, msg := templateErrPos(file, err)
 		line, col, _ := templateErrPos(file, err)
@@ -217,31 +221,9 @@ func (l *loader) renderService(d *doc, root *yaml.Node) *svcDef {
 	return s
 }
 
-// templateTimeout bounds a template's run. text/template has no step
-// budget, and loops that print nothing never reach the output cap.
+// templateTimeout bounds a template's run (in its child process, see
+// renderchild.go). text/template has no step budget, and loops that print
+// nothing never reach the output cap.
 var templateTimeout = 5 * time.Second
-
-// execTemplate renders t. On timeout the render goroutine is abandoned; it
-// ends when the loop does, holding nothing but its own output.
-func execTemplate(t *template.Template, data any) ([]byte, error) {
-	type result struct {
-		out []byte
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		var b limitedBuffer
-		err := t.Execute(&b, data)
-		done <- result{b.Bytes(), err}
-	}()
-	timer := time.NewTimer(templateTimeout)
-	defer timer.Stop()
-	select {
-	case r := <-done:
-		return r.out, r.err
-	case <-timer.C:
-		return nil, fmt.Errorf("rendering took longer than %v: simplify the template's loops", templateTimeout)
-	}
-}
 
 var missingKeyRE = regexp.MustCompile(`map has no entry for key "([^"]*)"`)
