@@ -277,6 +277,41 @@ func watchRefs(ctx context.Context, dir string, log *slog.Logger) (<-chan struct
 		}
 		return nil
 	})
+	return notify(ctx, fw, 100*time.Millisecond, log, func(ev fsnotify.Event) bool {
+		if ev.Has(fsnotify.Create) {
+			if st, err := os.Stat(ev.Name); err == nil && st.IsDir() && strings.HasPrefix(ev.Name, heads) {
+				add(ev.Name) // a new branch folder such as refs/heads/feature
+			}
+		}
+		return true
+	}), nil
+}
+
+// WatchFile reports, debounced by quiet, when the file at path may have
+// changed: it watches the file's folder, since editors and config managers
+// replace files by rename. The channel closes when ctx ends.
+func WatchFile(ctx context.Context, path string, quiet time.Duration, log *slog.Logger) (<-chan struct{}, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, err
+	}
+	if err := fw.Add(filepath.Dir(abs)); err != nil {
+		fw.Close()
+		return nil, fmt.Errorf("watch %s: %w", filepath.Dir(abs), err)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return notify(ctx, fw, quiet, log, func(ev fsnotify.Event) bool { return filepath.Clean(ev.Name) == abs }), nil
+}
+
+// notify turns fw's events that keep says matter into one signal per burst,
+// after quiet passes without one; it owns fw and closes it when ctx ends.
+func notify(ctx context.Context, fw *fsnotify.Watcher, quiet time.Duration, log *slog.Logger, keep func(fsnotify.Event) bool) <-chan struct{} {
 	raw := make(chan struct{})
 	out := make(chan struct{}, 1)
 	go func() {
@@ -290,10 +325,8 @@ func watchRefs(ctx context.Context, dir string, log *slog.Logger) (<-chan struct
 				if !ok {
 					return
 				}
-				if ev.Has(fsnotify.Create) {
-					if st, err := os.Stat(ev.Name); err == nil && st.IsDir() && strings.HasPrefix(ev.Name, heads) {
-						add(ev.Name) // a new branch folder such as refs/heads/feature
-					}
+				if !keep(ev) {
+					continue
 				}
 				select {
 				case raw <- struct{}{}:
@@ -310,9 +343,9 @@ func watchRefs(ctx context.Context, dir string, log *slog.Logger) (<-chan struct
 	}()
 	go func() {
 		defer close(out)
-		debounce(ctx, 100*time.Millisecond, raw, out)
+		debounce(ctx, quiet, raw, out)
 	}()
-	return out, nil
+	return out
 }
 
 // debounce sends one signal on out after in has been quiet for d; a burst of

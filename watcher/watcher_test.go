@@ -3,6 +3,7 @@ package watcher
 import (
 	"context"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"testing"
 	"testing/synctest"
@@ -189,4 +190,30 @@ func TestDebounce(t *testing.T) {
 		default:
 		}
 	})
+}
+
+// TestWatchFile checks that a config file replaced by rename, as editors
+// and config managers do, is reported.
+func TestWatchFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bosun.yaml")
+	if err := os.WriteFile(path, []byte("a: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	changed, err := WatchFile(t.Context(), path, 20*time.Millisecond, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(dir, ".bosun.yaml.tmp")
+	if err := os.WriteFile(tmp, []byte("a: 2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no change reported within 5s of replacing the file")
+	}
 }

@@ -2,22 +2,16 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
-	"time"
 
-	"github.com/fsnotify/fsnotify"
 	gittransport "github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
-	"github.com/google/go-github/v66/github"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
@@ -111,7 +105,11 @@ logged and the old config kept. See docs/daemon.md.`, e)
 	if err != nil {
 		return 1, err
 	}
-	go watchConfig(ctx, *configPath, d, log)
+	go func() {
+		if err := d.WatchConfig(ctx, *configPath); err != nil {
+			log.Warn("config file not watched", "err", err)
+		}
+	}()
 	hooks := webhook.NewHandler(webhook.Config{Secret: []byte(hookSecret), Logger: log}, d.Enqueue)
 	if err := d.Run(ctx, hooks, ln); err != nil {
 		return 1, err
@@ -137,35 +135,23 @@ func newReporter(fc daemon.ForgeConfig, getenv func(string) string, secrets *pla
 	if fc.Kind != "github" {
 		return nil, nil
 	}
-	var hc *http.Client
+	gc := webhook.GitHubConfig{BaseURL: fc.BaseURL, AppID: fc.AppID, InstallationID: fc.InstallationID}
 	var redactValues []string
-	var self func(context.Context) (string, error) // nil: the token's user
 	if fc.AppID != 0 {
 		pemBytes, err := os.ReadFile(fc.AppKeyFile)
 		if err != nil {
 			return nil, fmt.Errorf("GitHub App key: %w", err)
 		}
-		key, err := webhook.ParseAppKey(pemBytes)
-		if err != nil {
+		if gc.AppKey, err = webhook.ParseAppKey(pemBytes); err != nil {
 			return nil, err
 		}
-		tr := &webhook.AppTransport{AppID: fc.AppID, InstallationID: fc.InstallationID, Key: key, BaseURL: fc.BaseURL}
-		self = tr.BotLogin
-		hc = &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	} else {
 		token, err := daemon.ReadSecret(getenv, fc.TokenEnv, fc.TokenFile)
 		if err != nil {
 			return nil, fmt.Errorf("forge token: %w", err)
 		}
 		redactValues = append(redactValues, token)
-		hc = &http.Client{Transport: tokenTransport{token: token}, Timeout: 30 * time.Second}
-	}
-	client := github.NewClient(hc)
-	if fc.BaseURL != "" && fc.BaseURL != "https://api.github.com/" {
-		var err error
-		if client, err = client.WithEnterpriseURLs(fc.BaseURL, fc.BaseURL); err != nil {
-			return nil, fmt.Errorf("forge.base_url: %w", err)
-		}
+		gc.Token = token
 	}
 	redact := func(s string) string {
 		for _, v := range redactValues {
@@ -175,15 +161,11 @@ func newReporter(fc daemon.ForgeConfig, getenv func(string) string, secrets *pla
 		}
 		return secrets.Redact(s)
 	}
-	return webhook.NewReporter(webhook.ReporterConfig{Redact: redact, Self: self, Logger: log}, client), nil
-}
-
-type tokenTransport struct{ token string }
-
-func (t tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	req = req.Clone(req.Context())
-	req.Header.Set("Authorization", "token "+t.token)
-	return http.DefaultTransport.RoundTrip(req)
+	rep, err := webhook.NewGitHubReporter(gc, webhook.ReporterConfig{Redact: redact, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("forge: %w", err)
+	}
+	return rep, nil
 }
 
 // gitAuth is the credential for a repository's URL: its SSH key (host keys
@@ -215,62 +197,6 @@ func gitAuth(rc daemon.RepoConfig, knownHosts string, getenv func(string) string
 		return &githttp.BasicAuth{Username: "x-access-token", Password: token}, nil
 	}
 	return nil, nil
-}
-
-// watchConfig reloads the daemon when its config file changes. An invalid
-// file is logged and the running config kept.
-func watchConfig(ctx context.Context, path string, d *daemon.Daemon, log *slog.Logger) {
-	fw, err := fsnotify.NewWatcher()
-	if err != nil {
-		log.Warn("config file not watched", "err", err)
-		return
-	}
-	defer fw.Close()
-	abs, _ := filepath.Abs(path)
-	// Watch the folder: editors and config managers replace files by rename.
-	if err := fw.Add(filepath.Dir(abs)); err != nil {
-		log.Warn("config file not watched", "err", err)
-		return
-	}
-	last := fileHash(abs)
-	var debounce <-chan time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ev, ok := <-fw.Events:
-			if !ok {
-				return
-			}
-			if filepath.Clean(ev.Name) == abs {
-				debounce = time.After(200 * time.Millisecond)
-			}
-		case err, ok := <-fw.Errors:
-			if !ok {
-				return
-			}
-			log.Warn("config watch", "err", err)
-		case <-debounce:
-			h := fileHash(abs)
-			if h == last {
-				continue
-			}
-			last = h
-			cfg, err := daemon.LoadConfig(abs)
-			if err != nil {
-				log.Error("config change refused; keeping the running config", "err", err)
-				continue
-			}
-			if err := d.Reload(ctx, cfg); err != nil {
-				log.Error("config reload failed", "err", err)
-			}
-		}
-	}
-}
-
-func fileHash(path string) [32]byte {
-	b, _ := os.ReadFile(path)
-	return sha256.Sum256(b)
 }
 
 // daemonLogger builds the daemon's logger from its config.
