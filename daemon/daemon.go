@@ -19,6 +19,7 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/bosunhq/bosun/executor"
@@ -64,7 +65,9 @@ type Daemon struct {
 	repos    map[string]*repoRuntime
 	planners map[bool]*planner.Planner // by RequireSecrets; see Daemon.planner
 
-	q Queue
+	q        Queue
+	statuses *statusPoster // nil: no forge
+	insertMu sync.Map      // repository -> *sync.Mutex: its sync inserts take turns (insertSync)
 
 	// synced, when set, is called at the end of every sync job, once its
 	// status is posted, with the commit it planned (tests count runs with
@@ -90,6 +93,9 @@ func New(cfg Config, deps Deps) (*Daemon, error) {
 	host, _ := os.Hostname()
 	d := &Daemon{deps: deps, log: deps.Logger.With("component", "daemon"), cfg: cfg, repos: map[string]*repoRuntime{},
 		owner: fmt.Sprintf("bosun serve %s pid %d", host, os.Getpid())}
+	if deps.Reporter != nil {
+		d.statuses = newStatusPoster(deps.Reporter, d.log)
+	}
 	return d, nil
 }
 
@@ -100,10 +106,10 @@ func New(cfg Config, deps Deps) (*Daemon, error) {
 func (d *Daemon) Run(ctx context.Context, hooks *webhook.Handler, ln net.Listener) error {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, river.WorkFunc(func(ctx context.Context, job *river.Job[SyncArgs]) error {
-		return d.workSync(ctx, job.ID, job.Args)
+		return d.leased(ctx, job.JobRow, func(ctx context.Context, owner string) error { return d.workSync(ctx, owner, job.Args) })
 	}))
 	river.AddWorker(workers, river.WorkFunc(func(ctx context.Context, job *river.Job[PlanPRArgs]) error {
-		return d.workPlanPR(ctx, job.Args)
+		return d.leased(ctx, job.JobRow, func(ctx context.Context, _ string) error { return d.workPlanPR(ctx, job.Args) })
 	}))
 	q, err := d.deps.NewQueue(ctx, workers)
 	if err != nil {
@@ -111,6 +117,19 @@ func (d *Daemon) Run(ctx context.Context, hooks *webhook.Handler, ln net.Listene
 	}
 	d.q = q
 
+	d.rescue(ctx)
+	go func() { // a daemon may die at any time: its jobs' leases run out
+		t := time.NewTicker(rescueEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				d.rescue(ctx)
+			}
+		}
+	}()
 	d.markInterrupted(ctx)
 	go func() { // a dead daemon's lease may outlast this start
 		t := time.NewTicker(30 * time.Second)
@@ -131,6 +150,13 @@ func (d *Daemon) Run(ctx context.Context, hooks *webhook.Handler, ln net.Listene
 	// grace period, then is cancelled.
 	jobCtx, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelJobs()
+	if d.statuses != nil {
+		// The poster outlives the jobs, whose last statuses it flushes.
+		posterCtx, stopPoster := context.WithCancel(context.WithoutCancel(ctx))
+		posted := make(chan struct{})
+		go func() { d.statuses.run(posterCtx); close(posted) }()
+		defer func() { stopPoster(); <-posted }()
+	}
 	if err := q.Start(jobCtx); err != nil {
 		return fmt.Errorf("start queue: %w", err)
 	}
@@ -262,6 +288,9 @@ func (d *Daemon) pingStore(ctx context.Context) error {
 }
 
 func (d *Daemon) insert(ctx context.Context, args river.JobArgs) error {
+	if sa, ok := args.(SyncArgs); ok {
+		return d.insertSync(ctx, sa)
+	}
 	res, err := d.q.Insert(ctx, args, nil)
 	if err != nil {
 		d.log.ErrorContext(ctx, "enqueue", "kind", args.Kind(), "err", err)
@@ -269,6 +298,46 @@ func (d *Daemon) insert(ctx context.Context, args river.JobArgs) error {
 	}
 	if res.UniqueSkippedAsDuplicate {
 		d.log.DebugContext(ctx, "coalesced with a waiting job", "kind", args.Kind())
+	}
+	return nil
+}
+
+// insertSync queues a sync of args.Repo unless one is already waiting to
+// start: that one fetches the branch head when it starts, which is after
+// this push's commit was pushed, so it deploys it or something newer (the
+// newest commit wins). A burst of pushes during a rollout thus makes one
+// follow-up sync. A waiting sync that a retry backoff has put off is made
+// to run now: there is a new commit to try. Inserts of one daemon take
+// turns per repository; two replicas inserting at the same moment may both
+// queue one, and the second run then finds nothing to do.
+func (d *Daemon) insertSync(ctx context.Context, args SyncArgs) error {
+	mu, _ := d.insertMu.LoadOrStore(args.Repo, new(sync.Mutex))
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
+	res, err := d.q.JobList(ctx, river.NewJobListParams().Kinds(args.Kind()).States(waitingStates...).First(1000))
+	if err != nil {
+		return fmt.Errorf("list waiting syncs: %w", err)
+	}
+	for _, j := range res.Jobs {
+		var waiting SyncArgs
+		if json.Unmarshal(j.EncodedArgs, &waiting) != nil || waiting.Repo != args.Repo {
+			continue
+		}
+		d.log.DebugContext(ctx, "coalesced with a waiting sync", "repo", args.Repo, "sha", args.SHA, "job", j.ID)
+		if j.ScheduledAt.After(time.Now().Add(2 * time.Second)) {
+			if _, err := d.q.JobRetry(ctx, j.ID); err != nil {
+				return fmt.Errorf("bring sync job %d forward: %w", j.ID, err)
+			}
+		}
+		return nil
+	}
+	res2, err := d.q.Insert(ctx, args, nil)
+	if err != nil {
+		d.log.ErrorContext(ctx, "enqueue", "kind", args.Kind(), "err", err)
+		return fmt.Errorf("enqueue %s: %w", args.Kind(), err)
+	}
+	if res2.UniqueSkippedAsDuplicate {
+		d.log.DebugContext(ctx, "coalesced with a sync of the same commit", "repo", args.Repo, "sha", args.SHA)
 	}
 	return nil
 }
@@ -341,20 +410,93 @@ func (d *Daemon) jobsFor(ev webhook.Event) ([]river.JobArgs, string) {
 
 // repoLockLease is how long a repository's sync lock lasts unrenewed; a
 // crashed daemon's lock is taken over after it.
-const repoLockLease = 30 * time.Second
+const repoLockLease = 15 * time.Second
+
+// jobLease is how long a running job's lease in the store (lock
+// "job:ID") lasts unrenewed; its worker renews it every third of that. A
+// job that has run for longer than that without its lease held lost its
+// daemon (kill -9, a crash, a lost machine), and any daemon on the store
+// rescues it (see rescue), every rescueEvery.
+const (
+	jobLease    = 15 * time.Second
+	rescueEvery = 5 * time.Second
+)
+
+func jobLockName(id int64) string { return fmt.Sprintf("job:%d", id) }
+
+// leased runs a job's work under the job's lease, renewed until work
+// returns; owner names this attempt of the job in locks.
+func (d *Daemon) leased(ctx context.Context, job *rivertype.JobRow, work func(ctx context.Context, owner string) error) error {
+	name, owner := jobLockName(job.ID), fmt.Sprintf("%s job %d attempt %d", d.owner, job.ID, job.Attempt)
+	ok, _, err := d.deps.Store.AcquireLock(ctx, name, owner, jobLease)
+	if err != nil {
+		return fmt.Errorf("take the lease of job %d: %w", job.ID, err)
+	}
+	if !ok { // a rescuer is looking at it this moment
+		return river.JobSnooze(time.Second)
+	}
+	lctx, stop := context.WithCancel(ctx)
+	go d.renewLock(lctx, name, owner, jobLease)
+	defer func() {
+		stop()
+		d.deps.Store.ReleaseLock(context.WithoutCancel(ctx), name, owner)
+	}()
+	return work(ctx, owner)
+}
+
+// rescue makes the jobs whose daemon died available again, so that a live
+// daemon (this one, after a restart) runs them without waiting for a new
+// push: a job counts as orphaned when it has been running for longer than
+// jobLease and nobody holds its lease. The rescuer holds the lease while
+// it rescues, so two daemons never rescue one job twice.
+func (d *Daemon) rescue(ctx context.Context) {
+	res, err := d.q.JobList(ctx, river.NewJobListParams().Kinds(SyncArgs{}.Kind(), PlanPRArgs{}.Kind()).States(rivertype.JobStateRunning).First(1000))
+	if err != nil {
+		d.log.WarnContext(ctx, "orphaned jobs not checked", "err", err)
+		return
+	}
+	horizon := time.Now().Add(-jobLease)
+	owner := d.owner + " rescuer"
+	var orphans []*rivertype.JobRow
+	for _, j := range res.Jobs {
+		if j.AttemptedAt == nil || !j.AttemptedAt.Before(horizon) {
+			continue
+		}
+		ok, _, err := d.deps.Store.AcquireLock(ctx, jobLockName(j.ID), owner, jobLease)
+		if err != nil || !ok {
+			continue
+		}
+		orphans = append(orphans, j)
+	}
+	if len(orphans) == 0 {
+		return
+	}
+	defer func() {
+		for _, j := range orphans {
+			d.deps.Store.ReleaseLock(context.WithoutCancel(ctx), jobLockName(j.ID), owner)
+		}
+	}()
+	if err := d.q.Rescue(ctx, orphans, "rescued: the daemon running it stopped renewing its lease", horizon); err != nil {
+		d.log.WarnContext(ctx, "orphaned jobs not rescued", "err", err)
+		return
+	}
+	for _, j := range orphans {
+		d.log.InfoContext(ctx, "job of a stopped daemon rescued", "job", j.ID, "kind", j.Kind, "attempted_by", strings.Join(j.AttemptedBy, ", "))
+	}
+}
 
 // workSync fetches a repository, plans its branch head against the applied
 // state and applies the plan, reporting the deploy status from a defer so
 // that every run ends with one. Runs of one repository hold its lock in the
 // store, so they never overlap, in one process or several; a run that finds
 // the lock taken waits its turn.
-func (d *Daemon) workSync(ctx context.Context, jobID int64, args SyncArgs) (err error) {
+func (d *Daemon) workSync(ctx context.Context, owner string, args SyncArgs) (err error) {
 	rr := d.repo(args.Repo)
 	if rr == nil {
 		return river.JobCancel(fmt.Errorf("repository %s is no longer configured", args.Repo))
 	}
 	log := d.log.With("repo", args.Repo)
-	lock, owner := "sync:"+args.Repo, fmt.Sprintf("%s job %d", d.owner, jobID)
+	lock := "sync:" + args.Repo
 	ok, holder, err := d.deps.Store.AcquireLock(ctx, lock, owner, repoLockLease)
 	if err != nil {
 		return err
@@ -364,7 +506,7 @@ func (d *Daemon) workSync(ctx context.Context, jobID int64, args SyncArgs) (err 
 		return river.JobSnooze(time.Second)
 	}
 	lockCtx, stopRenew := context.WithCancel(ctx)
-	go d.renewLock(lockCtx, lock, owner)
+	go d.renewLock(lockCtx, lock, owner, repoLockLease)
 	defer func() {
 		stopRenew()
 		d.deps.Store.ReleaseLock(context.WithoutCancel(ctx), lock, owner)
@@ -381,8 +523,9 @@ func (d *Daemon) workSync(ctx context.Context, jobID int64, args SyncArgs) (err 
 	quiet := false // the commit's status is already final
 	defer func() {
 		st, desc, retry := classify(err, summary, time.Since(start))
+		posted := closedChan
 		if !quiet {
-			d.status(context.WithoutCancel(ctx), rr, rev.SHA, st, desc)
+			posted = d.status(rr, rev.SHA, st, desc)
 		}
 		if err != nil && !retry {
 			log.ErrorContext(ctx, "deploy failed; waiting for a new commit", "err", err)
@@ -391,7 +534,7 @@ func (d *Daemon) workSync(ctx context.Context, jobID int64, args SyncArgs) (err 
 			log.WarnContext(ctx, "deploy failed; will retry", "err", err)
 		}
 		if d.synced != nil {
-			d.synced(args.Repo, rev.SHA)
+			go func() { <-posted; d.synced(args.Repo, rev.SHA) }()
 		}
 	}()
 	fsys, err := rr.w.FetchCommit(ctx, rev.SHA, rr.cfg.Path)
@@ -413,7 +556,7 @@ func (d *Daemon) workSync(ctx context.Context, jobID int64, args SyncArgs) (err 
 		summary = "no changes"
 		return nil
 	}
-	d.status(ctx, rr, rev.SHA, webhook.StatePending, "deploying")
+	d.status(rr, rev.SHA, webhook.StatePending, "deploying")
 	log.InfoContext(ctx, "rollout started", "reason", args.Reason)
 	res, err := d.deps.Applier.Apply(ctx, plan, executor.ApplyOpts{Trigger: args.Reason, LockWait: time.Hour})
 	summary = res.Summary()
@@ -432,15 +575,15 @@ func deployedAt(plan *planner.Plan, sha string) bool {
 }
 
 // renewLock keeps a lock's lease alive until ctx ends.
-func (d *Daemon) renewLock(ctx context.Context, name, owner string) {
-	t := time.NewTicker(repoLockLease / 3)
+func (d *Daemon) renewLock(ctx context.Context, name, owner string, lease time.Duration) {
+	t := time.NewTicker(lease / 3)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := d.deps.Store.RenewLock(ctx, name, owner, repoLockLease); err != nil && ctx.Err() == nil {
+			if err := d.deps.Store.RenewLock(ctx, name, owner, lease); err != nil && ctx.Err() == nil {
 				d.log.WarnContext(ctx, "lock not renewed", "lock", name, "err", err)
 			}
 		}
@@ -536,28 +679,18 @@ func (d *Daemon) planner(key []byte, requireSecrets bool) *planner.Planner {
 	return p
 }
 
-// status posts a deploy status when the repository reports to a forge. A
-// forge failure never stops a deploy: it is logged.
-func (d *Daemon) status(ctx context.Context, rr *repoRuntime, sha string, st webhook.State, desc string) {
-	if d.deps.Reporter == nil || rr.cfg.ForgeRepo == "" {
-		return
+// status queues a deploy status when the repository reports to a forge;
+// the channel is closed once it was posted or given up. Statuses go out in
+// the background, in order: a forge failure never stops or delays a
+// deploy, it is retried and logged.
+func (d *Daemon) status(rr *repoRuntime, sha string, st webhook.State, desc string) <-chan struct{} {
+	if d.statuses == nil || rr.cfg.ForgeRepo == "" {
+		return closedChan
 	}
-	s := webhook.Status{Repo: rr.cfg.ForgeRepo, SHA: sha, Context: webhook.ContextDeploy, State: st, Description: desc}
-	for attempt := range 3 {
-		err := d.deps.Reporter.SetStatus(ctx, s)
-		if err == nil {
-			return
-		}
-		if attempt == 2 || ctx.Err() != nil {
-			d.log.WarnContext(ctx, "status not posted", "repo", rr.cfg.Name, "sha", sha, "state", string(st), "err", err)
-			return
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Duration(attempt+1) * time.Second):
-		}
-	}
+	return d.statuses.post(webhook.Status{Repo: rr.cfg.ForgeRepo, SHA: sha, Context: webhook.ContextDeploy, State: st, Description: desc})
 }
+
+var closedChan = func() <-chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // classify decides what a run's error means: the final status, its line,
 // and whether the job should be retried. A rollout that failed on a host

@@ -45,6 +45,17 @@ type recordingApplier struct {
 	delay     time.Duration // how long an apply takes (default 50 ms)
 	started   chan string   // if set, gets the repository when an apply starts
 	cancelled atomic.Bool   // an apply saw its context end before it finished
+	block     chan struct{} // if set (under mu), applies wait for it to close
+}
+
+// hold makes the next applies wait until the returned func is called.
+func (a *recordingApplier) hold() (release func()) {
+	ch := make(chan struct{})
+	a.mu.Lock()
+	a.block = ch
+	a.mu.Unlock()
+	var once sync.Once
+	return func() { once.Do(func() { close(ch) }) }
 }
 
 func (a *recordingApplier) Apply(ctx context.Context, plan *planner.Plan, opts executor.ApplyOpts) (*executor.Result, error) {
@@ -59,6 +70,17 @@ func (a *recordingApplier) Apply(ctx context.Context, plan *planner.Plan, opts e
 	}()
 	if a.started != nil {
 		a.started <- plan.Repo
+	}
+	a.mu.Lock()
+	block := a.block
+	a.mu.Unlock()
+	if block != nil {
+		select {
+		case <-block:
+		case <-ctx.Done():
+			a.cancelled.Store(true)
+			return "", ctx.Err()
+		}
 	}
 	delay := a.delay
 	if delay == 0 {

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"time"
@@ -13,12 +14,13 @@ import (
 )
 
 // SyncArgs is the job that brings a repository's servers to the head of its
-// tracked branch. SHA is the commit that caused it, for deduplication and
-// logs only: the job deploys whatever the branch points at when it runs, so
-// pushes that arrive during a rollout do not deploy one by one — the next
-// run goes straight to the newest commit and the runs after it find
-// nothing to do. Runs of one repository are serialised by a lock in the
-// store (see Daemon.workSync), across processes too.
+// tracked branch. SHA is the commit that caused it, for logs and to absorb
+// repeated deliveries: the job deploys whatever the branch points at when it
+// runs, so pushes that arrive during a rollout do not deploy one by one —
+// the next run goes straight to the newest commit. Pushes coalesce per
+// repository (see Daemon.insertSync): while a sync of the repository waits
+// to start, a push queues nothing. Runs of one repository are serialised by
+// a lock in the store (see Daemon.workSync), across processes too.
 type SyncArgs struct {
 	Repo   string `json:"repo" river:"unique"`
 	SHA    string `json:"sha" river:"unique"`
@@ -29,7 +31,8 @@ type SyncArgs struct {
 func (SyncArgs) Kind() string { return "bosun_sync" }
 
 // InsertOpts makes a sync unique per repository and commit among jobs not
-// yet finished, so a redelivered push queues nothing.
+// yet finished, so a redelivered push queues nothing even when it reaches
+// another replica at the same moment.
 func (SyncArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{MaxAttempts: 10, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: unfinishedStates}}
 }
@@ -58,13 +61,61 @@ var unfinishedStates = []rivertype.JobState{
 	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable, rivertype.JobStateRunning, rivertype.JobStateScheduled,
 }
 
+// waitingStates are the states of a job that has not started its work yet
+// (a snoozed or failed job starts again from the beginning).
+var waitingStates = []rivertype.JobState{
+	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable, rivertype.JobStateScheduled,
+}
+
 // Queue is the part of River's client the daemon uses, independent of the
 // driver's transaction type.
 type Queue interface {
 	Insert(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
+	JobList(ctx context.Context, params *river.JobListParams) (*river.JobListResult, error)
+	JobRetry(ctx context.Context, id int64) (*rivertype.JobRow, error)
+	// Rescue makes running jobs whose worker is gone available again, or
+	// discards those out of attempts, as River's own rescuer does; a job
+	// attempted at or after horizon (started again meanwhile) is left
+	// alone.
+	Rescue(ctx context.Context, jobs []*rivertype.JobRow, reason string, horizon time.Time) error
 	Start(ctx context.Context) error
 	Stop(ctx context.Context) error
 	StopAndCancel(ctx context.Context) error
+}
+
+// riverQueue is River's client with the rescue River does not offer for one
+// job: its JobRescuer picks jobs only by age (RescueStuckJobsAfter), which
+// cannot tell a long rollout from one whose daemon died.
+type riverQueue[TTx any] struct {
+	*river.Client[TTx]
+	driver riverdriver.Driver[TTx]
+}
+
+func (q *riverQueue[TTx]) Rescue(ctx context.Context, jobs []*rivertype.JobRow, reason string, horizon time.Time) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	now := time.Now().UTC()
+	p := &riverdriver.JobRescueManyParams{StuckHorizon: horizon}
+	for _, j := range jobs {
+		errData, err := json.Marshal(rivertype.AttemptError{At: now, Attempt: max(j.Attempt, 0), Error: reason})
+		if err != nil {
+			return err
+		}
+		st, finalized := rivertype.JobStateAvailable, (*time.Time)(nil)
+		if j.Attempt >= j.MaxAttempts {
+			st, finalized = rivertype.JobStateDiscarded, &now
+		}
+		p.ID = append(p.ID, j.ID)
+		p.Error = append(p.Error, errData)
+		p.FinalizedAt = append(p.FinalizedAt, finalized)
+		p.ScheduledAt = append(p.ScheduledAt, now)
+		p.State = append(p.State, string(st))
+	}
+	if _, err := q.driver.GetExecutor().JobRescueMany(ctx, p); err != nil {
+		return fmt.Errorf("rescue jobs: %w", err)
+	}
+	return nil
 }
 
 // NewQueue migrates River's tables and makes a client working the given
@@ -94,6 +145,9 @@ func NewQueue[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], work
 		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: concurrency}},
 		Workers: workers,
 		// A rollout can be long; River must not rescue a live one as stuck.
+		// A job whose daemon died is rescued by the daemon's own rescuer
+		// when its lease in the store runs out (Daemon.rescue); River's,
+		// by age alone, is the backstop.
 		JobTimeout:           -1,
 		RescueStuckJobsAfter: 2 * time.Hour,
 		// SQLite has no LISTEN/NOTIFY: River polls, and a push should not
@@ -104,5 +158,5 @@ func NewQueue[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], work
 	if err != nil {
 		return nil, fmt.Errorf("queue client: %w", err)
 	}
-	return c, nil
+	return &riverQueue[TTx]{Client: c, driver: driver}, nil
 }

@@ -77,7 +77,10 @@ logged and the old config kept. See docs/daemon.md.`, e)
 		Secrets:         secrets,
 		ProxyImage:      e.getenv("BOSUN_PROXY_IMAGE"),
 		Owner:           fmt.Sprintf("bosun serve pid %d", os.Getpid()),
-		Logger:          log,
+		// A killed daemon's rollout lock holds up the run that resumes its
+		// job (docs/daemon.md, "A daemon that dies") until the lease ends.
+		LockLease: 20 * time.Second,
+		Logger:    log,
 	})
 	if err != nil {
 		return 1, err

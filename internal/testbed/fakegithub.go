@@ -28,6 +28,8 @@ type FakeGitHub struct {
 	calls       []string
 	fail        int  // answer the next fail requests with 502
 	refuseEdits bool // answer comment edits with 403
+	stall       chan struct{}
+	stallCode   int // status posts wait for stall to close, then get this
 }
 
 // BotLogin is the login of the user the fake's API callers act as.
@@ -52,6 +54,17 @@ func NewFakeGitHub(t testing.TB) *FakeGitHub {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		repo := r.PathValue("owner") + "/" + r.PathValue("repo")
+		if stall, code := f.stall, f.stallCode; stall != nil {
+			f.calls = append(f.calls, "stalled status "+repo+"@"+r.PathValue("sha")+" "+st.GetContext()+"="+st.GetState())
+			f.mu.Unlock()
+			select {
+			case <-stall:
+			case <-r.Context().Done():
+			}
+			f.mu.Lock()
+			http.Error(w, http.StatusText(code), code)
+			return
+		}
 		f.calls = append(f.calls, "status "+repo+"@"+r.PathValue("sha")+" "+st.GetContext()+"="+st.GetState())
 		f.statuses = append(f.statuses, PostedStatus{Repo: repo, SHA: r.PathValue("sha"), RepoStatus: st})
 		w.WriteHeader(http.StatusCreated)
@@ -159,6 +172,24 @@ func (f *FakeGitHub) FailNext(n int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.fail = n
+}
+
+// StallStatuses makes status posts wait until answer is called, and then
+// answers them with code (404, 500, …); posts after that work again.
+func (f *FakeGitHub) StallStatuses(code int) (answer func()) {
+	ch := make(chan struct{})
+	f.mu.Lock()
+	f.stall, f.stallCode = ch, code
+	f.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			f.mu.Lock()
+			f.stall = nil
+			f.mu.Unlock()
+			close(ch)
+		})
+	}
 }
 
 // RefuseEdits makes comment edits answer 403 (on refuse) or work again.
