@@ -79,7 +79,7 @@ func (a *recordingApplier) Apply(ctx context.Context, plan *planner.Plan, opts e
 		case <-block:
 		case <-ctx.Done():
 			a.cancelled.Store(true)
-			return "", ctx.Err()
+			return &executor.Result{}, ctx.Err()
 		}
 	}
 	delay := a.delay
