@@ -54,7 +54,7 @@ type WebhookConfig struct {
 
 // ForgeConfig says where statuses and plan comments go.
 type ForgeConfig struct {
-	Kind      string `yaml:"kind"`     // "github" (also GitHub Enterprise and Gitea's compatible API); "" or "none": report nothing
+	Kind      string `yaml:"kind"`     // "github" (github.com or GitHub Enterprise); "" or "none": report nothing
 	BaseURL   string `yaml:"base_url"` // API root, e.g. https://api.github.com/ or https://ghe.example.com/api/v3/
 	TokenEnv  string `yaml:"token_env"`
 	TokenFile string `yaml:"token_file"`
@@ -225,6 +225,8 @@ func (c Config) Validate() error {
 				add("forge.base_url: %q is not an http(s) URL", c.Forge.BaseURL)
 			} else if u.User != nil {
 				add("forge.base_url: credentials do not belong in the URL; use token_env or token_file")
+			} else if msg := githubAPIRoot(u); msg != "" {
+				add("forge.base_url: %q %s", c.Forge.BaseURL, msg)
 			}
 		}
 		token := c.Forge.TokenEnv != "" || c.Forge.TokenFile != ""
@@ -335,6 +337,21 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// githubAPIRoot says what is wrong with u as GitHub's API root, or "".
+// go-github appends api/v3/ to any root that is not api.HOST or …/api/v3/,
+// so a Gitea root (/api/v1/) would silently become /api/v1/api/v3/: refuse
+// it, with the reason.
+func githubAPIRoot(u *url.URL) string {
+	p := strings.TrimSuffix(u.Path, "/")
+	switch {
+	case p == "" || strings.HasSuffix(p, "/api/v3"):
+		return ""
+	case strings.HasSuffix(p, "/api/v1"):
+		return "looks like Gitea's API: Gitea is not supported (its statuses and comments API differs); use kind: none for it"
+	}
+	return "is not a GitHub API root: use https://api.github.com/, or https://HOST/api/v3/ for GitHub Enterprise"
 }
 
 // ReadSecret returns the secret named by an environment variable or a file

@@ -63,6 +63,8 @@ func TestParseConfig_errors(t *testing.T) {
 		{"negative concurrency", "ssh: {key: /k, concurrency: -1}\n", "ssh.concurrency"},
 		{"webhook secret as a service secret", "webhook: {secret_env: BOSUN_WEBHOOK_SECRET}\nsecrets: {env: [BOSUN_WEBHOOK_SECRET]}\n", "the daemon's own credential (webhook.secret_env)"},
 		{"prefix covering the forge token", "forge: {kind: github, token_env: GITHUB_TOKEN}\nsecrets: {env_prefix: GITHUB_}\n", "covers GITHUB_TOKEN"},
+		{"a Gitea API root", "forge: {kind: github, base_url: 'https://gitea.example.com/api/v1/', token_env: T}\n", "Gitea is not supported"},
+		{"an API root go-github would rewrite", "forge: {kind: github, base_url: 'https://git.example.com/forge/', token_env: T}\n", "not a GitHub API root"},
 		{"bad secrets env name", "secrets: {env: [\"A-B\"]}\n", "secrets.env"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
