@@ -316,3 +316,16 @@ func mapFS(files map[string]string) fstest.MapFS {
 	}
 	return fsys
 }
+
+// TestPlanner_labelKeyTooLong: a label key over Docker's limit is told the
+// limit, not the character set, and the message does not repeat the key.
+func TestPlanner_labelKeyTooLong(t *testing.T) {
+	t.Parallel()
+	key := strings.Repeat("a", 1000)
+	_, errs := planFiles(t, map[string]string{"services/web.yml": "service: web\nimage: a/b:1\nservers: [web-1]\nlabels: {" + key + ": x}\n"}, nil)
+	require.NotNil(t, errs)
+	msg := errs.Error()
+	require.Contains(t, msg, "1000 characters long: at most 255")
+	require.NotContains(t, msg, "use letters, digits")
+	require.NotContains(t, msg, key)
+}

@@ -297,7 +297,9 @@ func checkLabelKey(k string) string {
 		return fmt.Sprintf("label %q is reserved (Kamal sets it): choose another name", k)
 	case strings.HasPrefix(k, "bosun.") || k == "bosun":
 		return fmt.Sprintf("label %q is reserved: bosun sets the bosun.* labels itself", k)
-	case !labelKeyRE.MatchString(k) || len(k) > 255:
+	case len(k) > 255:
+		return fmt.Sprintf("label %q… is %d characters long: at most 255", strings.ToValidUTF8(k[:40], ""), len(k))
+	case !labelKeyRE.MatchString(k):
 		return fmt.Sprintf("label %q is not a valid label key: use letters, digits, '.', '-', '_' and '/' (e.g. \"com.example.team\")", k)
 	}
 	return ""

@@ -98,12 +98,18 @@ func (r *Repo) FS(sha, sub string) (fs.FS, error) {
 }
 
 // Worktree returns the repository's working tree as an fs.FS, rooted at
-// sub: uncommitted files included, for `bosun plan --worktree`.
+// sub: uncommitted files included, for `bosun plan --worktree`. A symlink
+// is followed only while it stays inside sub (os.Root): one that leaves it
+// reads as an error, so no file outside the repository reaches the planner.
 func (r *Repo) Worktree(sub string) (fs.FS, error) {
 	if r.dir == "" {
 		return nil, errors.New("a cloned repository has no working tree")
 	}
-	return os.DirFS(filepath.Join(r.dir, sub)), nil
+	root, err := os.OpenRoot(filepath.Join(r.dir, sub))
+	if err != nil {
+		return nil, err
+	}
+	return root.FS(), nil
 }
 
 func isLocal(src string) bool {

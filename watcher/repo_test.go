@@ -186,3 +186,36 @@ func TestRepo_FS_concurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestRepo_Worktree_symlinks: a symlink inside the working tree that leaves
+// the repository is not followed (its target's content never reaches the
+// planner); one that stays inside is.
+func TestRepo_Worktree_symlinks(t *testing.T) {
+	dir := t.TempDir()
+	commitFiles(t, dir, map[string]string{"fleet.yml": "servers: {}\n", "shared/web.yml": "service: web\n"})
+	outside := filepath.Join(t.TempDir(), "outside.yml")
+	if err := os.WriteFile(outside, []byte("outside_secret_key: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(dir, "services"), 0o755)
+	if err := os.Symlink(outside, filepath.Join(dir, "services", "evil.yml")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../shared/web.yml", filepath.Join(dir, "services", "web.yml")); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys, err := r.Worktree(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := fs.ReadFile(fsys, "services/evil.yml"); err == nil {
+		t.Errorf("a symlink out of the repository was followed: read %q", b)
+	}
+	if b, err := fs.ReadFile(fsys, "services/web.yml"); err != nil || string(b) != "service: web\n" {
+		t.Errorf("a symlink inside the repository: %q, %v", b, err)
+	}
+}

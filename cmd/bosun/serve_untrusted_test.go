@@ -114,3 +114,20 @@ env:
 		t.Errorf("bosun/plan redacts a value the pull request wrote: %q", desc)
 	}
 }
+
+// TestServe_planCommentNotHijacked: a comment by another user that starts
+// with bosun's marker is left as it is; bosun writes its own.
+func TestServe_planCommentNotHijacked(t *testing.T) {
+	d, gh, repoDir := prDaemon(t, "", map[string]string{"BOSUN_WEBHOOK_SECRET": hookSecret, "GITHUB_TOKEN": "ghp_hijacktoken"})
+	forged := webhook.Marker("fleet") + "\n**bosun plan: no changes.** (forged)"
+	gh.AddCommentBy("acme/fleet", 5, "mallory", forged)
+	head := gitCommitOnBranch(t, repoDir, "feature", map[string]string{"services/shop.yml": "service: shop\nimage: registry.test/shop:v1\nservers: [web-1]\n"})
+	if code := d.hook(t, "pull_request", "pr-h", pullRequestEvent("acme/fleet", "opened", 5, "master", head)); code != http.StatusAccepted {
+		t.Fatalf("pull_request: %d", code)
+	}
+	waitFor(t, time.Minute, "bosun/plan", func() bool { return lastStatus(gh, head, webhook.ContextPlan) != nil })
+	comments := gh.Comments("acme/fleet", 5)
+	if len(comments) != 2 || comments[0] != forged || !strings.Contains(comments[1], "1 to create") {
+		t.Fatalf("comments = %q, want mallory's untouched and bosun's own plan", comments)
+	}
+}

@@ -38,8 +38,13 @@ reported as notices on stderr. Secrets are not resolved.`, e)
 	} else if !st.IsDir() {
 		return 1, fmt.Errorf("%s is not a folder", dir)
 	}
+	root, err := os.OpenRoot(dir) // symlinks may not leave the folder
+	if err != nil {
+		return 1, err
+	}
+	defer root.Close()
 	p := planner.New(planner.Config{SecretKey: []byte("validate")})
-	plan, err := p.Plan(ctx, os.DirFS(dir), planner.Input{Repo: dir, Destination: *dest, ERBEnv: planner.ERBEnvFrom(e.getenv, erbEnv)})
+	plan, err := p.Plan(ctx, root.FS(), planner.Input{Repo: dir, Destination: *dest, ERBEnv: planner.ERBEnvFrom(e.getenv, erbEnv)})
 	var cerrs planner.ConfigErrors
 	if errors.As(err, &cerrs) {
 		for _, ce := range cerrs {
