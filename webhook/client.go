@@ -14,8 +14,8 @@ import (
 // GitHubConfig.Timeout says otherwise.
 const DefaultRequestTimeout = 30 * time.Second
 
-// GitHubConfig says how bosun reaches GitHub's API (or GitHub Enterprise's,
-// or a compatible one): with a token, or as a GitHub App installation.
+// GitHubConfig says how bosun reaches GitHub's API (or GitHub Enterprise's;
+// no other forge): with a token, or as a GitHub App installation.
 type GitHubConfig struct {
 	// BaseURL is the API root; "" or https://api.github.com/ is github.com.
 	BaseURL string
