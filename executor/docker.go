@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -142,12 +144,13 @@ func containerConfig(s *planner.Spec, p createParams) (*container.Config, *conta
 		secs := int(time.Duration(s.StopTimeout).Seconds())
 		cfg.StopTimeout = &secs
 	}
-	if s.Proxy == nil && len(s.Health.Cmd) > 0 {
+	if len(s.Health.Cmd) > 0 {
 		cfg.Healthcheck = &container.HealthConfig{
-			Test:     s.Health.Cmd,
-			Interval: time.Duration(s.Health.Interval),
-			Timeout:  time.Duration(s.Health.Timeout),
-			Retries:  s.Health.Retries,
+			Test:        s.Health.Cmd,
+			Interval:    time.Duration(s.Health.Interval),
+			Timeout:     time.Duration(s.Health.Timeout),
+			Retries:     s.Health.Retries,
+			StartPeriod: time.Duration(s.Health.StartPeriod),
 		}
 	}
 
@@ -157,9 +160,51 @@ func containerConfig(s *planner.Spec, p createParams) (*container.Config, *conta
 		CapDrop:        s.Options.CapDrop,
 		ExtraHosts:     s.Options.AddHosts,
 		ReadonlyRootfs: s.Options.ReadOnly,
+		Privileged:     s.Options.Privileged,
+		GroupAdd:       s.Options.GroupAdd,
+		SecurityOpt:    s.Options.SecurityOpt,
 	}
 	o := s.Options
 	var err error
+	switch o.PID {
+	case "":
+	case "host":
+		hc.PidMode = "host"
+	default:
+		return nil, nil, nil, fmt.Errorf("options.pid %q: want host", o.PID)
+	}
+	if o.MemorySwap == "-1" {
+		hc.MemorySwap = -1
+	} else if o.MemorySwap != "" {
+		if hc.MemorySwap, err = units.RAMInBytes(o.MemorySwap); err != nil {
+			return nil, nil, nil, fmt.Errorf("options.memory_swap %q: %w", o.MemorySwap, err)
+		}
+	}
+	for _, ms := range o.Mounts {
+		pm, msg := planner.ParseMount(ms)
+		if msg != "" {
+			return nil, nil, nil, fmt.Errorf("options.mounts: %s", msg)
+		}
+		m := mount.Mount{Type: mount.Type(pm.Type), Source: pm.Source, Target: pm.Target, ReadOnly: pm.ReadOnly}
+		switch pm.Type {
+		case "bind":
+			if pm.BindPropagation != "" {
+				m.BindOptions = &mount.BindOptions{Propagation: mount.Propagation(pm.BindPropagation)}
+			}
+		case "volume":
+			if pm.VolumeDriver != "" || len(pm.VolumeOpts) > 0 || pm.VolumeNoCopy {
+				m.VolumeOptions = &mount.VolumeOptions{NoCopy: pm.VolumeNoCopy}
+				if pm.VolumeDriver != "" || len(pm.VolumeOpts) > 0 {
+					m.VolumeOptions.DriverConfig = &mount.Driver{Name: pm.VolumeDriver, Options: pm.VolumeOpts}
+				}
+			}
+		case "tmpfs":
+			if pm.TmpfsSize != 0 || pm.TmpfsMode != 0 {
+				m.TmpfsOptions = &mount.TmpfsOptions{SizeBytes: pm.TmpfsSize, Mode: os.FileMode(pm.TmpfsMode)}
+			}
+		}
+		hc.Mounts = append(hc.Mounts, m)
+	}
 	if o.Memory != "" {
 		if hc.Memory, err = units.RAMInBytes(o.Memory); err != nil {
 			return nil, nil, nil, fmt.Errorf("options.memory %q: %w", o.Memory, err)
@@ -255,16 +300,44 @@ func containerConfig(s *planner.Spec, p createParams) (*container.Config, *conta
 	} else if s.Logging != nil && len(s.Logging.Options) > 0 {
 		hc.LogConfig = container.LogConfig{Config: s.Logging.Options}
 	}
+	switch o.Network {
+	case "host", "none":
+		// Off bosun's network: no aliases, and Docker ignores ports.
+		hc.NetworkMode = container.NetworkMode(o.Network)
+		return cfg, hc, &network.NetworkingConfig{}, nil
+	}
+	nc := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+		NetworkName: {Aliases: containerAliases(s)},
+	}}
+	return cfg, hc, nc, nil
+}
+
+// containerAliases are the names a container answers to on its networks:
+// <service>-<role>, an accessory's service name, and options.network-alias.
+func containerAliases(s *planner.Spec) []string {
 	aliases := []string{s.Service + "-" + s.Role}
 	if s.Role == planner.AccessoryRole {
 		// Kamal names an accessory's container <service>-<accessory>, and
 		// apps reach it by that name (Rails' "use <service>-db").
 		aliases = append(aliases, s.Service)
 	}
-	nc := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-		NetworkName: {Aliases: aliases},
-	}}
-	return cfg, hc, nc, nil
+	for _, a := range s.Options.NetworkAliases {
+		if !slices.Contains(aliases, a) {
+			aliases = append(aliases, a)
+		}
+	}
+	return aliases
+}
+
+// extraNetwork is the network a container joins besides bosun's
+// (options.network), or "".
+func extraNetwork(s *planner.Spec) string {
+	switch n := s.Options.Network; n {
+	case "", NetworkName, "host", "none":
+		return ""
+	default:
+		return n
+	}
 }
 
 func restartPolicy(s string) (container.RestartPolicy, error) {

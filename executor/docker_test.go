@@ -130,6 +130,44 @@ func TestContainerConfig_Kamal(t *testing.T) {
 	}
 }
 
+// TestContainerConfig_KamalOptions maps the docker run options Kamal files
+// use onto the Engine API.
+func TestContainerConfig_KamalOptions(t *testing.T) {
+	s := &planner.Spec{Service: "scout", Role: "web", Image: "i",
+		Options: planner.Options{Network: "scout_shared", NetworkAliases: []string{"scout-web"}, GroupAdd: []string{"video"},
+			MemorySwap: "2g", SecurityOpt: []string{"no-new-privileges"}, Privileged: true, PID: "host",
+			Mounts: []string{`type=volume,src=certs,dst=/certs,volume-driver=local,volume-opt=type=nfs,"volume-opt=o=addr=nfs.example.com,nfsvers=3"`, "type=tmpfs,dst=/scratch,tmpfs-size=64m"}},
+		Health: planner.Health{Cmd: []string{"CMD-SHELL", "true"}, Interval: planner.Duration(time.Second), StartPeriod: planner.Duration(30 * time.Second)}}
+	cfg, hc, nc, err := containerConfig(s, createParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hc.Privileged || hc.PidMode != "host" || !slices.Equal(hc.GroupAdd, []string{"video"}) || hc.MemorySwap != 2<<30 ||
+		!slices.Equal(hc.SecurityOpt, []string{"no-new-privileges"}) {
+		t.Errorf("host config = %+v", hc)
+	}
+	if len(hc.Mounts) != 2 || hc.Mounts[0].VolumeOptions.DriverConfig.Options["o"] != "addr=nfs.example.com,nfsvers=3" ||
+		hc.Mounts[0].Source != "certs" || hc.Mounts[1].Type != "tmpfs" || hc.Mounts[1].TmpfsOptions.SizeBytes != 64<<20 {
+		t.Errorf("mounts = %+v", hc.Mounts)
+	}
+	if cfg.Healthcheck == nil || cfg.Healthcheck.StartPeriod != 30*time.Second {
+		t.Errorf("health = %+v", cfg.Healthcheck)
+	}
+	s.Options.NetworkAliases = []string{"scout-web", "api"}
+	_, _, nc, _ = containerConfig(s, createParams{})
+	if got := nc.EndpointsConfig[NetworkName].Aliases; !slices.Equal(got, []string{"scout-web", "api"}) {
+		t.Errorf("aliases = %q, want scout-web (once) and api", got)
+	}
+	if extraNetwork(s) != "scout_shared" {
+		t.Errorf("extra network = %q", extraNetwork(s))
+	}
+	s.Options.Network = "host"
+	_, hc, nc, err = containerConfig(s, createParams{})
+	if err != nil || hc.NetworkMode != "host" || len(nc.EndpointsConfig) != 0 || extraNetwork(s) != "" {
+		t.Errorf("host network: %v %q %+v", err, hc.NetworkMode, nc)
+	}
+}
+
 func TestValidateTarget(t *testing.T) {
 	for _, bad := range [][3]string{
 		{"web;rm", "web", "v1"}, {"web", "$(id)", "v1"}, {"Web", "web", "v1"}, {"web", "web", "v 1"}, {"", "web", "v1"}, {"web", "web", "../x"},

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 
 	"github.com/bosunhq/bosun/planner"
@@ -131,6 +132,17 @@ func (ro *rollout) deployTarget(ctx context.Context, ch planner.Change) (undo fu
 				restartOlds()
 			}
 			return nil, fail(StepStart, fmt.Errorf("create %s: %w", name, err), "")
+		}
+		if extra := extraNetwork(spec); extra != "" {
+			// Docker's older APIs attach one network at create: join
+			// options.network before the container starts.
+			if err := dc.NetworkConnect(bg, extra, name, &network.EndpointSettings{Aliases: containerAliases(spec)}); err != nil {
+				_ = dc.ContainerRemove(bg, name, container.RemoveOptions{})
+				if stateful {
+					restartOlds()
+				}
+				return nil, fail(StepStart, fmt.Errorf("connect %s to network %s (options.network; it must exist on the server: docker network create %s): %w", name, extra, extra, err), "")
+			}
 		}
 	}
 	alreadyRunning := existing.ContainerJSONBase != nil && existing.State != nil && existing.State.Running

@@ -2,6 +2,8 @@ package planner
 
 import (
 	"strings"
+
+	"gopkg.in/yaml.v3"
 )
 
 // accessoryRole is the role name of an accessory's single role.
@@ -43,7 +45,8 @@ func parseAccessories(main *svcDef) []*svcDef {
 		a := &svcDef{d: d, name: main.name + "-" + name, nameNode: p.key, primaryRole: accessoryRole,
 			retain: main.retain, readiness: main.readiness, deploy: main.deploy, drain: main.drain,
 			stop: main.stop, ssh: main.ssh, sshNode: main.sshNode, accessory: true, template: main.template,
-			labels: map[string]string{}}
+			allowDangerous: main.allowDangerous,
+			labels:         map[string]string{}}
 		if main.name == "" {
 			a.name = ""
 		}
@@ -110,7 +113,7 @@ func parseAccessories(main *svcDef) []*svcDef {
 			a.env = d.env(v, what+".env", false)
 		}
 		if v, ok := fs["options"]; ok {
-			r.options = d.options(v, what+".options")
+			r.options, r.health = d.options(v, what+".options")
 		}
 		if v, ok := fs["port"]; ok {
 			if s, ok := d.str(v, what+".port"); ok {
@@ -121,6 +124,12 @@ func parseAccessories(main *svcDef) []*svcDef {
 					d.errf(d.deref(v), "%s.port: %s", what, msg)
 				} else {
 					r.options.Publish = append(r.options.Publish, s)
+					if r.health.keys == nil {
+						r.health.keys = map[string]*yaml.Node{}
+					}
+					if r.health.keys["publish"] == nil {
+						r.health.keys["publish"] = v // where a dangerous port is reported
+					}
 				}
 			}
 		}

@@ -250,7 +250,7 @@ func TestPlanner_ServiceKeys(t *testing.T) {
 		}},
 		{name: "stateful on two hosts", file: "service: db\nimage: postgres:16\nprimary_role: db\nservers:\n  db: {hosts: [db-1, web-1], proxy: false}\nvolumes: [/srv/db:/var/lib/postgresql/data]\n", wantErr: "6:11: service db is stateful (a writable volume and no proxy) but runs on 2 hosts (db-1, web-1)"},
 		{name: "two files one service", file: svc(""), extra: map[string]string{"services/b.yml": strings.Replace(svc(""), "[web-1]", "[web-2]", 1)}, wantErr: "services/b.yml:1:10: service \"app\" is already defined in services/app.yml"},
-		{name: "accessory", file: svc("accessories:\n  db:\n    image: postgres:16\n    host: db-1\n    port: 5432\n    env: {secret: [POSTGRES_PASSWORD]}\n    directories: ['/srv/db:/var/lib/postgresql/data']\n"), check: func(t *testing.T, pl *planner.Plan) {
+		{name: "accessory", file: svc("x-bosun: {allow_dangerous: [public-port]}\naccessories:\n  db:\n    image: postgres:16\n    host: db-1\n    port: 5432\n    env: {secret: [POSTGRES_PASSWORD]}\n    directories: ['/srv/db:/var/lib/postgresql/data']\n"), check: func(t *testing.T, pl *planner.Plan) {
 			s := spec(t, pl, "app-db/accessory@db-1")
 			require.Equal(t, []string{"5432:5432"}, s.Options.Publish)
 			require.True(t, s.Stateful)

@@ -292,7 +292,52 @@ func (l *loader) roleSpec(s *svcDef, r *roleDef, image string) (*Spec, bool) {
 	if len(spec.Cmd) == 0 {
 		spec.Cmd = nil
 	}
+	if h := r.health; h.set {
+		// options health-* over the service's healthcheck, as docker run's
+		// flags over the image's HEALTHCHECK.
+		if h.cmd != nil {
+			spec.Health.Cmd = slices.Clone(h.cmd)
+		}
+		setIf(&spec.Health.Interval, nonZero(h.interval))
+		setIf(&spec.Health.Timeout, nonZero(h.timeout))
+		setIf(&spec.Health.StartPeriod, nonZero(h.startPeriod))
+		setIf(&spec.Health.Retries, nonZero(h.retries))
+		if len(spec.Health.Cmd) == 0 {
+			d.errf(h.node, "role %s: health options need health-cmd (e.g. health-cmd: \"pg_isready -U app\")", r.name)
+			return nil, false
+		}
+		if spec.Health.Interval == 0 {
+			spec.Health.Interval = Duration(defaultHealthCmdInterval)
+		}
+		if spec.Health.Timeout == 0 {
+			spec.Health.Timeout = Duration(defaultHealthCmdTimeout)
+		}
+		if spec.Health.Retries == 0 {
+			spec.Health.Retries = defaultHealthCmdRetries
+		}
+	}
+	if proxied && (spec.Options.Network == "host" || spec.Options.Network == "none") {
+		d.errf(r.node, "role %s: options.network %s leaves bosun's network, so the proxy cannot reach it: remove network, or set proxy: false", r.name, spec.Options.Network)
+		return nil, false
+	}
+	for _, dg := range spec.Dangers() {
+		if !slices.Contains(s.allowDangerous, dg.Kind) {
+			at := r.node
+			if n := r.health.keys[dg.option]; n != nil {
+				at = d.deref(n)
+			}
+			d.errf(at, "role %s: %s is dangerous: %s. To run it anyway, add %q to x-bosun.allow_dangerous of this service; every plan will mark it", r.name, dg.Setting, dg.Why, dg.Kind)
+		}
+	}
 	return spec, proxied
+}
+
+func nonZero[T comparable](v T) *T {
+	var zero T
+	if v == zero {
+		return nil
+	}
+	return &v
 }
 
 func setIf[T any](dst *T, src *T) {

@@ -23,11 +23,21 @@ func diffState(ds *desiredState, in *Input) *Plan {
 		pl.Services = append(pl.Services, s.svc)
 		for _, t := range s.targets {
 			desired[t.Target] = true
-			c := Change{Target: t.Target, Version: t.version, Desired: t.spec}
+			c := Change{Target: t.Target, Version: t.version, Desired: t.spec, Dangers: t.spec.Dangers()}
 			cur := applied[t.Target]
 			switch {
 			case cur == nil:
 				c.Action = ActionCreate
+				// A create lists every setting, so a reviewer sees what
+				// the new container gets.
+				key := [2]string{"", t.version}
+				fields, ok := diffs[key]
+				if !ok {
+					// service and role are the target's own.
+					fields = slices.DeleteFunc(diffSpecs(&Spec{}, t.spec), func(f FieldChange) bool { return f.Field == "service" || f.Field == "role" })
+					diffs[key] = fields
+				}
+				c.Fields = fields
 			case cur.Version == t.version:
 				c.Action, c.Current = ActionUnchanged, cur
 			default:
@@ -216,12 +226,13 @@ var specSections = []specSection{
 	}, flattenProxy},
 	{func(a, b *Spec) bool {
 		return slices.Equal(a.Health.Cmd, b.Health.Cmd) && a.Health.Interval == b.Health.Interval &&
-			a.Health.Timeout == b.Health.Timeout && a.Health.Retries == b.Health.Retries
+			a.Health.Timeout == b.Health.Timeout && a.Health.Retries == b.Health.Retries && a.Health.StartPeriod == b.Health.StartPeriod
 	}, func(s *Spec, out map[string]string) {
 		flatList(out, "health.cmd", s.Health.Cmd)
 		flatDur(out, "health.interval", s.Health.Interval, false)
 		flatDur(out, "health.timeout", s.Health.Timeout, false)
 		flatNum(out, "health.retries", int64(s.Health.Retries))
+		flatDur(out, "health.start_period", s.Health.StartPeriod, false)
 	}},
 }
 
@@ -230,7 +241,10 @@ func optionsEqual(a, b *Options) bool {
 		a.Restart == b.Restart && slices.Equal(a.AddHosts, b.AddHosts) && slices.Equal(a.CapAdd, b.CapAdd) &&
 		slices.Equal(a.CapDrop, b.CapDrop) && slices.Equal(a.Ulimits, b.Ulimits) && slices.Equal(a.Publish, b.Publish) &&
 		a.User == b.User && a.Workdir == b.Workdir && a.ShmSize == b.ShmSize && a.PidsLimit == b.PidsLimit &&
-		a.ReadOnly == b.ReadOnly && a.Init == b.Init && slices.Equal(a.Tmpfs, b.Tmpfs) && a.StopSignal == b.StopSignal
+		a.ReadOnly == b.ReadOnly && a.Init == b.Init && slices.Equal(a.Tmpfs, b.Tmpfs) && a.StopSignal == b.StopSignal &&
+		a.Network == b.Network && slices.Equal(a.NetworkAliases, b.NetworkAliases) && slices.Equal(a.GroupAdd, b.GroupAdd) &&
+		a.MemorySwap == b.MemorySwap && slices.Equal(a.Mounts, b.Mounts) && slices.Equal(a.SecurityOpt, b.SecurityOpt) &&
+		a.Privileged == b.Privileged && a.PID == b.PID
 }
 
 // flattenSpec renders a whole spec as dotted path -> value. Lists are shown
@@ -309,6 +323,14 @@ func flattenOptions(s *Spec, out map[string]string) {
 	flatBool(out, "options.init", o.Init)
 	flatList(out, "options.tmpfs", o.Tmpfs)
 	flatStr(out, "options.stop_signal", o.StopSignal)
+	flatStr(out, "options.network", o.Network)
+	flatList(out, "options.network_aliases", o.NetworkAliases)
+	flatList(out, "options.group_add", o.GroupAdd)
+	flatStr(out, "options.memory_swap", o.MemorySwap)
+	flatList(out, "options.mounts", o.Mounts)
+	flatList(out, "options.security_opt", o.SecurityOpt)
+	flatBool(out, "options.privileged", o.Privileged)
+	flatStr(out, "options.pid", o.PID)
 }
 
 func flattenProxy(s *Spec, out map[string]string) {

@@ -64,4 +64,18 @@ env:
 	//   ~ update web@web-1  6161936953bb -> e2dbd9fb24e2
 	//       image: ghcr.io/acme/shop:v1.2.3 -> ghcr.io/acme/shop:v1.2.4
 	//   + create web@web-2  e2dbd9fb24e2
+	//       deploy_timeout: 30s
+	//       drain_timeout: 30s
+	//       env.RAILS_ENV: production
+	//       image: ghcr.io/acme/shop:v1.2.4
+	//       logging.options.max-size: 10m
+	//       options.restart: unless-stopped
+	//       proxy.app_port: 3000
+	//       proxy.health_interval: 1s
+	//       proxy.health_path: /up
+	//       proxy.health_timeout: 5s
+	//       proxy.hosts: "[\"shop.example.com\"]"
+	//       proxy.response_timeout: 30s
+	//       readiness_delay: 7s
+	//       stop_timeout: 10s
 }

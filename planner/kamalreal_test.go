@@ -20,6 +20,9 @@ import (
 const (
 	kamalInvalid = "invalid for Kamal too"
 	needsDest    = "needs a destination"
+	// A setting that opens the server (a database port on every address,
+	// the Docker socket, …) runs only with x-bosun.allow_dangerous.
+	needsOptIn = "a dangerous setting needs an x-bosun opt-in"
 )
 
 func unsupported(feature string) string { return "not yet supported: " + feature }
@@ -67,7 +70,7 @@ var kamalReal = map[string]kamalCase{
 	// A Kamal 1 file: traefik, and the Kamal 1 healthcheck.
 	"iamp-org__iamp__deploy.yml":            {reason: needsDest, match: "servers is missing"},
 	"iamp-org__iamp__deploy.production.yml": {reason: unsupported("Kamal 1 files"), match: `unknown key "traefik"`},
-	"lnu-norge__lokaler.lnu.no__deploy.yml": kamalOK,
+	"lnu-norge__lokaler.lnu.no__deploy.yml": {reason: needsOptIn, match: "5432:5432 is dangerous"},
 	"rbriski__force__deploy.yml":            {reason: needsDest, match: "this file needs a destination"},
 }
 

@@ -35,6 +35,12 @@ func TestPlanner_Options(t *testing.T) {
 		{"init", "true", "1x", func(o planner.Options) any { return o.Init }, true},
 		{"tmpfs", "/run:size=64m", "run", func(o planner.Options) any { return o.Tmpfs }, []string{"/run:size=64m"}},
 		{"stop-signal", "SIGQUIT", "SIGFOO", func(o planner.Options) any { return o.StopSignal }, "SIGQUIT"},
+		{"network", "private", "my net", func(o planner.Options) any { return o.Network }, "private"},
+		{"network-alias", "[scout-web, api]", "Scout_Web", func(o planner.Options) any { return o.NetworkAliases }, []string{"scout-web", "api"}},
+		{"group-add", "[video, \"1001\"]", "wheel;x", func(o planner.Options) any { return o.GroupAdd }, []string{"video", "1001"}},
+		{"memory-swap", "2g", "-2", func(o planner.Options) any { return o.MemorySwap }, "2g"},
+		{"mount", `'type=volume,src=certs,dst=/certs,volume-driver=local,volume-opt=type=nfs,"volume-opt=o=addr=nfs.example.com,nfsvers=3"'`, "type=bind,src=rel,dst=/x", func(o planner.Options) any { return o.Mounts }, []string{`type=volume,src=certs,dst=/certs,volume-driver=local,volume-opt=type=nfs,"volume-opt=o=addr=nfs.example.com,nfsvers=3"`}},
+		{"security-opt", "no-new-privileges", "seccomp=/etc/profile.json", func(o planner.Options) any { return o.SecurityOpt }, []string{"no-new-privileges"}},
 	}
 	file := func(key, val string) string {
 		return "service: app\nimage: a/b:1\nservers:\n  web:\n    hosts: [web-1]\n    options:\n      " + key + ": " + val + "\n"
@@ -52,10 +58,19 @@ func TestPlanner_Options(t *testing.T) {
 			require.True(t, strings.HasPrefix(errs[0].Msg, "servers.web.options."), errs[0].Msg)
 		})
 	}
+	t.Run("health options", func(t *testing.T) {
+		f := "service: app\nimage: a/b:1\nservers:\n  worker:\n    hosts: [web-1]\n    options:\n      health-cmd: pg_isready\n      health-interval: 2s\n      health-retries: 4\n      health-start-period: 30s\nprimary_role: worker\n"
+		plan, errs := planFiles(t, map[string]string{"services/app.yml": f}, nil)
+		require.Nil(t, errs)
+		require.Equal(t, planner.Health{Cmd: []string{"CMD-SHELL", "pg_isready"}, Interval: planner.Duration(2e9), Timeout: planner.Duration(5e9), Retries: 4, StartPeriod: planner.Duration(30e9)},
+			spec(t, plan, "app/worker@web-1").Health)
+		_, errs = planFiles(t, map[string]string{"services/app.yml": strings.Replace(f, "      health-cmd: pg_isready\n", "", 1)}, nil)
+		require.ErrorContains(t, errs, "health options need health-cmd")
+	})
 	t.Run("unknown option", func(t *testing.T) {
-		_, errs := planFiles(t, map[string]string{"services/app.yml": file("privileged", "true")}, nil)
+		_, errs := planFiles(t, map[string]string{"services/app.yml": file("device", "/dev/sda")}, nil)
 		require.Len(t, errs, 1)
-		require.Contains(t, errs[0].Msg, `unknown key "privileged"`)
+		require.Contains(t, errs[0].Msg, `unknown key "device"`)
 	})
 	t.Run("misspelt option", func(t *testing.T) {
 		_, errs := planFiles(t, map[string]string{"services/app.yml": file("memroy", "1g")}, nil)

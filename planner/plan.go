@@ -99,6 +99,9 @@ type Change struct {
 	Current    *Applied      // nil for create; points into Input.Applied
 	Fields     []FieldChange // for update and held: what differs, sorted by field; read only, may be shared
 	Disruptive bool          // stateful replacement or removal: stop, then start
+	// Dangers are the desired spec's dangerous settings (allowed by the
+	// service's x-bosun.allow_dangerous); every rendering marks them.
+	Dangers []Danger
 }
 
 // FieldChange is one changed field of a spec. Secret values are never

@@ -91,6 +91,7 @@ func (pl *Plan) WriteTo(w io.Writer) (int64, error) {
 		}
 		fmt.Fprintf(&b, "\nservice %s\n", g[0].Service)
 		unchanged := 0
+		shown := map[string]string{} // version -> the create that listed its settings
 		for _, ch := range g {
 			if ch.Action == ActionUnchanged {
 				unchanged++
@@ -100,8 +101,25 @@ func (pl *Plan) WriteTo(w io.Writer) (int64, error) {
 			if ch.Disruptive {
 				b.WriteString("  (disruptive: stop, then start)")
 			}
+			if len(ch.Dangers) > 0 {
+				b.WriteString("  (DANGEROUS settings)")
+			}
 			b.WriteByte('\n')
+			for _, dg := range ch.Dangers {
+				fmt.Fprintf(&b, "      ! dangerous, %s: %s (%s)\n", dg.Kind, dg.Setting, dg.Why)
+			}
+			if ch.Action == ActionCreate {
+				if first, ok := shown[ch.Version]; ok {
+					fmt.Fprintf(&b, "      (settings as %s)\n", first)
+					continue
+				}
+				shown[ch.Version] = ch.Role + "@" + ch.Host
+			}
 			for _, f := range ch.Fields {
+				if ch.Action == ActionCreate {
+					fmt.Fprintf(&b, "      %s: %s\n", f.Field, textValue(f.New))
+					continue
+				}
 				fmt.Fprintf(&b, "      %s: %s -> %s\n", f.Field, textValue(f.Old), textValue(f.New))
 			}
 		}
@@ -188,9 +206,13 @@ func (pl *Plan) WriteMarkdown(w io.Writer) error {
 			if ch.Disruptive {
 				action += " (disruptive)"
 			}
+			if len(ch.Dangers) > 0 {
+				action += " ⚠️ **dangerous**"
+			}
 			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", actionMark[ch.Action], mdCell(ch.Role+"@"+ch.Host), action,
 				mdCell(strings.ReplaceAll(versionText(ch), " -> ", " → ")))
 		}
+		writeDangers(&b, g)
 		writeFieldTables(&b, g)
 		b.WriteString("\n</details>\n")
 	}
@@ -233,6 +255,7 @@ func writeFieldTables(b *bytes.Buffer, g []Change) {
 		key     string
 		targets []string
 		fields  []FieldChange
+		create  bool
 	}
 	var diffs []*diff
 	byKey := map[string]*diff{}
@@ -241,19 +264,52 @@ func writeFieldTables(b *bytes.Buffer, g []Change) {
 			continue
 		}
 		kb, _ := json.Marshal(ch.Fields)
-		key := string(kb)
+		key := string(ch.Action) + string(kb)
 		d := byKey[key]
 		if d == nil {
-			d = &diff{key: key, fields: ch.Fields}
+			d = &diff{key: key, fields: ch.Fields, create: ch.Action == ActionCreate}
 			byKey[key] = d
 			diffs = append(diffs, d)
 		}
 		d.targets = append(d.targets, ch.Role+"@"+ch.Host)
 	}
 	for _, d := range diffs {
+		if d.create {
+			fmt.Fprintf(b, "\nSettings of %s (new):\n\n| Setting | Value |\n|---|---|\n", mdCell(strings.Join(d.targets, ", ")))
+			for _, f := range d.fields {
+				fmt.Fprintf(b, "| %s | %s |\n", mdCell(f.Field), mdCell(f.New))
+			}
+			continue
+		}
 		fmt.Fprintf(b, "\nChanged on %s:\n\n| Field | Old | New |\n|---|---|---|\n", mdCell(strings.Join(d.targets, ", ")))
 		for _, f := range d.fields {
 			fmt.Fprintf(b, "| %s | %s | %s |\n", mdCell(f.Field), mdCell(f.Old), mdCell(f.New))
+		}
+	}
+}
+
+// writeDangers lists the dangerous settings of the changing targets, once
+// per distinct list.
+func writeDangers(b *bytes.Buffer, g []Change) {
+	var keys []string
+	byKey := map[string][]string{}
+	dangers := map[string][]Danger{}
+	for _, ch := range g {
+		if len(ch.Dangers) == 0 || ch.Action == ActionUnchanged {
+			continue
+		}
+		kb, _ := json.Marshal(ch.Dangers)
+		k := string(kb)
+		if _, ok := byKey[k]; !ok {
+			keys = append(keys, k)
+			dangers[k] = ch.Dangers
+		}
+		byKey[k] = append(byKey[k], ch.Role+"@"+ch.Host)
+	}
+	for _, k := range keys {
+		fmt.Fprintf(b, "\n⚠️ **Dangerous settings** on %s (allowed by `x-bosun.allow_dangerous`):\n\n", mdCell(strings.Join(byKey[k], ", ")))
+		for _, dg := range dangers[k] {
+			fmt.Fprintf(b, "- **%s**: %s: %s\n", mdText(dg.Kind), mdCell(dg.Setting), mdText(dg.Why))
 		}
 	}
 }
@@ -313,6 +369,7 @@ type changeJSON struct {
 	OldVersion string      `json:"old_version"`
 	Disruptive bool        `json:"disruptive"`
 	Fields     []fieldJSON `json:"fields"`
+	Dangers    []Danger    `json:"dangers"`
 }
 
 type fieldJSON struct {
@@ -351,7 +408,10 @@ func (pl *Plan) MarshalJSON() ([]byte, error) {
 	}
 	for _, ch := range pl.Changes {
 		cj := changeJSON{Service: ch.Service, Role: ch.Role, Host: ch.Host, Action: ch.Action,
-			Version: ch.Version, Disruptive: ch.Disruptive, Fields: []fieldJSON{}}
+			Version: ch.Version, Disruptive: ch.Disruptive, Fields: []fieldJSON{}, Dangers: ch.Dangers}
+		if cj.Dangers == nil {
+			cj.Dangers = []Danger{}
+		}
 		if ch.Current != nil {
 			cj.OldVersion = ch.Current.Version
 		}

@@ -40,7 +40,8 @@ type svcDef struct {
 	ssh            sshSettings
 	sshNode        *yaml.Node
 	canary         *Canary
-	template       string // templates/NAME.yml.tmpl when rendered
+	allowDangerous []string // x-bosun.allow_dangerous
+	template       string   // templates/NAME.yml.tmpl when rendered
 	accessory      bool
 	accessories    *yaml.Node
 }
@@ -52,6 +53,7 @@ type roleDef struct {
 	cmd     []string
 	env     envDef
 	options Options
+	health  optHealth // options health-*
 	labels  map[string]string
 	logging *Logging
 	proxy   proxyDef
@@ -228,7 +230,7 @@ func parseService(d *doc, root *yaml.Node) *svcDef {
 		s.ssh = d.ssh(n, "ssh")
 	}
 	if n, ok := fs["x-bosun"]; ok {
-		s.canary = d.xBosun(n)
+		s.canary, s.allowDangerous = d.xBosun(n)
 	}
 	if n, ok := fs["servers"]; ok {
 		s.roles = d.servers(n)
@@ -241,18 +243,22 @@ func parseService(d *doc, root *yaml.Node) *svcDef {
 	return s
 }
 
-func (d *doc) xBosun(n *yaml.Node) *Canary {
-	xf, ok := d.fields(n, "x-bosun", keys{known: []string{"canary"}})
+func (d *doc) xBosun(n *yaml.Node) (*Canary, []string) {
+	xf, ok := d.fields(n, "x-bosun", keys{known: []string{"canary", "allow_dangerous"}})
 	if !ok {
-		return nil
+		return nil, nil
+	}
+	var allow []string
+	if an, ok := xf["allow_dangerous"]; ok {
+		allow = d.allowDangerous(an)
 	}
 	cn, ok := xf["canary"]
 	if !ok || isNull(d.deref(cn)) {
-		return nil
+		return nil, allow
 	}
 	cf, ok := d.fields(cn, "x-bosun.canary", keys{known: []string{"hosts", "watch"}})
 	if !ok {
-		return nil
+		return nil, allow
 	}
 	c := &Canary{Hosts: 1, Watch: Duration(defaultCanaryWatch)}
 	if v, ok := cf["hosts"]; ok {
@@ -266,7 +272,7 @@ func (d *doc) xBosun(n *yaml.Node) *Canary {
 	if v, ok := cf["watch"]; ok {
 		c.Watch, _ = d.duration(v, "x-bosun.canary.watch", false)
 	}
-	return c
+	return c, allow
 }
 
 func (d *doc) bootLimit(n *yaml.Node) string {
@@ -321,7 +327,7 @@ func (d *doc) servers(n *yaml.Node) []*roleDef {
 			r.env = d.env(e, what+".env", false)
 		}
 		if o, ok := fs["options"]; ok {
-			r.options = d.options(o, what+".options")
+			r.options, r.health = d.options(o, what+".options")
 		}
 		if l, ok := fs["labels"]; ok {
 			r.labels = d.labels(l, what+".labels")

@@ -85,6 +85,17 @@ type Options struct {
 	Init              bool     `json:"init,omitempty"`
 	Tmpfs             []string `json:"tmpfs,omitempty"` // "/path[:opts]"
 	StopSignal        string   `json:"stop_signal,omitempty"`
+	// Network is a Docker network the container joins besides bosun's own
+	// ("host" or "none" instead of it); NetworkAliases are extra names on
+	// those networks.
+	Network        string   `json:"network,omitempty"`
+	NetworkAliases []string `json:"network_aliases,omitempty"`
+	GroupAdd       []string `json:"group_add,omitempty"`   // supplementary groups (names or GIDs)
+	MemorySwap     string   `json:"memory_swap,omitempty"` // size, or "-1" for unlimited swap
+	Mounts         []string `json:"mounts,omitempty"`      // docker --mount syntax, see ParseMount
+	SecurityOpt    []string `json:"security_opt,omitempty"`
+	Privileged     bool     `json:"privileged,omitempty"`
+	PID            string   `json:"pid,omitempty"` // "host"
 }
 
 // Logging is the container's log driver.
@@ -112,6 +123,8 @@ type Health struct {
 	Interval Duration `json:"interval,omitempty"`
 	Timeout  Duration `json:"timeout,omitempty"`
 	Retries  int      `json:"retries,omitempty"`
+	// StartPeriod is Docker's health start period (options.health-start-period).
+	StartPeriod Duration `json:"start_period,omitempty"`
 }
 
 // Duration is a time.Duration that encodes as a Go duration string ("30s").
