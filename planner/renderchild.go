@@ -129,7 +129,9 @@ func renderInChild(ctx context.Context, name, src string, vars map[string]any) (
 			return nil, fmt.Errorf("rendering stopped (%v): the template uses too much memory or CPU", ee.ProcessState)
 		}
 		first, _, _ := bytes.Cut(bytes.TrimSpace(stderr.Bytes()), []byte("\n"))
-		if bytes.Contains(first, []byte("out of memory")) || bytes.Contains(first, []byte("cannot allocate memory")) {
+		// The Go runtime's words for an allocation the rlimit refused (and
+		// the race detector's, in race-enabled test binaries).
+		if bytes.Contains(first, []byte("out of memory")) || bytes.Contains(first, []byte("cannot allocate memory")) || bytes.Contains(first, []byte("failed to allocate")) {
 			return nil, fmt.Errorf("rendering stopped: the template uses too much memory (over %d MB)", renderChildMemory>>20)
 		}
 		return nil, fmt.Errorf("render process: %w: %s", err, first)
