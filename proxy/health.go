@@ -43,16 +43,36 @@ func check(ctx context.Context, req DeployRequest) error {
 	return nil
 }
 
-// waitHealthy checks at once and then every interval until one check
-// passes, ctx ends, or the deploy timeout passes.
+// firstRetry is the wait after a deploy's first failed health check; each
+// further wait doubles, up to the health interval. A new container usually
+// listens within a few hundred milliseconds of its start: retrying at the
+// full interval (1 s by default) would add most of a second to a deploy
+// whose first check came just too early.
+const firstRetry = 50 * time.Millisecond
+
+// retryWait is the wait after the n-th (from 0) failed check of a deploy:
+// 50 ms doubling, capped at interval.
+func retryWait(n int, interval time.Duration) time.Duration {
+	d := firstRetry
+	for i := 0; i < n && d < interval; i++ {
+		d *= 2
+	}
+	return min(d, interval)
+}
+
+// waitHealthy checks at once, then again after 50 ms, doubling the wait up
+// to the health interval, until one check passes, ctx ends, or the deploy
+// timeout passes.
 func waitHealthy(ctx context.Context, req DeployRequest) error {
 	deadline := time.Duration(req.DeployTimeout)
 	ctx, cancel := context.WithTimeout(ctx, deadline)
 	defer cancel()
-	tick := time.NewTicker(time.Duration(req.HealthInterval))
-	defer tick.Stop()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	<-timer.C
 	var last error
-	for {
+	for n := 0; ; n++ {
+		start := time.Now()
 		err := check(ctx, req)
 		if err == nil {
 			return nil
@@ -60,13 +80,15 @@ func waitHealthy(ctx context.Context, req DeployRequest) error {
 		if last == nil || ctx.Err() == nil {
 			last = err // keep the last real answer, not the deadline cutting a check short
 		}
+		// The wait runs from the start of the check, as a ticker's would.
+		timer.Reset(max(0, retryWait(n, time.Duration(req.HealthInterval))-time.Since(start)))
 		select {
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				return fmt.Errorf("%w: %s within %s (GET http://%s%s): last check: %v", ErrUnhealthy, req.Target, deadline, req.Target, req.HealthPath, last)
 			}
 			return fmt.Errorf("wait for %s to become healthy: %w", req.Target, ctx.Err())
-		case <-tick.C:
+		case <-timer.C:
 		}
 	}
 }
