@@ -131,3 +131,24 @@ func TestServe_planCommentNotHijacked(t *testing.T) {
 		t.Fatalf("comments = %q, want mallory's untouched and bosun's own plan", comments)
 	}
 }
+
+// TestCLI_symlinkOutOfTheRepository: validate and plan --worktree do not
+// follow a symlink out of the repository, so the outside file's keys never
+// show in their errors.
+func TestCLI_symlinkOutOfTheRepository(t *testing.T) {
+	dir := t.TempDir()
+	gitCommit(t, dir, map[string]string{"fleet.yml": "servers:\n  web-1: {host: 10.0.0.1}\n", "services/web.yml": "service: web\nimage: a/b:1\nservers: [web-1]\n"})
+	outside := filepath.Join(t.TempDir(), "outside.yml")
+	if err := os.WriteFile(outside, []byte("outside_private_key_name: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, "services", "evil.yml")); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"validate", dir}, {"plan", "--repo", dir, "--worktree", "--state", "sqlite:///" + filepath.Join(t.TempDir(), "state.db")}} {
+		code, out, errs := runCLI(t, nil, args...)
+		if code == 0 || strings.Contains(out+errs, "outside_private_key_name") || !strings.Contains(out+errs, "services/evil.yml") {
+			t.Errorf("bosun %s: exit %d, want an error at services/evil.yml that shows nothing of the outside file:\n%s%s", args[0], code, out, errs)
+		}
+	}
+}
