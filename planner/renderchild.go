@@ -105,7 +105,7 @@ func renderInChild(ctx context.Context, name, src string, vars map[string]any) (
 	if err != nil {
 		return nil, err
 	}
-	exe, err := os.Executable()
+	exe, err := selfExecutable()
 	if err != nil {
 		return nil, fmt.Errorf("find the executable to render in: %w", err)
 	}
@@ -144,6 +144,16 @@ func renderInChild(ctx context.Context, name, src string, vars map[string]any) (
 		return nil, errors.New(reply.Err)
 	}
 	return reply.Out, nil
+}
+
+// selfExecutable is the running binary. On Linux /proc/self/exe still
+// starts it after the file was replaced on disk (an upgrade while the
+// daemon runs), so parent and child are always the same build.
+func selfExecutable() (string, error) {
+	if _, err := os.Stat("/proc/self/exe"); err == nil {
+		return "/proc/self/exe", nil
+	}
+	return os.Executable()
 }
 
 // cappedBuffer keeps the first max bytes written and drops the rest.
