@@ -442,36 +442,7 @@ repos: [{name: fleet, url: %s, branch: master, poll: 1h, forge_repo: acme/fleet}
 `, dbPath, filepath.Join(dir, "data"), bed.KeyPath, bed.KnownHostsPath, repoDir)), 0o644)
 
 	start := func() (*exec.Cmd, *daemonUnderTest) {
-		cmd := exec.Command(bin, "serve", "--config", cfgPath)
-		cmd.Env = append(os.Environ(), "BOSUN_WEBHOOK_SECRET="+hookSecret, "BOSUN_PROXY_IMAGE="+proxyImage)
-		stderr, err := cmd.StderrPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		d := &daemonUnderTest{logs: &syncBuffer{}}
-		listening := make(chan string, 1)
-		go func() {
-			sc := bufio.NewScanner(stderr)
-			sc.Buffer(make([]byte, 1<<20), 1<<20)
-			for sc.Scan() {
-				d.logs.Write([]byte(sc.Text() + "\n"))
-				var rec struct{ Msg, Listen string }
-				if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "bosun serve started" {
-					listening <- rec.Listen
-				}
-			}
-		}()
-		select {
-		case addr := <-listening:
-			d.url = "http://" + addr
-		case <-time.After(time.Minute):
-			t.Fatalf("bosun serve did not start:\n%s", d.logs.String())
-		}
-		return cmd, d
+		return startServeProcess(t, bin, cfgPath, "BOSUN_WEBHOOK_SECRET="+hookSecret, "BOSUN_PROXY_IMAGE="+proxyImage)
 	}
 	servesEverywhere := func(version string) func() bool {
 		return func() bool {
@@ -527,6 +498,163 @@ repos: [{name: fleet, url: %s, branch: master, poll: 1h, forge_repo: acme/fleet}
 	dep, _ := st.GetDeployment(t.Context(), rollout)
 	if dep.Status != state.StatusFailed || !strings.Contains(dep.Error, "interrupted") {
 		t.Errorf("deployment %d: %s %q, want it marked failed as interrupted (a deployed one means the kill came too late to test anything)", rollout, dep.Status, dep.Error)
+	}
+}
+
+// startServeProcess runs `bosun serve --config cfgPath` as its own process
+// (so that a test can kill -9 it) with environ added to the environment,
+// and returns once it listens. Its logs are collected in the result.
+func startServeProcess(t *testing.T, bin, cfgPath string, environ ...string) (*exec.Cmd, *daemonUnderTest) {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--config", cfgPath)
+	cmd.Env = append(os.Environ(), environ...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	d := &daemonUnderTest{logs: &syncBuffer{}}
+	listening := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			d.logs.Write([]byte(sc.Text() + "\n"))
+			var rec struct{ Msg, Listen string }
+			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "bosun serve started" {
+				listening <- rec.Listen
+			}
+		}
+	}()
+	select {
+	case addr := <-listening:
+		d.url = "http://" + addr
+	case <-time.After(time.Minute):
+		t.Fatalf("bosun serve did not start:\n%s", d.logs.String())
+	}
+	return cmd, d
+}
+
+// TestServe_killBetweenBootBatches kills `bosun serve` with SIGKILL in the
+// middle of a rollout, between two boot batches (boot limit 1: server-1 has
+// switched, server-2 waits its turn), and sends no new push: the restarted
+// daemon, or the surviving one of two on one PostgreSQL, picks the job up
+// once its lease runs out and converges the fleet; the dead run's
+// deployment is marked interrupted.
+func TestServe_killBetweenBootBatches(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs test servers")
+	}
+	testbed.RequireDocker(t)
+	bin := testbed.BosunBinary(t)
+	bed := testbed.Start(t, testbed.Options{Servers: 2})
+	images := map[string]string{}
+	for _, v := range []string{"v1", "v2"} {
+		images[v] = bed.PushApp(t, "shop", v, testbed.AppOK)
+	}
+	proxyImage := bed.PushProxy(t)
+	fleet := "servers:\n"
+	for _, s := range bed.Servers {
+		host, port, _ := strings.Cut(s.SSHAddr, ":")
+		fleet += fmt.Sprintf("  %s: {host: %s, port: %s}\n", s.Name, host, port)
+	}
+	environ := []string{"BOSUN_WEBHOOK_SECRET=" + hookSecret, "BOSUN_PROXY_IMAGE=" + proxyImage}
+
+	for _, tc := range []struct {
+		name, service string
+		replicas      bool // two daemons on one PostgreSQL, or one on SQLite restarted
+	}{
+		{"restart on SQLite", "shopa", false},
+		{"survivor of two on PostgreSQL", "shopb", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			vhost := tc.service + ".test"
+			service := func(v string) string {
+				return "service: " + tc.service + "\nimage: " + images[v] + "\nservers: [server-1, server-2]\nproxy: {host: " + vhost + ", healthcheck: {path: /up, interval: 1}}\ndrain_timeout: 1\nboot: {limit: 1, wait: 20}\n"
+			}
+			serves := func(s *testbed.Server, v string) bool { return strings.Contains(serving(s.HTTPAddr, vhost), v) }
+			dir := t.TempDir()
+			repoDir := filepath.Join(dir, "fleet")
+			v1 := gitCommit(t, repoDir, map[string]string{"fleet.yml": fleet, "services/" + tc.service + ".yml": service("v1")})
+			dsn := "sqlite:///" + filepath.Join(dir, "state.db")
+			if tc.replicas {
+				dsn = testbed.Postgres(t)
+			}
+			config := func(name string) string {
+				path := filepath.Join(dir, name+".yaml")
+				os.WriteFile(path, []byte(fmt.Sprintf(`listen: 127.0.0.1:0
+state: %q
+data_dir: %s
+ssh: {key: %s, known_hosts: %s}
+webhook: {secret_env: BOSUN_WEBHOOK_SECRET}
+repos: [{name: fleet, url: %s, branch: master, poll: 1h, forge_repo: acme/fleet}]
+`, dsn, filepath.Join(dir, "data-"+name), bed.KeyPath, bed.KnownHostsPath, repoDir)), 0o644)
+				return path
+			}
+			type daemon struct {
+				cmd *exec.Cmd
+				d   *daemonUnderTest
+				cfg string
+			}
+			var daemons []daemon
+			for _, name := range []string{"a", "b"}[:map[bool]int{false: 1, true: 2}[tc.replicas]] {
+				cfg := config(name)
+				cmd, d := startServeProcess(t, bin, cfg, environ...)
+				daemons = append(daemons, daemon{cmd, d, cfg})
+			}
+			waitFor(t, 3*time.Minute, "v1 serving on both servers", func() bool { return serves(bed.Servers[0], "v1") && serves(bed.Servers[1], "v1") })
+
+			st, err := state.Open(t.Context(), dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			v2 := gitCommit(t, repoDir, map[string]string{"services/" + tc.service + ".yml": service("v2")})
+			if code := daemons[0].d.hook(t, "push", "push-v2", pushEvent("acme/fleet", "master", v1, v2)); code != http.StatusAccepted {
+				t.Fatalf("push v2: %d", code)
+			}
+			waitFor(t, 2*time.Minute, "server-1 switched to v2", func() bool { return serves(bed.Servers[0], "v2") })
+			victim := -1
+			for i, d := range daemons {
+				if strings.Contains(d.d.logs.String(), `"msg":"rollout started"`) && strings.Contains(d.d.logs.String(), v2) {
+					victim = i
+				}
+			}
+			if victim < 0 {
+				t.Fatal("no daemon logged the v2 rollout")
+			}
+			ds, err := st.ListDeployments(t.Context(), state.DeploymentFilter{Commit: v2, Status: state.StatusDeploying})
+			if err != nil || len(ds) != 1 {
+				t.Fatalf("deployments of v2 deploying: %v, %v; want one", ds, err)
+			}
+			if !serves(bed.Servers[1], "v1") {
+				t.Fatal("server-2 already serves v2: the kill would come too late to test anything")
+			}
+			if err := daemons[victim].cmd.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			daemons[victim].cmd.Wait()
+			killed := time.Now()
+			if !serves(bed.Servers[1], "v1") {
+				t.Fatal("server-2 switched before the kill landed")
+			}
+			if !tc.replicas {
+				startServeProcess(t, bin, daemons[0].cfg, environ...)
+			}
+			// No new push, no new commit: the job itself runs again.
+			waitFor(t, 3*time.Minute, "v2 serving on both servers without a new push", func() bool { return serves(bed.Servers[0], "v2") && serves(bed.Servers[1], "v2") })
+			t.Logf("converged %s after the kill", time.Since(killed).Round(time.Second))
+			waitFor(t, 2*time.Minute, "the killed run's deployment marked", func() bool {
+				dep, err := st.GetDeployment(t.Context(), ds[0].ID)
+				return err == nil && dep.Status != state.StatusDeploying
+			})
+			if dep, _ := st.GetDeployment(t.Context(), ds[0].ID); dep.Status != state.StatusFailed || !strings.Contains(dep.Error, "interrupted") {
+				t.Errorf("deployment %d: %s %q, want failed as interrupted", dep.ID, dep.Status, dep.Error)
+			}
+		})
 	}
 }
 
