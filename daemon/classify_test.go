@@ -34,6 +34,12 @@ func TestClassify(t *testing.T) {
 			&executor.RolloutError{Service: "shop", Err: fmt.Errorf("%w of shop; rollout stopped: %w", executor.ErrLockLost, step)}, "",
 			webhook.StateError, "", true},
 		{"interrupted", &executor.RolloutError{Service: "shop", Err: context.Canceled}, "", webhook.StatePending, "interrupted; bosun resumes when it restarts", true},
+		{"rollout stopped at a host that is unreachable",
+			&executor.RolloutError{Service: "shop", Err: &executor.StepError{Host: "web-2", Service: "shop", Role: "web", Step: executor.StepConnect, Err: errors.New("dial tcp 10.0.0.2:22: connection refused")}, RolledBack: []string{"shop/web@web-1"}}, "",
+			webhook.StatePending, "retrying: rollout of shop failed: web-2: shop/web: connect: dial tcp 10.0.0.2:22: connection refused\nrolled back: shop/web@web-1", true},
+		{"host key refused",
+			&executor.RolloutError{Service: "shop", Err: &executor.StepError{Host: "web-2", Service: "shop", Role: "web", Step: executor.StepConnect, Err: &executor.HostKeyError{Host: "web-2", Addr: "10.0.0.2:22"}}}, "",
+			webhook.StateFailure, "", false},
 		{"host unreachable", errors.New("dial web-1: connection refused"), "", webhook.StateError, "dial web-1: connection refused", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

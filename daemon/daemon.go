@@ -106,7 +106,9 @@ func New(cfg Config, deps Deps) (*Daemon, error) {
 func (d *Daemon) Run(ctx context.Context, hooks *webhook.Handler, ln net.Listener) error {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, river.WorkFunc(func(ctx context.Context, job *river.Job[SyncArgs]) error {
-		return d.leased(ctx, job.JobRow, func(ctx context.Context, owner string) error { return d.workSync(ctx, owner, job.Args) })
+		return d.leased(ctx, job.JobRow, func(ctx context.Context, owner string) error {
+			return d.workSync(ctx, owner, job.Attempt >= job.MaxAttempts, job.Args)
+		})
 	}))
 	river.AddWorker(workers, river.WorkFunc(func(ctx context.Context, job *river.Job[PlanPRArgs]) error {
 		return d.leased(ctx, job.JobRow, func(ctx context.Context, _ string) error { return d.workPlanPR(ctx, job.Args) })
@@ -490,7 +492,7 @@ func (d *Daemon) rescue(ctx context.Context) {
 // that every run ends with one. Runs of one repository hold its lock in the
 // store, so they never overlap, in one process or several; a run that finds
 // the lock taken waits its turn.
-func (d *Daemon) workSync(ctx context.Context, owner string, args SyncArgs) (err error) {
+func (d *Daemon) workSync(ctx context.Context, owner string, lastAttempt bool, args SyncArgs) (err error) {
 	rr := d.repo(args.Repo)
 	if rr == nil {
 		return river.JobCancel(fmt.Errorf("repository %s is no longer configured", args.Repo))
@@ -523,6 +525,9 @@ func (d *Daemon) workSync(ctx context.Context, owner string, args SyncArgs) (err
 	quiet := false // the commit's status is already final
 	defer func() {
 		st, desc, retry := classify(err, summary, time.Since(start))
+		if retry && lastAttempt && st == webhook.StatePending && !errors.Is(err, context.Canceled) {
+			st, desc = webhook.StateError, "gave up after the last attempt: "+strings.TrimPrefix(desc, "retrying: ")
+		}
 		posted := closedChan
 		if !quiet {
 			posted = d.status(rr, rev.SHA, st, desc)
@@ -712,6 +717,9 @@ func classify(err error, summary string, took time.Duration) (webhook.State, str
 		return webhook.StatePending, "interrupted; bosun resumes when it restarts", true
 	case errors.Is(err, executor.ErrLockLost):
 		return webhook.StateError, err.Error(), true
+	case errors.As(err, &rerr) && unreachable(rerr):
+		// Not the commit's fault: the host may be back in a minute.
+		return webhook.StatePending, "retrying: " + rerr.Error(), true
 	case errors.As(err, &rerr):
 		msg := rerr.Error()
 		if len(rerr.RolledBack) > 0 {
@@ -721,6 +729,15 @@ func classify(err error, summary string, took time.Duration) (webhook.State, str
 	default:
 		return webhook.StateError, err.Error(), true
 	}
+}
+
+// unreachable says whether a rollout failed because a host could not be
+// reached (SSH or its Docker socket), which is transient. A refused host
+// key is not: it stays refused until the operator acts.
+func unreachable(rerr *executor.RolloutError) bool {
+	var se *executor.StepError
+	var hk *executor.HostKeyError
+	return errors.As(rerr.Err, &se) && se.Step == executor.StepConnect && !errors.As(rerr.Err, &hk)
 }
 
 func changed(p *planner.Plan) int {

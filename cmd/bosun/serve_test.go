@@ -725,3 +725,88 @@ func TestServe_configReload(t *testing.T) {
 	}
 	waitFor(t, 30*time.Second, "readyz still fine", ready)
 }
+
+// TestServe_unreachableHostRetries stops server-2's sshd and pushes a new
+// commit: an unreachable host is transient, so bosun/deploy stays pending
+// (naming the host) and the sync is retried with backoff; once sshd is
+// back, the retry converges the fleet without a new push.
+func TestServe_unreachableHostRetries(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs test servers")
+	}
+	testbed.RequireDocker(t)
+	bed := testbed.Start(t, testbed.Options{Servers: 2})
+	images := map[string]string{}
+	for _, v := range []string{"v1", "v2"} {
+		images[v] = bed.PushApp(t, "shop", v, testbed.AppOK)
+	}
+	proxyImage := bed.PushProxy(t)
+	gh := testbed.NewFakeGitHub(t)
+	fleet := "servers:\n"
+	for _, s := range bed.Servers {
+		host, port, _ := strings.Cut(s.SSHAddr, ":")
+		fleet += fmt.Sprintf("  %s: {host: %s, port: %s}\n", s.Name, host, port)
+	}
+	service := func(v string) string {
+		return "service: shop\nimage: " + images[v] + "\nservers: [server-1, server-2]\nproxy: {host: shop.test, healthcheck: {path: /up, interval: 1}}\ndrain_timeout: 1\n"
+	}
+	dir := t.TempDir()
+	repoDir := filepath.Join(dir, "fleet")
+	v1 := gitCommit(t, repoDir, map[string]string{"fleet.yml": fleet, "services/shop.yml": service("v1")})
+	cfgPath := filepath.Join(dir, "bosun.yaml")
+	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`listen: 127.0.0.1:0
+state: sqlite:///%s
+data_dir: %s
+ssh: {key: %s, known_hosts: %s}
+webhook: {secret_env: BOSUN_WEBHOOK_SECRET}
+forge: {kind: github, base_url: %s, token_env: GITHUB_TOKEN}
+repos: [{name: fleet, url: %s, branch: master, poll: 1h, forge_repo: acme/fleet}]
+`, filepath.Join(dir, "state.db"), filepath.Join(dir, "data"), bed.KeyPath, bed.KnownHostsPath, gh.BaseURL(), repoDir)), 0o644)
+	d := startServe(t, cfgPath, map[string]string{"BOSUN_WEBHOOK_SECRET": hookSecret, "GITHUB_TOKEN": "ghp_x", "BOSUN_PROXY_IMAGE": proxyImage})
+	serves := func(v string) func() bool {
+		return func() bool {
+			for _, s := range bed.Servers {
+				if !strings.Contains(serving(s.HTTPAddr, "shop.test"), v) {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	waitFor(t, 3*time.Minute, "v1 serving on both servers", serves("v1"))
+
+	bed.Servers[1].StopSSH(t)
+	sshdStopped := true
+	defer func() {
+		if sshdStopped {
+			bed.Servers[1].StartSSH(t)
+		}
+	}()
+	v2 := gitCommit(t, repoDir, map[string]string{"services/shop.yml": service("v2")})
+	if code := d.hook(t, "push", "push-v2", pushEvent("acme/fleet", "master", v1, v2)); code != http.StatusAccepted {
+		t.Fatalf("push v2: %d", code)
+	}
+	// Two failed attempts: the first and a retry.
+	waitFor(t, 2*time.Minute, "a retry of the rollout to the unreachable host", func() bool {
+		return strings.Count(d.logs.String(), `"msg":"deploy failed; will retry"`) >= 2
+	})
+	if strings.Contains(d.logs.String(), "waiting for a new commit") {
+		t.Fatal("an unreachable host was taken as a final failure")
+	}
+	for _, s := range gh.Statuses() {
+		if s.SHA == v2 && s.GetContext() == webhook.ContextDeploy && s.GetState() != "pending" {
+			t.Fatalf("bosun/deploy on v2 went %s (%q) while server-2 was unreachable; want pending", s.GetState(), s.GetDescription())
+		}
+	}
+	if st := lastStatus(gh, v2, webhook.ContextDeploy); st == nil || !strings.Contains(st.GetDescription(), "server-2") {
+		t.Errorf("bosun/deploy on v2 = %v; want pending naming server-2", st)
+	}
+
+	bed.Servers[1].StartSSH(t)
+	sshdStopped = false
+	waitFor(t, 4*time.Minute, "v2 serving on both servers after sshd is back, with no new push", serves("v2"))
+	waitFor(t, time.Minute, "bosun/deploy success on v2", func() bool {
+		s := lastStatus(gh, v2, webhook.ContextDeploy)
+		return s != nil && s.GetState() == "success"
+	})
+}
