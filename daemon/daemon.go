@@ -761,7 +761,8 @@ func LoadApplied(ctx context.Context, st state.Store, repo string) ([]planner.Ap
 	applied := make([]planner.Applied, 0, len(rows))
 	for _, r := range rows {
 		a := planner.Applied{Target: planner.Target{Service: r.Service, Role: r.Role, Host: r.Host}, Version: r.Version, Commit: r.Commit}
-		if err := json.Unmarshal(r.Spec, &a.Spec); err != nil {
+		var err error
+		if a.Spec, a.Conn, err = planner.DecodeApplied(r.Spec, r.Host); err != nil {
 			return nil, nil, fmt.Errorf("read applied spec of %s: %w", a.Target, err)
 		}
 		applied = append(applied, a)

@@ -415,7 +415,8 @@ func registryAuth(r *planner.Registry, secrets SecretSource) (string, error) {
 		}
 		pass = v
 	}
-	return registry.EncodeAuthConfig(registry.AuthConfig{Username: user, Password: pass, ServerAddress: r.Server})
+	server, _, _ := strings.Cut(r.Server, "/") // a registry path (host/team) is not part of the login
+	return registry.EncodeAuthConfig(registry.AuthConfig{Username: user, Password: pass, ServerAddress: server})
 }
 
 // pullImage pulls ref and reads the progress stream to its end, returning

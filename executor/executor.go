@@ -2,7 +2,6 @@ package executor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -654,7 +653,11 @@ func (ro *rollout) record(ctx context.Context, ch planner.Change, spec *planner.
 	if st == nil {
 		return nil
 	}
-	data, err := json.Marshal(spec)
+	var conn *planner.Host
+	if h, ok := ro.plan.Hosts[ch.Host]; ok {
+		conn = &h
+	}
+	data, err := planner.EncodeApplied(spec, conn)
 	if err != nil {
 		return err
 	}

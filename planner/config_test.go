@@ -142,7 +142,11 @@ func TestPlanner_ServiceKeys(t *testing.T) {
 		{name: "env plain map", file: svc("env: {RAILS_ENV: production, PORT: 3000}\n"), check: func(t *testing.T, pl *planner.Plan) {
 			require.Equal(t, map[string]string{"RAILS_ENV": "production", "PORT": "3000"}, spec(t, pl, "app/web@web-1").Env)
 		}},
-		{name: "env bad name", file: svc("env: {RAILS-ENV: x}\n"), wantErr: "4:7: env: \"RAILS-ENV\" is not a valid environment variable name"},
+		{name: "env bad name", file: svc("env: {\"RAILS ENV\": x}\n"), wantErr: "4:7: env: \"RAILS ENV\" is not a valid environment variable name"},
+		// Docker takes these, and real Kamal files use them.
+		{name: "env names with . and -", file: svc("env: {--http-addr: 0.0.0.0:7700, JAVA.OPTS: x}\n"), check: func(t *testing.T, pl *planner.Plan) {
+			require.Equal(t, map[string]string{"--http-addr": "0.0.0.0:7700", "JAVA.OPTS": "x"}, spec(t, pl, "app/web@web-1").Env)
+		}},
 		{name: "env secret and alias", file: svc("env:\n  secret: [A, 'B:OTHER']\n"), check: func(t *testing.T, pl *planner.Plan) {
 			s := spec(t, pl, "app/web@web-1")
 			require.Equal(t, "A", s.Secrets["A"].Name)

@@ -89,7 +89,7 @@ func (l *loader) resolveService(s *svcDef, ds *desiredState, hostOwner map[strin
 	for _, r := range s.roles {
 		hosts := l.resolveHosts(s, r)
 		if len(hosts) == 0 {
-			if len(r.hosts) == 0 {
+			if len(r.hosts) == 0 && d.budget >= 0 { // an exhausted budget is reported already
 				d.errf(r.node, "role %s has no hosts: add at least one (an inventory name, an address, or tag:NAME)", r.name)
 			}
 			continue
@@ -199,7 +199,7 @@ func (l *loader) registryFor(s *svcDef, image string) *Registry {
 		return nil
 	}
 	dom := imageDomain(image)
-	if dom == def.Server || dom == "" && (def.Server == "" || isDockerHub(def.Server)) {
+	if dom == def.Server || strings.HasPrefix(image, def.Server+"/") && def.Server != "" || dom == "" && (def.Server == "" || isDockerHub(def.Server)) {
 		r := *def
 		return &r
 	}

@@ -40,6 +40,14 @@ func diffState(ds *desiredState, in *Input) *Plan {
 				c.Fields = fields
 			case cur.Version == t.version:
 				c.Action, c.Current = ActionUnchanged, cur
+				if fields := connChanges(cur.Conn, ds.hosts[t.Host]); fields != nil {
+					// The same container on a host reached otherwise: it is
+					// deployed there again, as a new server may be behind it.
+					c.Action, c.Fields = ActionUpdate, fields
+					if t.spec.Stateful && fields[0].Field == "host.address" {
+						pl.Warnings = append(pl.Warnings, fmt.Sprintf("%s: the host's address changed (%s -> %s) and the service is stateful: its data stays on the old server; move it first", t.Target, fields[0].Old, fields[0].New))
+					}
+				}
 			default:
 				c.Action, c.Current = ActionUpdate, cur
 				key := [2]string{cur.Version, t.version}
@@ -48,7 +56,7 @@ func diffState(ds *desiredState, in *Input) *Plan {
 					fields = diffSpecs(&cur.Spec, t.spec)
 					diffs[key] = fields
 				}
-				c.Fields = fields
+				c.Fields = append(connChanges(cur.Conn, ds.hosts[t.Host]), fields...)
 				c.Disruptive = t.spec.Stateful || cur.Spec.Stateful
 			}
 			pl.Changes = append(pl.Changes, c)
@@ -79,6 +87,25 @@ func diffState(ds *desiredState, in *Input) *Plan {
 	})
 	applyHolds(pl, in.Holds)
 	return pl
+}
+
+// connChanges lists how the connection to a host changed since a target was
+// applied there (nil when it did not, or was not recorded).
+func connChanges(old *Host, now Host) []FieldChange {
+	if old == nil {
+		return nil
+	}
+	var out []FieldChange
+	add := func(f, a, b string) {
+		if a != b {
+			out = append(out, FieldChange{Field: f, Old: a, New: b})
+		}
+	}
+	add("host.address", old.Address, now.Address)
+	add("host.jump", old.Jump, now.Jump)
+	add("host.port", strconv.Itoa(old.Port), strconv.Itoa(now.Port))
+	add("host.user", old.User, now.User)
+	return out
 }
 
 // applyHolds marks the targets of held services as held, unless the

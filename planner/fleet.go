@@ -3,6 +3,7 @@ package planner
 import (
 	"fmt"
 	"io/fs"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -110,7 +111,19 @@ func (d *doc) parse(data []byte) *yaml.Node {
 		d.errf(&yaml.Node{Line: 1, Column: 1}, "the file is empty")
 		return nil
 	}
+	// The budget bounds alias expansion, not size: a big file without
+	// aliases gets a walk of each of its own nodes on top.
+	d.budget += countNodes(&root)
 	return &root
+}
+
+// countNodes counts the nodes of a YAML tree without following aliases.
+func countNodes(n *yaml.Node) int {
+	c := 1
+	for _, k := range n.Content {
+		c += countNodes(k)
+	}
+	return c
 }
 
 func (d *doc) server(k, v *yaml.Node) *server {
@@ -131,8 +144,8 @@ func (d *doc) server(k, v *yaml.Node) *server {
 		hostNode = fs["host"]
 		if n, ok := fs["user"]; ok {
 			s.user, _ = d.str(n, "servers."+s.name+".user")
-			if s.user != "" && checkUser(s.user) != "" {
-				d.errf(d.deref(n), "servers.%s.user: %q is not a user name", s.name, s.user)
+			if msg := checkSSHUser(s.user); s.user != "" && msg != "" {
+				d.errf(d.deref(n), "servers.%s.user: %s", s.name, msg)
 			}
 		}
 		if n, ok := fs["port"]; ok {
@@ -180,7 +193,7 @@ func (d *doc) ssh(n *yaml.Node, what string) sshSettings {
 	}
 	if v, ok := fs["user"]; ok {
 		s.user, _ = d.str(v, what+".user")
-		if msg := checkUser(s.user); s.user != "" && msg != "" {
+		if msg := checkSSHUser(s.user); s.user != "" && msg != "" {
 			d.errf(d.deref(v), "%s.user: %s", what, msg)
 			s.user = ""
 		}
@@ -202,11 +215,23 @@ func (d *doc) ssh(n *yaml.Node, what string) sshSettings {
 	return s
 }
 
+// sshUserRE is a login name: what useradd accepts (letters, digits, '_',
+// '.', '-', a trailing '$'), not starting with '-'. Unlike Docker's
+// --user there is no ":GROUP" (deploy:staff is no SSH user).
+var sshUserRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$`)
+
+func checkSSHUser(u string) string {
+	if !sshUserRE.MatchString(u) {
+		return fmt.Sprintf("%q is not an SSH user name: use letters, digits, '_', '.' and '-', starting with a letter or '_' (e.g. deploy)", u)
+	}
+	return ""
+}
+
 // checkJump validates a jump host "[user@]host[:port]".
 func checkJump(s string) string {
 	rest := s
 	if u, h, ok := strings.Cut(s, "@"); ok {
-		if checkUser(u) != "" {
+		if checkSSHUser(u) != "" {
 			return fmt.Sprintf("jump host %q: %q is not a user name", s, u)
 		}
 		rest = h
@@ -233,7 +258,12 @@ func (d *doc) registry(n *yaml.Node, what string) *Registry {
 	reg := &Registry{}
 	if v, ok := fs["server"]; ok {
 		reg.Server, _ = d.str(v, what+".server")
-		host := reg.Server
+		// A server may name a path below the registry host, as
+		// registry.digitalocean.com/team: Kamal prefixes images with it.
+		host, regPath, _ := strings.Cut(reg.Server, "/")
+		if regPath != "" && !regPathRE.MatchString(regPath) {
+			d.errf(d.deref(v), "%s.server: the path %q after the registry host must be lowercase names separated by / (e.g. registry.digitalocean.com/team)", what, regPath)
+		}
 		if h, p, ok := strings.Cut(host, ":"); ok {
 			host = h
 			if _, msg := parsePortString(what+".server port", p); msg != "" {
@@ -261,11 +291,15 @@ func (d *doc) registry(n *yaml.Node, what string) *Registry {
 			d.errf(sn, "%s.password must name a secret, never hold the password: write password: [REGISTRY_PASSWORD] and provide REGISTRY_PASSWORD as a secret", what)
 		}
 	}
-	if (reg.Username != "" || reg.UsernameSecret != "") != (reg.PasswordSecret != "") {
+	_, hasUser := fs["username"]
+	_, hasPass := fs["password"]
+	if hasUser != hasPass {
 		d.errf(d.deref(n), "%s: set both username and password, or neither (no login)", what)
 	}
 	return reg
 }
+
+var regPathRE = regexp.MustCompile(`^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$`)
 
 // secretName reads a one-item list naming a secret: [NAME].
 func (d *doc) secretName(n *yaml.Node, what string) (string, bool) {

@@ -2,6 +2,7 @@ package planner_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -178,5 +179,59 @@ accessories:
 	for _, bad := range []string{`volumes: ["./../x:/x"]`, `volumes: ["./:/x"]`} {
 		_, errs := planIn(t, map[string]string{"services/shop.yml": "service: shop\nimage: ghcr.io/acme/shop:1.0\nservers: [web-1]\n" + bad + "\n"}, planner.Input{})
 		require.ErrorContains(t, errs, "must stay inside the SSH user's home folder", bad)
+	}
+}
+
+// TestLoad_BigFileWithoutAliases: a file with more entries than the alias
+// budget but no aliases plans; an alias bomb is still refused, with no false
+// "no hosts" error after it.
+func TestLoad_BigFileWithoutAliases(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	b.WriteString("service: app\nimage: ghcr.io/acme/app:1.0\nservers: [web-1]\nlabels:\n")
+	for i := range 210_000 {
+		fmt.Fprintf(&b, "  l%d: v\n", i)
+	}
+	_, errs := planIn(t, map[string]string{"services/app.yml": b.String()}, planner.Input{})
+	require.Nil(t, errs)
+
+	// Merge keys that each merge the previous map ten times: 10^6 walks.
+	bomb := "x-m0: &m0 {a: b, c: d}\n"
+	for i := 1; i <= 6; i++ {
+		p := fmt.Sprintf("*m%d", i-1)
+		bomb += fmt.Sprintf("x-m%d: &m%d {<<: [%s]}\n", i, i, strings.TrimSuffix(strings.Repeat(p+", ", 10), ", "))
+	}
+	bomb += "service: app\nimage: ghcr.io/acme/app:1.0\nlabels: *m6\nservers:\n  web:\n    hosts: [web-1]\n"
+	_, errs = planIn(t, map[string]string{"services/app.yml": bomb}, planner.Input{})
+	require.NotNil(t, errs)
+	require.Contains(t, errs.Error(), "too many aliases and merge keys")
+	require.NotContains(t, errs.Error(), "has no hosts")
+}
+
+func TestRegistry_PathAndPasswordErrors(t *testing.T) {
+	t.Parallel()
+	file := "service: app\nimage: app:1.0\nservers: [web-1]\nregistry: {server: registry.digitalocean.com/team, username: u, password: [DO_TOKEN]}\n"
+	plan, errs := planIn(t, map[string]string{"services/app.yml": file}, planner.Input{})
+	require.Nil(t, errs)
+	require.Equal(t, "registry.digitalocean.com/team/app:1.0", spec(t, plan, "app/web@web-1").Image)
+	require.Equal(t, "registry.digitalocean.com/team", plan.Services[0].Registry.Server)
+
+	// A literal (or ERB-rendered) password is one error, not also "set both".
+	file = "service: app\nimage: app:1.0\nservers: [web-1]\nregistry: {username: u, password: hunter2}\n"
+	_, errs = planIn(t, map[string]string{"services/app.yml": file}, planner.Input{})
+	require.Len(t, errs, 1, "%v", errs)
+	require.Contains(t, errs[0].Msg, "password must name a secret")
+}
+
+func TestFleet_SSHUserNames(t *testing.T) {
+	t.Parallel()
+	for user, ok := range map[string]bool{"deploy": true, "app_user": true, "deploy:staff": false, "1000:1000": false, "-oProxyCommand": false} {
+		fleet := "servers:\n  web-1: {host: 10.0.0.1, user: \"" + user + "\"}\n"
+		_, errs := planIn(t, map[string]string{"fleet.yml": fleet, "services/app.yml": svc("")}, planner.Input{})
+		if ok {
+			require.Nil(t, errs, user)
+		} else {
+			require.ErrorContains(t, errs, "is not an SSH user name", user)
+		}
 	}
 }

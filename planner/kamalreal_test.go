@@ -35,6 +35,9 @@ type kamalCase struct {
 	// erb is the operator's ERB variable list for this file, as
 	// `bosun plan --erb-env` would pass it.
 	erb map[string]string
+	// optIn is the x-bosun.allow_dangerous a needsOptIn file plans with,
+	// once added to it.
+	optIn string
 }
 
 var kamalOK = kamalCase{}
@@ -52,7 +55,7 @@ var kamalReal = map[string]kamalCase{
 	"TelosLabs__giving-connection__deploy.yml":     {reason: needsDest, match: "servers is missing"},
 	// The destination's hosts are placeholders (REPLACE_WITH_...).
 	"TelosLabs__giving-connection__deploy.production.yml": {reason: kamalInvalid, match: `unknown host "REPLACE_WITH_PRODUCTION_DROPLET_IP"`},
-	"adrienpoly__rubyvideo__deploy.yml":                   {reason: unsupported("env names with . or -"), match: "is not a valid environment variable name"},
+	"adrienpoly__rubyvideo__deploy.yml":                   {reason: needsOptIn, match: "7700:7700 is dangerous", optIn: "public-port"},
 	"alco-company__mortimer-bellis__deploy.yml":           kamalOK,
 	"basecamp__fizzy__deploy.yml":                         kamalOK,
 	"basecamp__fizzy__deploy.staging.yml":                 {reason: unsupported("stateful roles on several hosts"), match: "is stateful (a writable volume and no proxy) but runs on"},
@@ -70,7 +73,7 @@ var kamalReal = map[string]kamalCase{
 	// A Kamal 1 file: traefik, and the Kamal 1 healthcheck.
 	"iamp-org__iamp__deploy.yml":            {reason: needsDest, match: "servers is missing"},
 	"iamp-org__iamp__deploy.production.yml": {reason: unsupported("Kamal 1 files"), match: `unknown key "traefik"`},
-	"lnu-norge__lokaler.lnu.no__deploy.yml": {reason: needsOptIn, match: "5432:5432 is dangerous"},
+	"lnu-norge__lokaler.lnu.no__deploy.yml": {reason: needsOptIn, match: "5432:5432 is dangerous", optIn: "public-port"},
 	"rbriski__force__deploy.yml":            {reason: needsDest, match: "this file needs a destination"},
 }
 
@@ -143,6 +146,17 @@ func checkKamalCase(t *testing.T, dir, file string, want kamalCase) {
 	body, err := os.ReadFile(filepath.Join(dir, base))
 	require.NoError(t, err)
 	fsys["services/"+svcName+".yml"] = &fstest.MapFile{Data: body}
+	if want.reason == needsOptIn {
+		defer func() {
+			// The one line a user adds makes the file plan.
+			if t.Failed() {
+				return
+			}
+			fsys["services/"+svcName+".yml"] = &fstest.MapFile{Data: append(append([]byte{}, body...), "\nx-bosun: {allow_dangerous: ["+want.optIn+"]}\n"...)}
+			_, err := planner.New(planner.Config{SecretKey: []byte("k")}).Plan(t.Context(), fsys, in)
+			require.NoError(t, err, "%s should plan with x-bosun.allow_dangerous: [%s]", file, want.optIn)
+		}()
+	}
 
 	p := planner.New(planner.Config{SecretKey: []byte("k")})
 	plan, err := p.Plan(t.Context(), fsys, in)

@@ -488,7 +488,7 @@ func (d *doc) env(n *yaml.Node, what string, root bool) envDef {
 			if !alias {
 				secret = envName
 			}
-			if msg := checkEnvName(envName); msg != "" {
+			if msg := checkContainerEnvName(envName); msg != "" {
 				d.errf(nodes[i], "%s.secret: %s", what, msg)
 				continue
 			}
@@ -521,7 +521,7 @@ func (d *doc) env(n *yaml.Node, what string, root bool) envDef {
 func (d *doc) clearEnv(ps []field, what string, dst map[string]string) {
 	for _, p := range ps {
 		k := p.key.Value
-		if msg := checkEnvName(k); msg != "" {
+		if msg := checkContainerEnvName(k); msg != "" {
 			d.errf(p.key, "%s: %s", what, msg)
 			continue
 		}

@@ -106,6 +106,20 @@ func imageDomain(ref string) string {
 	return ""
 }
 
+// containerEnvRE is a container variable name: Docker takes any name
+// without '=' (Kamal passes each as --env), and real files use '.' and
+// '-' (meilisearch's --http-addr, JAVA_OPTS.x). bosun also keeps out
+// spaces and control characters.
+var containerEnvRE = regexp.MustCompile(`^[A-Za-z_.-][A-Za-z0-9_.-]*$`)
+
+// checkContainerEnvName validates the name of a container variable.
+func checkContainerEnvName(s string) string {
+	if !containerEnvRE.MatchString(s) || len(s) > 255 {
+		return fmt.Sprintf("%q is not a valid environment variable name: use letters, digits, '_', '.' and '-', not starting with a digit (e.g. %q)", s, suggestEnv(s))
+	}
+	return ""
+}
+
 func checkEnvName(s string) string {
 	if !envNameRE.MatchString(s) {
 		return fmt.Sprintf("%q is not a valid environment variable name: use letters, digits and '_', not starting with a digit (e.g. %q)", s, suggestEnv(s))

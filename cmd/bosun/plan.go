@@ -207,7 +207,11 @@ func describedState(ctx context.Context, cfg planner.Config, c commit, repo stri
 	var out []planner.Applied
 	for _, ch := range plan.Changes {
 		if ch.Desired != nil {
-			out = append(out, planner.Applied{Target: ch.Target, Version: ch.Version, Commit: c.sha, Spec: *ch.Desired})
+			a := planner.Applied{Target: ch.Target, Version: ch.Version, Commit: c.sha, Spec: *ch.Desired}
+			if h, ok := plan.Hosts[ch.Host]; ok {
+				a.Conn = &h
+			}
+			out = append(out, a)
 		}
 	}
 	return out, nil
