@@ -45,8 +45,8 @@ func parseAccessories(main *svcDef) []*svcDef {
 		a := &svcDef{d: d, name: main.name + "-" + name, nameNode: p.key, primaryRole: accessoryRole,
 			retain: main.retain, readiness: main.readiness, deploy: main.deploy, drain: main.drain,
 			stop: main.stop, ssh: main.ssh, sshNode: main.sshNode, accessory: true, template: main.template,
-			allowDangerous: main.allowDangerous,
-			labels:         map[string]string{}}
+			allowDangerous: main.allowDangerous, allowEmptyRoles: main.allowEmptyRoles,
+			labels: map[string]string{}}
 		if main.name == "" {
 			a.name = ""
 		}

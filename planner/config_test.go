@@ -142,6 +142,12 @@ func TestPlanner_ServiceKeys(t *testing.T) {
 		{name: "env plain map", file: svc("env: {RAILS_ENV: production, PORT: 3000}\n"), check: func(t *testing.T, pl *planner.Plan) {
 			require.Equal(t, map[string]string{"RAILS_ENV": "production", "PORT": "3000"}, spec(t, pl, "app/web@web-1").Env)
 		}},
+		{name: "allow_empty_roles", file: strings.Replace(svc("allow_empty_roles: true\n"), "servers: [web-1]", "servers:\n  web: [web-1]\n  jobs: []", 1), check: func(t *testing.T, pl *planner.Plan) {
+			require.Len(t, pl.Changes, 1)
+		}},
+		{name: "empty role", file: strings.Replace(svc(""), "servers: [web-1]", "servers:\n  web: [web-1]\n  jobs: []", 1), wantErr: "role jobs has no hosts"},
+		{name: "Kamal 1 traefik", file: svc("traefik: {options: {publish: [\"443:443\"]}}\n"), wantErr: "4:10: traefik is Kamal 1's proxy"},
+		{name: "Kamal 1 healthcheck", file: svc("healthcheck: {path: /up, port: 3000}\n"), wantErr: "healthcheck.path is Kamal 1's HTTP health check"},
 		{name: "env bad name", file: svc("env: {\"RAILS ENV\": x}\n"), wantErr: "4:7: env: \"RAILS ENV\" is not a valid environment variable name"},
 		// Docker takes these, and real Kamal files use them.
 		{name: "env names with . and -", file: svc("env: {--http-addr: 0.0.0.0:7700, JAVA.OPTS: x}\n"), check: func(t *testing.T, pl *planner.Plan) {
@@ -252,7 +258,12 @@ func TestPlanner_ServiceKeys(t *testing.T) {
 			require.True(t, spec(t, pl, "db/db@db-1").Stateful)
 			require.Equal(t, "30s", spec(t, pl, "db/db@db-1").StopTimeout.String(), "an unproxied role's stop timeout defaults to drain_timeout")
 		}},
-		{name: "stateful on two hosts", file: "service: db\nimage: postgres:16\nprimary_role: db\nservers:\n  db: {hosts: [db-1, web-1], proxy: false}\nvolumes: [/srv/db:/var/lib/postgresql/data]\n", wantErr: "6:11: service db is stateful (a writable volume and no proxy) but runs on 2 hosts (db-1, web-1)"},
+		{name: "stateful on two hosts", file: "service: db\nimage: postgres:16\nprimary_role: db\nservers:\n  db: {hosts: [db-1, web-1], proxy: false}\nvolumes: [/srv/db:/var/lib/postgresql/data]\n", check: func(t *testing.T, pl *planner.Plan) {
+			// Allowed, as in Kamal: each host has its own data, replaced in turn.
+			require.Len(t, pl.Warnings, 1)
+			require.Contains(t, pl.Warnings[0], "6:11: service db is stateful (a writable volume and no proxy) on 2 hosts (db-1, web-1): each host has its own data")
+			require.Equal(t, 1, pl.Services[0].BootLimit)
+		}},
 		{name: "two files one service", file: svc(""), extra: map[string]string{"services/b.yml": strings.Replace(svc(""), "[web-1]", "[web-2]", 1)}, wantErr: "services/b.yml:1:10: service \"app\" is already defined in services/app.yml"},
 		{name: "accessory", file: svc("x-bosun: {allow_dangerous: [public-port]}\naccessories:\n  db:\n    image: postgres:16\n    host: db-1\n    port: 5432\n    env: {secret: [POSTGRES_PASSWORD]}\n    directories: ['/srv/db:/var/lib/postgresql/data']\n"), check: func(t *testing.T, pl *planner.Plan) {
 			s := spec(t, pl, "app-db/accessory@db-1")

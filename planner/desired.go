@@ -89,6 +89,9 @@ func (l *loader) resolveService(s *svcDef, ds *desiredState, hostOwner map[strin
 	for _, r := range s.roles {
 		hosts := l.resolveHosts(s, r)
 		if len(hosts) == 0 {
+			if len(r.hosts) == 0 && s.allowEmptyRoles && r.name != s.primaryRole {
+				continue // allow_empty_roles: a role without hosts runs nowhere
+			}
 			if len(r.hosts) == 0 && d.budget >= 0 { // an exhausted budget is reported already
 				d.errf(r.node, "role %s has no hosts: add at least one (an inventory name, an address, or tag:NAME)", r.name)
 			}
@@ -142,15 +145,21 @@ func (l *loader) resolveService(s *svcDef, ds *desiredState, hostOwner map[strin
 			out.targets = append(out.targets, dt)
 		}
 	}
+	if s.bootLimit != "" {
+		out.svc.BootLimit = bootLimit(s.bootLimit, len(allHosts))
+	}
 	if len(statefulHosts) > 1 {
+		// As Kamal allows: each host keeps its own data. Each is replaced
+		// stop-then-start, one host after another unless boot.limit says.
 		at := statefulAt
 		if at == nil {
 			at = s.nameNode
 		}
-		d.errf(at, "service %s is stateful (a writable volume and no proxy) but runs on %d hosts (%s): two copies would each have their own data; run it on one host", s.name, len(statefulHosts), strings.Join(sortedKeys(statefulHosts), ", "))
-	}
-	if s.bootLimit != "" {
-		out.svc.BootLimit = bootLimit(s.bootLimit, len(allHosts))
+		if s.bootLimit == "" {
+			out.svc.BootLimit = 1
+		}
+		l.warnings = append(l.warnings, d.at(at, fmt.Sprintf("service %s is stateful (a writable volume and no proxy) on %d hosts (%s): each host has its own data, not a copy; an update stops and starts it on each host in turn (boot.limit %d)",
+			s.name, len(statefulHosts), strings.Join(sortedKeys(statefulHosts), ", "), out.svc.BootLimit)).Error())
 	}
 	slices.SortFunc(out.targets, func(a, b desiredTarget) int {
 		if c := strings.Compare(a.Role, b.Role); c != 0 {

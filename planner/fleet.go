@@ -1,6 +1,7 @@
 package planner
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"regexp"
@@ -52,8 +53,14 @@ const fleetFile = "fleet.yml"
 func loadFleet(fsys fs.FS, r *report) *fleet {
 	f := &fleet{servers: map[string]*server{}, broken: map[string]bool{}, unusable: true}
 	data, err := fs.ReadFile(fsys, fleetFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		// fleet.yml is optional when every host is an address or a DNS
+		// name, as in a Kamal project.
+		f.unusable = false
+		return f
+	}
 	if err != nil {
-		r.errs = append(r.errs, &ConfigError{File: fleetFile, Msg: "cannot read fleet.yml: every config repository needs one with the servers inventory (see docs/config.md)"})
+		r.errs = append(r.errs, &ConfigError{File: fleetFile, Msg: fmt.Sprintf("cannot read fleet.yml: %v", err)})
 		return f
 	}
 	d := newDoc(fleetFile, r)

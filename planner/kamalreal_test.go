@@ -23,6 +23,9 @@ const (
 	// A setting that opens the server (a database port on every address,
 	// the Docker socket, …) runs only with x-bosun.allow_dangerous.
 	needsOptIn = "a dangerous setting needs an x-bosun opt-in"
+	// Kamal 1 keys (traefik, healthcheck.path/port) get a message saying
+	// what to write instead.
+	kamal1 = "a Kamal 1 file"
 )
 
 func unsupported(feature string) string { return "not yet supported: " + feature }
@@ -58,7 +61,7 @@ var kamalReal = map[string]kamalCase{
 	"adrienpoly__rubyvideo__deploy.yml":                   {reason: needsOptIn, match: "7700:7700 is dangerous", optIn: "public-port"},
 	"alco-company__mortimer-bellis__deploy.yml":           kamalOK,
 	"basecamp__fizzy__deploy.yml":                         kamalOK,
-	"basecamp__fizzy__deploy.staging.yml":                 {reason: unsupported("stateful roles on several hosts"), match: "is stateful (a writable volume and no proxy) but runs on"},
+	"basecamp__fizzy__deploy.staging.yml":                 {reason: needsOptIn, match: "5001:5001 is dangerous", optIn: "public-port"},
 	"coat__teamdraft__deploy.yml":                         kamalOK,
 	"datocms__astro-website__deploy.yml":                  kamalOK,
 	// registry.password runs a shell command (%x(...)).
@@ -72,7 +75,7 @@ var kamalReal = map[string]kamalCase{
 		erb: map[string]string{"PRODUCTION_HOST": "placecal.example.org"}},
 	// A Kamal 1 file: traefik, and the Kamal 1 healthcheck.
 	"iamp-org__iamp__deploy.yml":            {reason: needsDest, match: "servers is missing"},
-	"iamp-org__iamp__deploy.production.yml": {reason: unsupported("Kamal 1 files"), match: `unknown key "traefik"`},
+	"iamp-org__iamp__deploy.production.yml": {reason: kamal1, match: "traefik is Kamal 1's proxy"},
 	"lnu-norge__lokaler.lnu.no__deploy.yml": {reason: needsOptIn, match: "5432:5432 is dangerous", optIn: "public-port"},
 	"rbriski__force__deploy.yml":            {reason: needsDest, match: "this file needs a destination"},
 }

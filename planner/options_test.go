@@ -3,6 +3,7 @@ package planner_test
 import (
 	"strings"
 	"testing"
+	"testing/fstest"
 
 	"github.com/stretchr/testify/require"
 
@@ -112,7 +113,15 @@ func TestPlanner_Fleet(t *testing.T) {
 	t.Run("no fleet.yml", func(t *testing.T) {
 		p := planner.New(planner.Config{})
 		_, err := p.Plan(t.Context(), emptyFS{}, planner.Input{})
-		require.ErrorContains(t, err, "fleet.yml:0:0: cannot read fleet.yml")
+		require.NotContains(t, err.Error(), "fleet.yml")
 		require.ErrorContains(t, err, "services:0:0: no service files")
+		// Optional when every host is an address or a DNS name (item 8).
+		fsys := fstest.MapFS{"services/app.yml": {Data: []byte("service: app\nimage: a/b:1\nservers: [10.0.0.5, app1.example.com]\n")}}
+		plan, err := p.Plan(t.Context(), fsys, planner.Input{})
+		require.NoError(t, err)
+		require.Len(t, plan.Changes, 2)
+		fsys["services/app.yml"] = &fstest.MapFile{Data: []byte("service: app\nimage: a/b:1\nservers: [web-1]\n")}
+		_, err = p.Plan(t.Context(), fsys, planner.Input{})
+		require.ErrorContains(t, err, `unknown host "web-1"`)
 	})
 }

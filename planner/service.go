@@ -18,32 +18,33 @@ type svcDef struct {
 	image     string
 	imageNode *yaml.Node
 	// imageVersioned: the image names a tag or digest.
-	imageVersioned bool
-	registry       *Registry // the file's own registry block
-	primaryRole    string
-	primaryNode    *yaml.Node
-	roles          []*roleDef // in file order
-	env            envDef
-	volumes        []Volume
-	volNodes       []*yaml.Node
-	labels         map[string]string
-	logging        *Logging
-	proxy          proxyDef // root proxy block
-	health         Health
-	bootLimit      string // "" | "3" | "25%"
-	bootWait       Duration
-	retain         int
-	readiness      Duration
-	deploy         Duration
-	drain          Duration
-	stop           Duration
-	ssh            sshSettings
-	sshNode        *yaml.Node
-	canary         *Canary
-	allowDangerous []string // x-bosun.allow_dangerous
-	template       string   // templates/NAME.yml.tmpl when rendered
-	accessory      bool
-	accessories    *yaml.Node
+	imageVersioned  bool
+	registry        *Registry // the file's own registry block
+	primaryRole     string
+	primaryNode     *yaml.Node
+	roles           []*roleDef // in file order
+	env             envDef
+	volumes         []Volume
+	volNodes        []*yaml.Node
+	labels          map[string]string
+	logging         *Logging
+	proxy           proxyDef // root proxy block
+	health          Health
+	bootLimit       string // "" | "3" | "25%"
+	bootWait        Duration
+	retain          int
+	readiness       Duration
+	deploy          Duration
+	drain           Duration
+	stop            Duration
+	ssh             sshSettings
+	sshNode         *yaml.Node
+	canary          *Canary
+	allowDangerous  []string // x-bosun.allow_dangerous
+	allowEmptyRoles bool
+	template        string // templates/NAME.yml.tmpl when rendered
+	accessory       bool
+	accessories     *yaml.Node
 }
 
 type roleDef struct {
@@ -98,7 +99,7 @@ var serviceKeys = []string{
 	"service", "image", "servers", "registry", "env", "proxy", "volumes", "labels",
 	"logging", "healthcheck", "boot", "retain_containers", "readiness_delay",
 	"deploy_timeout", "drain_timeout", "stop_timeout", "primary_role", "accessories",
-	"ssh", "x-bosun", "require_destination",
+	"ssh", "x-bosun", "require_destination", "allow_empty_roles", "traefik",
 }
 
 const buildOnly = "a Kamal build or CLI setting; bosun deploys images that are already built"
@@ -167,6 +168,12 @@ func parseService(d *doc, root *yaml.Node) *svcDef {
 	}
 	if n, ok := fs["registry"]; ok {
 		s.registry = d.registry(n, "registry")
+	}
+	if n, ok := fs["traefik"]; ok {
+		d.errf(d.deref(n), "traefik is Kamal 1's proxy: Kamal 2 and bosun run their own proxy. Remove traefik (and traefik.* labels) and route with proxy: {host: …, app_port: …, ssl: true}")
+	}
+	if n, ok := fs["allow_empty_roles"]; ok {
+		s.allowEmptyRoles, _ = d.boolean(n, "allow_empty_roles")
 	}
 	if n, ok := fs["require_destination"]; ok {
 		if b, ok := d.boolean(n, "require_destination"); ok && b && d.destination == "" {
@@ -746,9 +753,14 @@ func (p proxyDef) merge(over proxyDef) proxyDef {
 
 func (d *doc) health(n *yaml.Node, what string) Health {
 	var h Health
-	fs, ok := d.fields(n, what, keys{known: []string{"cmd", "interval", "timeout", "retries"}})
+	fs, ok := d.fields(n, what, keys{known: []string{"cmd", "interval", "timeout", "retries", "path", "port", "max_attempts", "cord", "log_lines"}})
 	if !ok {
 		return h
+	}
+	for _, k := range []string{"path", "port", "max_attempts", "cord", "log_lines"} {
+		if v, ok := fs[k]; ok {
+			d.errf(d.deref(v), "%s.%s is Kamal 1's HTTP health check: in Kamal 2 and bosun it is proxy.healthcheck (path, interval, timeout) and proxy.app_port; move it there", what, k)
+		}
 	}
 	if v, ok := fs["cmd"]; ok {
 		vn := d.deref(v)
