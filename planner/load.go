@@ -23,6 +23,7 @@ type loader struct {
 	r            *report
 	fleet        *fleet
 	ctx          context.Context // Plan's: a render is killed when it ends
+	renders      *renderer       // the load's render child, ended before load returns
 	templates    map[string]*template.Template
 	templateSrc  map[string]string // source of each template, by name: rendered in a child process
 	badTemplates map[string]bool
@@ -62,6 +63,8 @@ func (l *loader) load(ctx context.Context, src fs.FS) (*desiredState, error) {
 	l.warned = map[string]bool{}
 	l.fleet = loadFleet(src, l.r)
 	l.ctx = ctx
+	l.renders = newRenderer(ctx)
+	defer l.renders.close()
 	l.templates, l.templateSrc = loadTemplates(src, l.r)
 	l.badTemplates = map[string]bool{}
 	for _, e := range l.r.errs {

@@ -1,6 +1,7 @@
 package planner
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -11,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"sort"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"text/template"
 	"time"
@@ -19,21 +22,32 @@ import (
 // A template is code from the config repository, and a pull request's
 // templates run when it is planned. text/template cannot be interrupted: a
 // loop that prints nothing runs until it ends, and an abandoned goroutine
-// keeps burning a core. So every render runs in a child process, which is
-// killed at templateTimeout; Plan returns only once it is gone.
+// keeps burning a core. So renders run in a child process, which is killed
+// when a file runs past templateTimeout; Plan returns only once it is gone.
 //
-// The child is this same executable (os.Executable), recognised by the
-// renderChildEnv variable in its environment: init below serves one render
-// on stdin/stdout and exits before main runs. That makes every binary that
-// links the planner (bosun, and each test binary) its own renderer with no
-// subcommand to wire. The child gets no other environment (no secret can
-// reach a template), one CPU (GOMAXPROCS=1), a CPU-time rlimit and an
-// address-space rlimit, and its output is bounded as in-process rendering
-// was (maxRendered).
+// The child is this same executable (see selfExecutable), recognised by
+// the renderChildEnv variable in its environment: init below serves render
+// requests on stdin/stdout and exits before main runs. That makes every
+// binary that links the planner (bosun, and each test binary) its own
+// renderer with no subcommand to wire. The child gets no other environment
+// (no secret can reach a template), one CPU (GOMAXPROCS=1), a CPU-time
+// rlimit and an address-space rlimit, and each file's output is bounded as
+// in-process rendering was (maxRendered).
+//
+// Starting a child costs milliseconds, so one load renders all its
+// templated files in one child (a renderer): one JSON request a line in,
+// one reply a line out, one file at a time. A file that runs past its
+// timeout gets the child killed; the next file starts a fresh one, so a
+// runaway file fails only itself. All renders of a load together get
+// templateTotalTimeout; past it the rest are not rendered.
 const renderChildEnv = "BOSUN_PLANNER_RENDER_CHILD"
 
 // renderChildMemory bounds the child's address space.
 var renderChildMemory int64 = 2 << 30
+
+// renderChildrenStarted counts the render children started by this
+// process (tests check that a load starts one).
+var renderChildrenStarted atomic.Int64
 
 func init() {
 	if os.Getenv(renderChildEnv) == "1" {
@@ -41,35 +55,103 @@ func init() {
 	}
 }
 
-// renderRequest is what the parent sends the child.
+// renderRequest is one line the parent sends the child.
 type renderRequest struct {
 	Name    string    `json:"name"` // the template's file name, for error positions
 	Source  string    `json:"source"`
 	Vars    wireValue `json:"vars"`
-	Timeout int64     `json:"timeout_ns"`
-	Memory  int64     `json:"memory"` // address-space limit, bytes
+	Timeout int64     `json:"timeout_ns"` // this file's
+	Total   int64     `json:"total_ns"`   // the whole child's
+	Memory  int64     `json:"memory"`     // address-space limit, bytes
 }
 
-// renderReply is what the child answers.
+// renderReply is the line the child answers to each request.
 type renderReply struct {
 	Out []byte `json:"out"`
 	Err string `json:"err,omitempty"`
 }
 
-// serveRender is the child's side: one request in, one reply out.
+// maxRequest bounds one request line; maxReply one reply line (JSON's
+// base64 of at most maxRendered bytes).
+const (
+	maxRequest = 64 << 20
+	maxReply   = 4*maxRendered + 4096
+)
+
+// readLine reads one line of at most max bytes, without its newline.
+func readLine(r *bufio.Reader, max int) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := r.ReadSlice('\n')
+		if len(line)+len(chunk) > max {
+			return nil, fmt.Errorf("line over %d bytes", max)
+		}
+		line = append(line, chunk...)
+		switch {
+		case err == nil:
+			return line[:len(line)-1], nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF) && len(line) > 0:
+			return nil, io.ErrUnexpectedEOF
+		default:
+			return nil, err
+		}
+	}
+}
+
+// serveRender is the child's side: a request a line in, a reply a line
+// out, until stdin ends.
 func serveRender(in io.Reader, out io.Writer) int {
-	var req renderRequest
-	if err := json.NewDecoder(io.LimitReader(in, 64<<20)).Decode(&req); err != nil {
-		fmt.Fprintln(os.Stderr, "render child: read request:", err)
-		return 2
+	br := bufio.NewReaderSize(in, 64<<10)
+	bw := bufio.NewWriter(out)
+	limited := false
+	var cpuMax uint64
+	for {
+		line, err := readLine(br, maxRequest)
+		if errors.Is(err, io.EOF) {
+			return 0
+		}
+		var req renderRequest
+		if err == nil {
+			err = json.Unmarshal(line, &req)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "render child: read request:", err)
+			return 2
+		}
+		// Belts under the parent's kill: the kernel ends the child past
+		// the CPU time of all its renders (hard) and of this one (soft),
+		// and allocations past the address-space limit fail.
+		if !limited {
+			cpuMax = uint64(math.Ceil(time.Duration(req.Total).Seconds())) + 2
+			syscall.Setrlimit(syscall.RLIMIT_CPU, &syscall.Rlimit{Cur: cpuMax, Max: cpuMax})
+			if req.Memory > 0 {
+				syscall.Setrlimit(syscall.RLIMIT_AS, &syscall.Rlimit{Cur: uint64(req.Memory), Max: uint64(req.Memory)})
+			}
+			limited = true
+		}
+		var ru syscall.Rusage
+		if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+			used := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+			cur := min(uint64(math.Ceil((used+time.Duration(req.Timeout)).Seconds()))+1, cpuMax)
+			syscall.Setrlimit(syscall.RLIMIT_CPU, &syscall.Rlimit{Cur: cur, Max: cpuMax})
+		}
+		reply := renderOne(req)
+		b, err := json.Marshal(reply)
+		if err != nil {
+			return 2
+		}
+		bw.Write(b)
+		bw.WriteByte('\n')
+		if err := bw.Flush(); err != nil {
+			return 2
+		}
 	}
-	// Belts under the parent's kill: the kernel ends the child past its
-	// CPU time, and allocations past the address-space limit fail.
-	cpu := uint64(math.Ceil(time.Duration(req.Timeout).Seconds())) + 1
-	syscall.Setrlimit(syscall.RLIMIT_CPU, &syscall.Rlimit{Cur: cpu, Max: cpu + 1})
-	if req.Memory > 0 {
-		syscall.Setrlimit(syscall.RLIMIT_AS, &syscall.Rlimit{Cur: uint64(req.Memory), Max: uint64(req.Memory)})
-	}
+}
+
+// renderOne renders one request, in the child.
+func renderOne(req renderRequest) renderReply {
 	vars, err := req.Vars.decode()
 	var reply renderReply
 	if err == nil {
@@ -82,68 +164,184 @@ func serveRender(in io.Reader, out io.Writer) int {
 		}
 	}
 	if err != nil {
-		reply = renderReply{Err: err.Error()}
+		return renderReply{Err: err.Error()}
 	}
-	if err := json.NewEncoder(out).Encode(reply); err != nil {
-		return 2
-	}
-	return 0
+	return reply
 }
 
 // errRenderTimeout is a render stopped at templateTimeout.
 var errRenderTimeout = errors.New("rendering took too long")
 
+// errRenderBudget is a render stopped, or not started, because the load's
+// renders together used up templateTotalTimeout.
+var errRenderBudget = errors.New("rendering all templates took too long")
+
+// templateTotalTimeout bounds all renders of one load together: a pull
+// request of many runaway files costs at most this, not templateTimeout
+// for each file.
+var templateTotalTimeout = 60 * time.Second
+
 // renderInChild renders the template file name (source src) with vars in a
-// child process, killed when ctx ends or templateTimeout passes. It returns
-// after the child is gone.
+// child process of its own, killed when ctx ends or templateTimeout passes.
+// It returns after the child is gone.
 func renderInChild(ctx context.Context, name, src string, vars map[string]any) ([]byte, error) {
-	wv, err := encodeWire(vars)
-	if err != nil {
-		return nil, err
-	}
-	req, err := json.Marshal(renderRequest{Name: name, Source: src, Vars: wv, Timeout: int64(templateTimeout), Memory: renderChildMemory})
-	if err != nil {
-		return nil, err
-	}
+	r := newRenderer(ctx)
+	defer r.close()
+	return r.render(name, src, vars)
+}
+
+// renderer renders the files of one load, one at a time, in one child
+// process, started at the first render and replaced after a kill. close
+// ends it; it is safe for concurrent use.
+type renderer struct {
+	ctx   context.Context
+	mu    sync.Mutex
+	child *renderChild // nil before the first render and after a kill
+	spent time.Duration
+}
+
+func newRenderer(ctx context.Context) *renderer { return &renderer{ctx: ctx} }
+
+// renderChild is one running child process.
+type renderChild struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stdout *bufio.Reader
+	stderr *cappedBuffer
+}
+
+func (r *renderer) start() (*renderChild, error) {
 	exe, err := selfExecutable()
 	if err != nil {
 		return nil, fmt.Errorf("find the executable to render in: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, templateTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, exe)
+	cmd := exec.Command(exe)
 	cmd.Env = []string{renderChildEnv + "=1", "GOMAXPROCS=1"}
-	cmd.Stdin = bytes.NewReader(req)
-	stdout := &cappedBuffer{max: 4*maxRendered + 4096} // JSON's base64 of at most maxRendered bytes
-	stderr := &cappedBuffer{max: 4096}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.WaitDelay = time.Second // Run returns even if a pipe stays open
-	err = cmd.Run()
-	switch {
-	case ctx.Err() == context.DeadlineExceeded:
-		return nil, errRenderTimeout
-	case ctx.Err() != nil:
-		return nil, ctx.Err()
-	case err != nil:
-		if ee, ok := err.(*exec.ExitError); ok && !ee.Exited() {
+	c := &renderChild{cmd: cmd, stderr: &cappedBuffer{max: 4096}}
+	cmd.Stderr = c.stderr
+	cmd.WaitDelay = time.Second // Wait returns even if a pipe stays open
+	if c.stdin, err = cmd.StdinPipe(); err != nil {
+		return nil, fmt.Errorf("render process: %w", err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("render process: %w", err)
+	}
+	c.stdout = bufio.NewReaderSize(out, 64<<10)
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start the render process: %w", err)
+	}
+	renderChildrenStarted.Add(1)
+	return c, nil
+}
+
+// kill ends the child and waits for it; it returns Wait's error.
+func (c *renderChild) kill() error {
+	c.cmd.Process.Kill()
+	return c.cmd.Wait()
+}
+
+// render renders the template file name (source src) with vars in the
+// renderer's child, which is killed (and so replaced for the next file)
+// when this file runs past templateTimeout or the load's renders past
+// templateTotalTimeout, or when ctx ends.
+func (r *renderer) render(name, src string, vars map[string]any) ([]byte, error) {
+	wv, err := encodeWire(vars)
+	if err != nil {
+		return nil, err
+	}
+	req, err := json.Marshal(renderRequest{Name: name, Source: src, Vars: wv,
+		Timeout: int64(templateTimeout), Total: int64(templateTotalTimeout), Memory: renderChildMemory})
+	if err != nil {
+		return nil, err
+	}
+	req = append(req, '\n')
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.ctx.Err(); err != nil {
+		return nil, err
+	}
+	left := templateTotalTimeout - r.spent
+	if left <= 0 {
+		return nil, errRenderBudget
+	}
+	timeout, stopErr := templateTimeout, errRenderTimeout
+	if left < timeout {
+		timeout, stopErr = left, errRenderBudget
+	}
+	began := time.Now()
+	defer func() { r.spent += time.Since(began) }()
+	if r.child == nil {
+		if r.child, err = r.start(); err != nil {
+			return nil, err
+		}
+	}
+	c := r.child
+	var timedOut atomic.Bool
+	timer := time.AfterFunc(timeout, func() { timedOut.Store(true); c.cmd.Process.Kill() })
+	stopCtx := context.AfterFunc(r.ctx, func() { c.cmd.Process.Kill() })
+	var line []byte
+	_, err = c.stdin.Write(req)
+	if err == nil {
+		line, err = readLine(c.stdout, maxReply)
+	}
+	fired := !timer.Stop()
+	cancelled := !stopCtx()
+	if err == nil && (fired || cancelled) {
+		// The reply made it, but the child is being killed: replace it.
+		r.child = nil
+		c.kill()
+	}
+	if err != nil {
+		r.child = nil
+		werr := c.kill()
+		switch {
+		case timedOut.Load():
+			return nil, stopErr
+		case r.ctx.Err() != nil:
+			return nil, r.ctx.Err()
+		}
+		if ee, ok := werr.(*exec.ExitError); ok && !ee.Exited() {
 			return nil, fmt.Errorf("rendering stopped (%v): the template uses too much memory or CPU", ee.ProcessState)
 		}
-		first, _, _ := bytes.Cut(bytes.TrimSpace(stderr.Bytes()), []byte("\n"))
+		first, _, _ := bytes.Cut(bytes.TrimSpace(c.stderr.Bytes()), []byte("\n"))
 		// The Go runtime's words for an allocation the rlimit refused (and
 		// the race detector's, in race-enabled test binaries).
 		if bytes.Contains(first, []byte("out of memory")) || bytes.Contains(first, []byte("cannot allocate memory")) || bytes.Contains(first, []byte("failed to allocate")) {
 			return nil, fmt.Errorf("rendering stopped: the template uses too much memory (over %d MB)", renderChildMemory>>20)
 		}
-		return nil, fmt.Errorf("render process: %w: %s", err, first)
+		if werr == nil {
+			werr = err
+		}
+		return nil, fmt.Errorf("render process: %w: %s", werr, first)
 	}
 	var reply renderReply
-	if err := json.Unmarshal(stdout.Bytes(), &reply); err != nil {
+	if err := json.Unmarshal(line, &reply); err != nil {
+		r.child = nil
+		c.kill()
 		return nil, fmt.Errorf("render process: bad reply: %w", err)
 	}
 	if reply.Err != "" {
 		return nil, errors.New(reply.Err)
 	}
 	return reply.Out, nil
+}
+
+// close ends the child (it exits at the end of its input) and waits for
+// it. The renderer can render again after close: it starts a new child.
+func (r *renderer) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.child
+	if c == nil {
+		return
+	}
+	r.child = nil
+	c.stdin.Close()
+	t := time.AfterFunc(time.Second, func() { c.cmd.Process.Kill() })
+	c.cmd.Wait()
+	t.Stop()
 }
 
 // selfExecutable is the running binary. On Linux /proc/self/exe still

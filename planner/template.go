@@ -191,9 +191,13 @@ func (l *loader) renderService(d *doc, root *yaml.Node) *svcDef {
 			varNodes[p.key.Value] = d.deref(p.val)
 		}
 	}
-	out, err := renderInChild(l.ctx, file, l.templateSrc[name], vars)
+	out, err := l.renders.render(file, l.templateSrc[name], vars)
 	if errors.Is(err, errRenderTimeout) {
 		d.errf(tn, "%s: rendering took longer than %v: simplify the template's loops", file, templateTimeout)
+		return nil
+	}
+	if errors.Is(err, errRenderBudget) {
+		d.errf(tn, "%s: not rendered: the commit's templates took longer than %v in all: simplify their loops", file, templateTotalTimeout)
 		return nil
 	}
 	if err != nil {
@@ -221,8 +225,8 @@ func (l *loader) renderService(d *doc, root *yaml.Node) *svcDef {
 	return s
 }
 
-// templateTimeout bounds a template's run (in its child process, see
-// renderchild.go). text/template has no step budget, and loops that print
+// templateTimeout bounds one file's render (in the load's child process,
+// see renderchild.go). text/template has no step budget, and loops that print
 // nothing never reach the output cap.
 var templateTimeout = 5 * time.Second
 
