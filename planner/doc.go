@@ -12,8 +12,9 @@
 // the state store, and never holds a secret value longer than it takes to
 // hash it: a Spec carries a keyed hash of each secret (SecretRef), and no
 // rendering of a plan shows a value or a hash. Templates are code from the
-// repository: each render runs in a child process of the same executable,
-// bounded in time, memory and output, and killed before Plan returns (see
+// repository: they render in a child process of the same executable (one
+// for all files of a plan, replaced after a runaway file is killed),
+// bounded in time, memory and output, and ended before Plan returns (see
 // renderchild.go).
 //
 // Plan checks ctx between files; a cancelled context returns ctx.Err().
