@@ -66,6 +66,8 @@ func TestParseConfig_errors(t *testing.T) {
 		{"a Gitea API root", "forge: {kind: github, base_url: 'https://gitea.example.com/api/v1/', token_env: T}\n", "Gitea is not supported"},
 		{"an API root go-github would rewrite", "forge: {kind: github, base_url: 'https://git.example.com/forge/', token_env: T}\n", "not a GitHub API root"},
 		{"bad secrets env name", "secrets: {env: [\"A-B\"]}\n", "secrets.env"},
+		{"bad destination", "repos: [{name: a, url: /x, destination: ../prod}]\n", "destination"},
+		{"bad erb_env name", "repos: [{name: a, url: /x, erb_env: [\"A B\"]}]\n", "erb_env"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// Later keys of a YAML mapping may not repeat earlier ones, so

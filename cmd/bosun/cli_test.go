@@ -110,6 +110,26 @@ func TestCLI_validate(t *testing.T) {
 	}
 }
 
+// TestCLI_validateKamalInputs: --destination merges the destination file and
+// --erb-env passes exactly the named variables to ERB lookups.
+func TestCLI_validateKamalInputs(t *testing.T) {
+	dir := t.TempDir()
+	svc := strings.Replace(testService, "servers: [web-1, web-2]", "servers: [<%= ENV[\"SHOP_HOST\"] %>]", 1)
+	gitCommit(t, dir, map[string]string{"fleet.yml": testFleet, "services/shop.yml": svc,
+		"services/shop.staging.yml": "servers: [web-9]\n"})
+	env := map[string]string{"SHOP_HOST": "web-1", "OTHER": "web-2"}
+	if code, out, errs := runCLI(t, env, "validate", "--erb-env", "SHOP_HOST", dir); code != 0 {
+		t.Fatalf("validate with --erb-env: exit %d\n%s%s", code, out, errs)
+	}
+	if code, out, _ := runCLI(t, env, "validate", dir); code != 1 || !strings.Contains(out, "ERB: SHOP_HOST is not available") {
+		t.Errorf("validate without --erb-env: exit %d, want the ERB error:\n%s", code, out)
+	}
+	code, out, _ := runCLI(t, env, "validate", "--erb-env", "SHOP_HOST", "--destination", "staging", dir)
+	if code != 1 || !strings.Contains(out, "services/shop.staging.yml:1:11: role web: unknown host \"web-9\"") {
+		t.Errorf("validate --destination staging: exit %d, want the destination file's error:\n%s", code, out)
+	}
+}
+
 func TestCLI_planExitCodes(t *testing.T) {
 	dir := t.TempDir()
 	v1 := gitCommit(t, dir, map[string]string{"fleet.yml": testFleet, "services/shop.yml": testService})
