@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,6 +69,68 @@ func BenchmarkApply_TwoServers(b *testing.B) {
 	b.Run("retained-version/floor", func(b *testing.B) {
 		floorDeploy(b, en, ref, true)
 	})
+
+	// As in the head-to-head with Kamal (issue 9): the proxy's default
+	// health interval (1 s), so a first check that comes before the app
+	// listens costs what the retry waits. "revert" goes back to the
+	// previous, retained version, as reverting a commit does (Kamal's
+	// `rollback`: 2.81 s median on these servers).
+	dflt := func(tag string) *planner.Spec {
+		s := iterSpec(ref, tag)
+		s.Proxy.HealthInterval = planner.Duration(time.Second)
+		return s
+	}
+	b.Run("default-health/new-version/bosun", func(b *testing.B) {
+		var ts timings
+		for i := 0; b.Loop(); i++ {
+			start := time.Now()
+			en.mustApply(en.plan(dflt("d"+strconv.Itoa(i)), pol))
+			ts = append(ts, time.Since(start))
+		}
+		ts.report(b)
+	})
+	en.mustApply(en.plan(dflt("ra"), pol))
+	en.mustApply(en.plan(dflt("rb"), pol))
+	b.Run("default-health/revert/bosun", func(b *testing.B) {
+		var ts timings
+		for i := 0; b.Loop(); i++ {
+			tag := "ra"
+			if i%2 == 1 {
+				tag = "rb"
+			}
+			start := time.Now()
+			en.mustApply(en.plan(dflt(tag), pol))
+			ts = append(ts, time.Since(start))
+		}
+		ts.report(b)
+	})
+}
+
+// timings are the wall times of a benchmark's iterations; report adds
+// their distribution (ns/op is only the mean): median, the fastest and
+// slowest, and the 90th percentile, in seconds.
+type timings []time.Duration
+
+func (ts timings) report(b *testing.B) {
+	if len(ts) == 0 {
+		return
+	}
+	s := append(timings(nil), ts...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	at := func(q float64) float64 { return s[min(len(s)-1, int(q*float64(len(s))))].Seconds() }
+	med := s[len(s)/2].Seconds()
+	if len(s)%2 == 0 {
+		med = (s[len(s)/2-1] + s[len(s)/2]).Seconds() / 2
+	}
+	b.ReportMetric(med, "median-s")
+	b.ReportMetric(s[0].Seconds(), "min-s")
+	b.ReportMetric(at(0.9), "p90-s")
+	b.ReportMetric(s[len(s)-1].Seconds(), "max-s")
+	var lines []string
+	for _, d := range ts {
+		lines = append(lines, strconv.FormatFloat(d.Seconds(), 'f', 2, 64))
+	}
+	b.Logf("runs (s, in order): %s", strings.Join(lines, " "))
 }
 
 // BenchmarkApply_FanOut measures a rollout of a new version to 1, 4 and 16

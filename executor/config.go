@@ -30,13 +30,21 @@ type Config struct {
 	// LockLease is how long the per-service lock lasts without renewal;
 	// default 1m, renewed every third of it while a rollout runs.
 	LockLease time.Duration
-	// ProxyBinary is the bosun binary (linux/amd64, static) the proxy image
-	// is built from when a server has no bosun-proxy image of this build;
-	// default os.Executable().
+	// ProxyBinary is the bosun binary the proxy image is built from when
+	// it is a static Linux executable of the server's architecture
+	// (checked with debug/elf); default os.Executable() (BOSUN_PROXY_BINARY:
+	// a Linux build beside a bosun running on a Mac).
 	ProxyBinary string
 	// ProxyImage, when set, is a registry reference to pull for the proxy
-	// instead of loading an image built from ProxyBinary.
+	// on every server instead of anything else (BOSUN_PROXY_IMAGE).
 	ProxyImage string
+	// Version is bosun's version. A release version (vX.Y.Z) has a
+	// published proxy image, ProxyRepository:Version, pulled by servers
+	// that ProxyBinary cannot serve.
+	Version string
+	// ProxyRepository is where the published proxy images are; default
+	// DefaultProxyRepository (BOSUN_PROXY_REPOSITORY).
+	ProxyRepository string
 	// ProxyHTTPPort and ProxyHTTPSPort are the host ports the proxy
 	// publishes; default 80 and 443.
 	ProxyHTTPPort, ProxyHTTPSPort int

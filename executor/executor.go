@@ -56,15 +56,16 @@ type Executor struct {
 
 // hostConn is one server: its SSH connection and Docker client.
 type hostConn struct {
-	name    string
-	ssh     *sshConn
-	docker  *client.Client
-	proxyMu sync.Mutex
-	proxy   *proxyOnHost
-	netOnce sync.Once
-	netErr  error
-	homeMu  sync.Mutex
-	home    string // the SSH user's login folder, once read
+	name     string
+	ssh      *sshConn
+	docker   *client.Client
+	proxyMu  sync.Mutex
+	proxySrc proxySource // the server's proxy image, once decided
+	proxy    *proxyOnHost
+	netOnce  sync.Once
+	netErr   error
+	homeMu   sync.Mutex
+	home     string // the SSH user's login folder, once read
 }
 
 // New makes an Executor. It loads the SSH credentials but connects to no
@@ -229,6 +230,11 @@ func (e *Executor) Apply(ctx context.Context, plan *planner.Plan, opts ApplyOpts
 	if err := e.validatePlan(plan); err != nil {
 		return res, err
 	}
+	if planNeedsProxy(plan) {
+		if err := e.proxyImg.preflight(); err != nil {
+			return res, err
+		}
+	}
 	bySvc := map[string][]planner.Change{}
 	for _, ch := range plan.Changes {
 		bySvc[ch.Service] = append(bySvc[ch.Service], ch)
@@ -278,6 +284,16 @@ func (e *Executor) Apply(ctx context.Context, plan *planner.Plan, opts ApplyOpts
 	res.ReleasedHolds = e.releaseHolds(ctx, plan, done)
 	res.Duration = time.Since(start)
 	return res, errors.Join(errs...)
+}
+
+// planNeedsProxy reports whether the plan starts a proxied container.
+func planNeedsProxy(plan *planner.Plan) bool {
+	for _, ch := range plan.Changes {
+		if (ch.Action == planner.ActionCreate || ch.Action == planner.ActionUpdate) && ch.Desired != nil && ch.Desired.Proxy != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func (e *Executor) validatePlan(plan *planner.Plan) error {

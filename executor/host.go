@@ -61,6 +61,13 @@ func (ro *rollout) deployTarget(ctx context.Context, ch planner.Change) (undo fu
 		return nil, fail(StepConnect, err, "")
 	}
 	dc := hc.docker
+	if spec.Proxy != nil {
+		// Which proxy image this server gets is decided before anything
+		// on it changes: one that can get none is left untouched.
+		if _, err := e.proxySource(ctx, hc); err != nil {
+			return nil, fail(StepProxy, err, "")
+		}
+	}
 	if err := hc.ensureNetwork(ctx); err != nil {
 		return nil, fail(StepProxy, fmt.Errorf("create network %s: %w", NetworkName, err), "")
 	}
@@ -68,7 +75,12 @@ func (ro *rollout) deployTarget(ctx context.Context, ch planner.Change) (undo fu
 	if spec.Proxy != nil {
 		ev(StepProxy, StatusStarted, "")
 		if px, err = e.ensureProxy(ctx, hc); err != nil {
-			return nil, fail(StepProxy, err, "")
+			var down *proxyDownError
+			logs := ""
+			if errors.As(err, &down) {
+				logs = down.logs
+			}
+			return nil, fail(StepProxy, err, logs)
 		}
 	}
 
@@ -390,21 +402,28 @@ func prune(ctx context.Context, dc *client.Client, service, role string, keep []
 		id       string
 		finished string // RFC 3339; sorts as time
 	}
-	var cands []stopped
+	var ids []string
 	for _, c := range cs {
 		if c.State == "running" || c.State == "restarting" || hasAnyName(c.Names, keep) {
 			continue
 		}
+		ids = append(ids, c.ID)
+	}
+	kept := len(keep) - 1 // the previous version counts as retained
+	if kept+len(ids) <= retain {
+		return 0, nil // nothing to remove: no need to inspect each one
+	}
+	var cands []stopped
+	for _, id := range ids {
 		fin := ""
-		if info, err := dc.ContainerInspect(ctx, c.ID); err == nil && info.State != nil {
+		if info, err := dc.ContainerInspect(ctx, id); err == nil && info.State != nil {
 			fin = info.State.FinishedAt
 		}
-		cands = append(cands, stopped{c.ID, fin})
+		cands = append(cands, stopped{id, fin})
 	}
 	// Most recently stopped first: a version that served until this rollout
 	// outranks one that failed its health check long ago.
 	sort.SliceStable(cands, func(i, j int) bool { return cands[i].finished > cands[j].finished })
-	kept := len(keep) - 1 // the previous version counts as retained
 	removed := 0
 	var errs []error
 	for _, c := range cands {

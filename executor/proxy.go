@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
+	"github.com/bosunhq/bosun/internal/imagebuild"
 	"github.com/bosunhq/bosun/planner"
 	"github.com/bosunhq/bosun/proxy"
 )
@@ -31,83 +33,212 @@ const (
 	ProxyVolume    = "bosun-proxy" // routes, certificates and the control token
 	proxyImageRepo = "bosun-proxy"
 	labelProxy     = "bosun.proxy"
+	// proxyLayout is the labelProxy value of a proxy container made the
+	// way createProxy makes it now; one with another value is replaced.
+	// "2": the control API on a unix socket, no TCP control port.
+	proxyLayout = "2"
 )
 
-// proxyImage is the proxy image this executor installs: either a registry
-// reference (Config.ProxyImage) or an image built from the bosun binary,
-// loaded through the Engine API.
+// DefaultProxyRepository is where `make release` publishes the proxy image,
+// tagged with bosun's version (Config.ProxyRepository overrides it).
+const DefaultProxyRepository = "ghcr.io/bosunhq/bosun-proxy"
+
+// ErrNoProxyImage means no proxy image can be put on a server: the local
+// bosun binary cannot run there and no published or configured image
+// stands in for it. The message says how to fix it.
+var ErrNoProxyImage = errors.New("no proxy image for the server")
+
+// releaseVersionRE matches release versions, which have a published proxy
+// image; Go pseudo-versions (v0.0.0-20260101120000-abcdef123456) and
+// devel builds have none.
+var (
+	releaseVersionRE = regexp.MustCompile(`^v[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$`)
+	pseudoVersionRE  = regexp.MustCompile(`[0-9]{14}-[0-9a-f]{12}$`)
+)
+
+// proxyImage decides, per server architecture, which proxy image the
+// executor installs, in this order: Config.ProxyImage (pulled); an image
+// built from the local bosun binary (loaded through the Engine API) when
+// that binary is a static Linux executable of the server's architecture,
+// checked on the real file with debug/elf; the published image of this
+// bosun's release version (pulled). The local image is tagged by the
+// binary's Go build ID (and size), read from its headers, so it is known
+// without building it: it is built only for a server that lacks it.
 type proxyImage struct {
-	once  sync.Once
-	ref   string   // what the container runs
-	img   v1.Image // nil for a registry reference
-	err   error
-	cfg   *Config
-	cache map[string]bool // hosts known to have the image
+	cfg *Config
+
+	once   sync.Once
+	bin    imagebuild.Binary
+	binErr error
+
+	mu  sync.Mutex
+	img v1.Image // built from bin on first load
 }
 
-func (pi *proxyImage) resolve() (string, error) {
+// proxySource is where one server's proxy image comes from.
+type proxySource struct {
+	ref  string
+	load bool // build from the local binary and load it; else pull ref
+}
+
+// local inspects the bosun binary the proxy image would be built from.
+func (pi *proxyImage) local() (imagebuild.Binary, error) {
 	pi.once.Do(func() {
-		if pi.cfg.ProxyImage != "" {
-			pi.ref = pi.cfg.ProxyImage
-			return
-		}
-		bin := pi.cfg.ProxyBinary
-		if bin == "" {
+		path := pi.cfg.ProxyBinary
+		if path == "" {
 			exe, err := os.Executable()
 			if err != nil {
-				pi.err = fmt.Errorf("find bosun binary for the proxy image: %w", err)
+				pi.binErr = fmt.Errorf("find the bosun binary: %w", err)
 				return
 			}
-			bin = exe
+			path = exe
 		}
-		img, err := proxy.Image(bin)
-		if err != nil {
-			pi.err = fmt.Errorf("build proxy image from %s: %w", bin, err)
-			return
-		}
-		d, err := img.Digest()
-		if err != nil {
-			pi.err = fmt.Errorf("digest proxy image: %w", err)
-			return
-		}
-		pi.img, pi.ref = img, proxyImageRepo+":"+d.Hex[:12]
+		pi.bin, pi.binErr = imagebuild.Inspect(path)
 	})
-	return pi.ref, pi.err
+	return pi.bin, pi.binErr
+}
+
+// published is the release proxy image of this bosun, or "" for a devel
+// build.
+func (pi *proxyImage) published() string {
+	v := pi.cfg.Version
+	if !releaseVersionRE.MatchString(v) || pseudoVersionRE.MatchString(v) {
+		return ""
+	}
+	repo := pi.cfg.ProxyRepository
+	if repo == "" {
+		repo = DefaultProxyRepository
+	}
+	return repo + ":" + v
+}
+
+// preflight fails at once, before any server is reached, when no server
+// can get a proxy: the local binary is no static Linux executable and no
+// image stands in for it. Which architecture a static Linux binary fits
+// is known only from the server (forArch).
+func (pi *proxyImage) preflight() error {
+	if pi.cfg.ProxyImage != "" || pi.published() != "" {
+		return nil
+	}
+	bin, err := pi.local()
+	if err == nil && bin.OS == "linux" && bin.Static {
+		return nil
+	}
+	if err == nil {
+		err = bin.Runnable(bin.Arch)
+	}
+	return pi.noImage(err, "")
+}
+
+// forArch is the proxy image for a linux/arch server.
+func (pi *proxyImage) forArch(arch string) (proxySource, error) {
+	if pi.cfg.ProxyImage != "" {
+		return proxySource{ref: pi.cfg.ProxyImage}, nil
+	}
+	bin, err := pi.local()
+	if err == nil {
+		err = bin.Runnable(arch)
+	}
+	if err == nil {
+		return proxySource{ref: proxyImageRepo + ":" + bin.Key()[:12], load: true}, nil
+	}
+	if pub := pi.published(); pub != "" {
+		return proxySource{ref: pub}, nil
+	}
+	return proxySource{}, pi.noImage(err, arch)
+}
+
+func (pi *proxyImage) noImage(why error, arch string) error {
+	if arch == "" {
+		arch = "amd64" // or arm64: the servers' architecture
+	}
+	v := pi.cfg.Version
+	if v == "" {
+		v = "devel"
+	}
+	return fmt.Errorf("%w: %v, and bosun %s is a development build with no published proxy image. "+
+		"Fix: build a static Linux bosun for the servers, `CGO_ENABLED=0 GOOS=linux GOARCH=%s go build -o bosun-linux-%s ./cmd/bosun`, "+
+		"and set BOSUN_PROXY_BINARY to that file (or run it, on Linux); or set BOSUN_PROXY_IMAGE to a bosun proxy image (e.g. %s:vX.Y.Z)",
+		ErrNoProxyImage, why, v, arch, arch, DefaultProxyRepository)
+}
+
+// image builds the proxy image from the local binary, once.
+func (pi *proxyImage) image() (v1.Image, error) {
+	pi.mu.Lock()
+	defer pi.mu.Unlock()
+	if pi.img != nil {
+		return pi.img, nil
+	}
+	img, err := proxy.ImageArch(pi.bin.Path, pi.bin.Arch)
+	if err != nil {
+		return nil, fmt.Errorf("build proxy image from %s: %w", pi.bin.Path, err)
+	}
+	pi.img = img
+	return img, nil
+}
+
+// proxySource decides the server's proxy image (once per connection): it
+// reads the server's architecture from the Engine API. It changes nothing
+// on the server.
+func (e *Executor) proxySource(ctx context.Context, h *hostConn) (proxySource, error) {
+	h.proxyMu.Lock()
+	defer h.proxyMu.Unlock()
+	if h.proxySrc.ref != "" {
+		return h.proxySrc, nil
+	}
+	arch := ""
+	if e.cfg.ProxyImage == "" {
+		v, err := h.docker.ServerVersion(ctx)
+		if err != nil {
+			return proxySource{}, fmt.Errorf("read the architecture of %s: %w", h.name, err)
+		}
+		if v.Os != "linux" {
+			return proxySource{}, fmt.Errorf("%s runs Docker on %s/%s; bosun-proxy needs a Linux server", h.name, v.Os, v.Arch)
+		}
+		arch = v.Arch
+	}
+	src, err := e.proxyImg.forArch(arch)
+	if err != nil {
+		return proxySource{}, fmt.Errorf("%s (linux/%s): %w", h.name, arch, err)
+	}
+	h.proxySrc = src
+	return src, nil
 }
 
 // ensureImage makes the proxy image present on the server.
-func (pi *proxyImage) ensureImage(ctx context.Context, dc *client.Client, auth string) (string, error) {
-	ref, err := pi.resolve()
-	if err != nil {
-		return "", err
-	}
+func (pi *proxyImage) ensureImage(ctx context.Context, dc *client.Client, src proxySource) error {
+	ref := src.ref
 	if _, err := dc.ImageInspect(ctx, ref); err == nil {
-		return ref, nil
+		return nil
 	} else if !errdefs.IsNotFound(err) {
-		return "", fmt.Errorf("inspect image %s: %w", ref, err)
+		return fmt.Errorf("inspect image %s: %w", ref, err)
 	}
-	if pi.img == nil {
-		if err := pullImage(ctx, dc, ref, auth); err != nil {
-			return "", fmt.Errorf("pull %s: %w", ref, err)
+	if !src.load {
+		if err := pullImage(ctx, dc, ref, ""); err != nil {
+			return fmt.Errorf("pull proxy image %s: %w", ref, err)
 		}
-		return ref, nil
+		return nil
+	}
+	img, err := pi.image()
+	if err != nil {
+		return err
 	}
 	tag, err := name.NewTag(ref)
 	if err != nil {
-		return "", err
+		return err
 	}
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(tarball.Write(tag, pi.img, pw)) }()
+	go func() { pw.CloseWithError(tarball.Write(tag, img, pw)) }()
 	resp, err := dc.ImageLoad(ctx, pr, client.ImageLoadWithQuiet(true))
 	pr.CloseWithError(errors.New("load finished"))
 	if err != nil {
-		return "", fmt.Errorf("load image %s: %w", ref, err)
+		return fmt.Errorf("load image %s: %w", ref, err)
 	}
 	defer resp.Body.Close()
 	if err := decodeProgress(resp.Body); err != nil {
-		return "", fmt.Errorf("load image %s: %w", ref, err)
+		return fmt.Errorf("load image %s: %w", ref, err)
 	}
-	return ref, nil
+	return nil
 }
 
 // proxyOnHost is the proxy of one server: its container is running and its
@@ -117,25 +248,33 @@ type proxyOnHost struct {
 }
 
 // ensureProxy starts bosun-proxy on the server if it is missing or
-// stopped, and replaces it when it runs another image; routes live on the
-// volume, so a replacement keeps them. The control token is made by the
-// proxy in its volume on first start and read back through the Engine API
-// (CopyFromContainer): it never appears on a command line or in the
-// container's environment.
+// stopped, and replaces it when it runs another image or was made another
+// way (labelProxy); routes live on the volume, so a replacement keeps them.
+// The control token is made by the proxy in its volume on first start and
+// read back through the Engine API (CopyFromContainer): it never appears on
+// a command line or in the container's environment. A proxy container that
+// exits or restarts while this waits for it fails at once with a
+// *proxyDownError carrying its last log lines.
 func (e *Executor) ensureProxy(ctx context.Context, h *hostConn) (*proxyOnHost, error) {
+	src, err := e.proxySource(ctx, h)
+	if err != nil {
+		return nil, err
+	}
 	h.proxyMu.Lock()
 	defer h.proxyMu.Unlock()
 	if h.proxy != nil {
 		return h.proxy, nil
 	}
 	dc := h.docker
-	ref, err := e.proxyImg.ensureImage(ctx, dc, "")
-	if err != nil {
+	if err := e.proxyImg.ensureImage(ctx, dc, src); err != nil {
 		return nil, err
 	}
+	ref := src.ref
+	restarts := 0
 	info, err := dc.ContainerInspect(ctx, ProxyContainer)
 	switch {
-	case err == nil && info.Config != nil && info.Config.Image == ref:
+	case err == nil && info.Config != nil && info.Config.Image == ref && info.Config.Labels[labelProxy] == proxyLayout:
+		restarts = info.RestartCount
 		if info.State == nil || !info.State.Running {
 			if err := dc.ContainerStart(ctx, ProxyContainer, container.StartOptions{}); err != nil {
 				return nil, fmt.Errorf("start %s: %w", ProxyContainer, err)
@@ -155,23 +294,60 @@ func (e *Executor) ensureProxy(ctx context.Context, h *hostConn) (*proxyOnHost, 
 	default:
 		return nil, fmt.Errorf("inspect %s: %w", ProxyContainer, err)
 	}
-	token, err := e.readProxyToken(ctx, dc)
+	alive := func() error { return proxyAlive(ctx, dc, restarts) }
+	token, err := e.readProxyToken(ctx, dc, alive)
 	if err != nil {
 		return nil, err
 	}
 	pc, err := proxy.NewClient(proxy.ClientConfig{
-		Addr:     "127.0.0.1:" + strconv.Itoa(proxy.ControlPort),
+		Addr:     "unix:" + proxy.ControlSocket,
 		Token:    token,
 		DialFunc: h.ssh.Dial,
 	})
 	if err != nil {
 		return nil, err
 	}
-	if err := waitProxyUp(ctx, pc); err != nil {
+	if err := waitProxyUp(ctx, pc, alive); err != nil {
 		return nil, fmt.Errorf("proxy control api on %s: %w", h.name, err)
 	}
 	h.proxy = &proxyOnHost{client: pc}
 	return h.proxy, nil
+}
+
+// proxyDownError is a proxy container that exited or restarted while the
+// executor waited for it to come up.
+type proxyDownError struct {
+	err  error
+	logs string // its last log lines
+}
+
+func (e *proxyDownError) Error() string { return e.err.Error() }
+func (e *proxyDownError) Unwrap() error { return e.err }
+
+// proxyAlive returns a *proxyDownError when the proxy container is not
+// running, is restarting, or restarted more often than restarts.
+func proxyAlive(ctx context.Context, dc *client.Client, restarts int) error {
+	info, err := dc.ContainerInspect(ctx, ProxyContainer)
+	if err != nil {
+		return fmt.Errorf("inspect %s: %w", ProxyContainer, err)
+	}
+	s := info.State
+	if s != nil && s.Running && !s.Restarting && info.RestartCount <= restarts {
+		return nil
+	}
+	what := "exited"
+	if s != nil && (s.Restarting || info.RestartCount > restarts) {
+		what = "keeps restarting"
+	}
+	code := 0
+	if s != nil {
+		code = s.ExitCode
+	}
+	bg := context.WithoutCancel(ctx)
+	return &proxyDownError{
+		err:  fmt.Errorf("%s container %s (exit code %d) before its control API answered", ProxyContainer, what, code),
+		logs: lastLogs(bg, dc, ProxyContainer, logLines),
+	}
 }
 
 func (e *Executor) createProxy(ctx context.Context, dc *client.Client, ref string) error {
@@ -182,21 +358,23 @@ func (e *Executor) createProxy(ctx context.Context, dc *client.Client, ref strin
 	if httpsPort == 0 {
 		httpsPort = 443
 	}
-	ctrl := nat.Port(strconv.Itoa(proxy.ControlPort) + "/tcp")
 	cfg := &container.Config{
 		Image:        ref,
-		Labels:       map[string]string{labelProxy: "true"},
-		ExposedPorts: nat.PortSet{"80/tcp": {}, "443/tcp": {}, ctrl: {}},
+		Labels:       map[string]string{labelProxy: proxyLayout},
+		ExposedPorts: nat.PortSet{"80/tcp": {}, "443/tcp": {}},
 	}
 	hc := &container.HostConfig{
 		NetworkMode:   NetworkName,
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
 		Mounts:        []mount.Mount{{Type: mount.TypeVolume, Source: ProxyVolume, Target: proxy.ImageStateDir}},
+		// The control API's unix socket, on the server's filesystem: the
+		// executor reaches it over SSH, and no container on the bosun
+		// network can (there is no TCP control port). Binds, unlike a bind
+		// Mount, create the folder on the server when it is missing.
+		Binds: []string{proxy.ControlSocketDir + ":" + proxy.ControlSocketDir},
 		PortBindings: nat.PortMap{
 			"80/tcp":  {{HostPort: strconv.Itoa(httpPort)}},
 			"443/tcp": {{HostPort: strconv.Itoa(httpsPort)}},
-			// The control API is reachable only from the server itself.
-			ctrl: {{HostIP: "127.0.0.1", HostPort: strconv.Itoa(proxy.ControlPort)}},
 		},
 		LogConfig: container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "10m"}},
 	}
@@ -210,8 +388,9 @@ func (e *Executor) createProxy(ctx context.Context, dc *client.Client, ref strin
 }
 
 // readProxyToken reads the control token from the proxy's volume. The
-// proxy writes it at start, so it is retried briefly.
-func (e *Executor) readProxyToken(ctx context.Context, dc *client.Client) (string, error) {
+// proxy writes it at start, so it is retried briefly, as long as alive
+// says the container runs.
+func (e *Executor) readProxyToken(ctx context.Context, dc *client.Client, alive func() error) (string, error) {
 	var last error
 	for i := 0; i < 100; i++ {
 		rc, _, err := dc.CopyFromContainer(ctx, ProxyContainer, proxy.ImageTokenFile)
@@ -224,6 +403,9 @@ func (e *Executor) readProxyToken(ctx context.Context, dc *client.Client) (strin
 			last = err
 		} else {
 			last = err
+		}
+		if err := alive(); err != nil {
+			return "", err
 		}
 		if err := sleepCtx(ctx, pollInterval(i)); err != nil {
 			return "", err
@@ -246,8 +428,9 @@ func firstFileOfTar(r io.Reader) (string, error) {
 	}
 }
 
-// waitProxyUp waits until the control API answers an authenticated call.
-func waitProxyUp(ctx context.Context, pc *proxy.Client) error {
+// waitProxyUp waits until the control API answers an authenticated call,
+// as long as alive says the container runs.
+func waitProxyUp(ctx context.Context, pc *proxy.Client, alive func() error) error {
 	var err error
 	for i := 0; i < 150; i++ {
 		if _, err = pc.List(ctx); err == nil {
@@ -256,6 +439,9 @@ func waitProxyUp(ctx context.Context, pc *proxy.Client) error {
 		var ae *proxy.APIError
 		if errors.As(err, &ae) {
 			return err // it answered: a wrong token will not get better
+		}
+		if aerr := alive(); aerr != nil {
+			return aerr
 		}
 		if err := sleepCtx(ctx, pollInterval(i)); err != nil {
 			return err

@@ -16,7 +16,7 @@ import (
 
 // ClientConfig says how to reach a proxy's control API.
 type ClientConfig struct {
-	Addr  string // HOST:PORT of the control API as seen from DialFunc, e.g. "127.0.0.1:7080"
+	Addr  string // HOST:PORT of the control API as seen from DialFunc, e.g. "127.0.0.1:7080", or unix:PATH
 	Token string // bearer token
 
 	// DialFunc opens the connection; nil means a net.Dialer. The executor
@@ -65,15 +65,23 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.Token == "" {
 		return nil, errors.New("proxy client: no control token")
 	}
+	addr := strings.TrimPrefix(strings.TrimPrefix(cfg.Addr, "http://"), "https://")
+	sock, isUnix := strings.CutPrefix(cfg.Addr, "unix:")
+	if isUnix {
+		addr = "bosun-proxy" // the Host header; the socket is the address
+	}
 	rt := cfg.Transport
 	if rt == nil {
 		dial := cfg.DialFunc
 		if dial == nil {
 			dial = (&net.Dialer{Timeout: 10 * time.Second}).DialContext
 		}
+		if isUnix {
+			tcpDial := dial
+			dial = func(ctx context.Context, _, _ string) (net.Conn, error) { return tcpDial(ctx, "unix", sock) }
+		}
 		rt = &http.Transport{DialContext: dial, MaxIdleConnsPerHost: 4, IdleConnTimeout: 30 * time.Second}
 	}
-	addr := strings.TrimPrefix(strings.TrimPrefix(cfg.Addr, "http://"), "https://")
 	return &Client{base: "http://" + addr, token: cfg.Token, hc: &http.Client{Transport: rt}}, nil
 }
 

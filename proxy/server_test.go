@@ -435,7 +435,8 @@ func TestImage(t *testing.T) {
 	require.Equal(t, []string{"/bosun"}, cf.Config.Entrypoint)
 	require.Equal(t, ImageCmd, cf.Config.Cmd)
 	require.Equal(t, []string{"proxy", "run"}, cf.Config.Cmd[:2])
-	require.Contains(t, cf.Config.ExposedPorts, "7080/tcp")
+	require.Contains(t, cf.Config.Cmd, "unix:"+ControlSocket, "the control API listens only on a unix socket")
+	require.NotContains(t, cf.Config.ExposedPorts, "7080/tcp")
 	require.Equal(t, "linux", cf.OS)
 }
 

@@ -50,6 +50,9 @@ func (sf *sshFlags) executor(e env, st state.Store, secrets planner.SecretSource
 		Secrets:         secrets,
 		Progress:        progress,
 		ProxyImage:      e.getenv("BOSUN_PROXY_IMAGE"),
+		ProxyRepository: e.getenv("BOSUN_PROXY_REPOSITORY"),
+		ProxyBinary:     e.getenv("BOSUN_PROXY_BINARY"),
+		Version:         buildVersion(),
 		Logger:          cliLogger(e),
 	}
 	if st != nil {

@@ -35,8 +35,10 @@ Subcommands:
   list                         show routes, targets, health and since when
 
 The client subcommands reach the control API at --control or
-$BOSUN_PROXY_CONTROL (default 127.0.0.1:7080) with the token in
-$BOSUN_PROXY_TOKEN. Run 'bosun proxy SUBCOMMAND --help' for flags.
+$BOSUN_PROXY_CONTROL (default 127.0.0.1:7080; HOST:PORT or unix:PATH) with
+the token in $BOSUN_PROXY_TOKEN. The bosun-proxy container that bosun
+installs listens on unix:/run/bosun-proxy/control.sock on its server.
+Run 'bosun proxy SUBCOMMAND --help' for flags.
 `
 
 func runProxy(ctx context.Context, args []string, e env) (int, error) {
@@ -70,7 +72,7 @@ turns that listener off. Routes and certificates live under --state.
 Access log: one JSON line per request on stdout; events on stderr.`, e)
 	httpAddr := fs.String("http", ":80", "plain HTTP `address`")
 	httpsAddr := fs.String("https", ":443", "HTTPS `address` (HTTP/2, ACME TLS-ALPN-01)")
-	controlAddr := fs.String("control", "127.0.0.1:7080", "control API `address`; keep it off public interfaces")
+	controlAddr := fs.String("control", "127.0.0.1:7080", "control API `address`: HOST:PORT, or unix:PATH for a unix socket; keep it off public interfaces")
 	metricsAddr := fs.String("metrics", "", "Prometheus /metrics `address` (off when empty)")
 	stateDir := fs.String("state", "/var/lib/bosun-proxy", "state `dir`ectory: routes.json and ACME certificates")
 	tokenFile := fs.String("token-file", "", "`file` holding the control token")
@@ -133,7 +135,7 @@ Access log: one JSON line per request on stdout; events on stderr.`, e)
 		if x.addr == "" {
 			continue
 		}
-		ln, err := net.Listen("tcp", x.addr)
+		ln, err := listen(x.addr)
 		if err != nil {
 			closeListeners(l)
 			srv.Close()
@@ -146,6 +148,33 @@ Access log: one JSON line per request on stdout; events on stderr.`, e)
 		return 1, err
 	}
 	return 0, nil
+}
+
+// listen opens a TCP listener on HOST:PORT, or a unix socket on unix:PATH.
+// A socket file left by an earlier run is replaced. The socket is mode
+// 0666: whoever can reach its folder may connect, and the control token
+// guards every call; the executor reaches it over SSH (streamlocal), which
+// needs no other permission than the SSH user's.
+func listen(addr string) (net.Listener, error) {
+	path, ok := strings.CutPrefix(addr, "unix:")
+	if !ok {
+		return net.Listen("tcp", addr)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+		return nil, err
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o666); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
 }
 
 func closeListeners(l proxy.Listeners) {
@@ -238,7 +267,7 @@ Route SERVICE to the target. Returns once the target passed a health check,
 serves the route, and the previous target has drained. If the target does
 not get healthy within --deploy-timeout, exits non-zero and the route stays
 exactly as it was.`, e)
-	control := fs.String("control", "", "control API `address` (default $BOSUN_PROXY_CONTROL or 127.0.0.1:7080)")
+	control := fs.String("control", "", "control API `address`, HOST:PORT or unix:PATH (default $BOSUN_PROXY_CONTROL or 127.0.0.1:7080)")
 	var req proxy.DeployRequest
 	var hosts stringList
 	fs.StringVar(&req.Target, "target", "", "`HOST:PORT` of the new target (required)")
@@ -287,7 +316,7 @@ exactly as it was.`, e)
 
 func runProxyRemove(ctx context.Context, args []string, e env) (int, error) {
 	fs := newFlagSet("proxy remove", "bosun proxy remove SERVICE", "Delete SERVICE's route and wait until its target drained.", e)
-	control := fs.String("control", "", "control API `address` (default $BOSUN_PROXY_CONTROL or 127.0.0.1:7080)")
+	control := fs.String("control", "", "control API `address`, HOST:PORT or unix:PATH (default $BOSUN_PROXY_CONTROL or 127.0.0.1:7080)")
 	service, rest := splitService(args)
 	if code, err := parseFlags(fs, rest, e); code >= 0 {
 		return code, err
@@ -311,7 +340,7 @@ func runProxyRemove(ctx context.Context, args []string, e env) (int, error) {
 
 func runProxyList(ctx context.Context, args []string, e env) (int, error) {
 	fs := newFlagSet("proxy list", "bosun proxy list [--json]", "Show every route: service, hosts, path, target, health and since when.", e)
-	control := fs.String("control", "", "control API `address` (default $BOSUN_PROXY_CONTROL or 127.0.0.1:7080)")
+	control := fs.String("control", "", "control API `address`, HOST:PORT or unix:PATH (default $BOSUN_PROXY_CONTROL or 127.0.0.1:7080)")
 	jsonOut := fs.Bool("json", false, "print JSON")
 	if code, err := parseFlags(fs, args, e); code >= 0 {
 		return code, err

@@ -77,6 +77,9 @@ logged and the old config kept. See docs/daemon.md.`, e)
 		Store:           st,
 		Secrets:         secrets,
 		ProxyImage:      e.getenv("BOSUN_PROXY_IMAGE"),
+		ProxyRepository: e.getenv("BOSUN_PROXY_REPOSITORY"),
+		ProxyBinary:     e.getenv("BOSUN_PROXY_BINARY"),
+		Version:         buildVersion(),
 		Owner:           fmt.Sprintf("bosun serve pid %d", os.Getpid()),
 		// A killed daemon's rollout lock holds up the run that resumes its
 		// job (docs/daemon.md, "A daemon that dies") until the lease ends.

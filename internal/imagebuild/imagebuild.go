@@ -28,9 +28,10 @@ type Config struct {
 	Env        []string          // "K=V"
 	Labels     map[string]string // image labels
 	Ports      []string          // exposed ports, e.g. "80/tcp"
+	Arch       string            // GOARCH of Binary, the image's architecture; default "amd64"
 }
 
-// FromBinary builds a one-layer image for linux/amd64 holding cfg.Binary.
+// FromBinary builds a one-layer image for linux/cfg.Arch holding cfg.Binary.
 // Timestamps are fixed, so the same binary gives the same image digest.
 func FromBinary(cfg Config) (v1.Image, error) {
 	if cfg.Path == "" || !path.IsAbs(cfg.Path) {
@@ -70,7 +71,10 @@ func FromBinary(cfg Config) (v1.Image, error) {
 		return nil, err
 	}
 	cf = cf.DeepCopy()
-	cf.Architecture, cf.OS = "amd64", "linux"
+	cf.Architecture, cf.OS = cfg.Arch, "linux"
+	if cf.Architecture == "" {
+		cf.Architecture = "amd64"
+	}
 	cf.Created = v1.Time{Time: epoch}
 	cf.Config.Entrypoint = cfg.Entrypoint
 	if len(cf.Config.Entrypoint) == 0 {

@@ -167,13 +167,37 @@ func BosunBinaryContext(ctx context.Context) (string, error) {
 	return buildStatic(ctx, "./cmd/bosun", "bosun")
 }
 
+// BuildBosun builds bosun with the given extra environment (for example
+// "CGO_ENABLED=1", or "GOOS=darwin", "GOARCH=arm64"), once per process and
+// environment, and returns its path: for tests of what a user's own build
+// of bosun does. With no env it is BosunBinary.
+func BuildBosun(t testing.TB, env ...string) string {
+	t.Helper()
+	p, err := buildWith(tbContext(t), "./cmd/bosun", "bosun", env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // buildStatic builds a package of this module with CGO_ENABLED=0 into a
 // per-process folder, once per process. A failed build is retried by the
 // next call.
 func buildStatic(ctx context.Context, pkg, out string) (string, error) {
+	return buildWith(ctx, pkg, out, nil)
+}
+
+// buildWith is buildStatic with env added after CGO_ENABLED=0 GOOS=linux
+// GOARCH=amd64 (so it overrides them).
+func buildWith(ctx context.Context, pkg, out string, env []string) (string, error) {
 	buildMu.Lock()
 	defer buildMu.Unlock()
-	if p, ok := builtBins[pkg]; ok {
+	key := pkg
+	if len(env) > 0 {
+		key += " " + strings.Join(env, " ")
+		out += "-" + strings.NewReplacer("=", "-", "/", "-", " ", "-").Replace(strings.Join(env, "-"))
+	}
+	if p, ok := builtBins[key]; ok {
 		return p, nil
 	}
 	root, err := findModuleRoot(ctx)
@@ -194,11 +218,11 @@ func buildStatic(ctx context.Context, pkg, out string) (string, error) {
 	dst := filepath.Join(buildDir, out)
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", dst, pkg)
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	cmd.Env = append(append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64"), env...)
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build %s: %w: %s", pkg, err, tail(b))
+		return "", fmt.Errorf("go build %s %v: %w: %s", pkg, env, err, tail(b))
 	}
-	builtBins[pkg] = dst
+	builtBins[key] = dst
 	return dst, nil
 }
 
