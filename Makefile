@@ -4,11 +4,27 @@ BIN := bin/bosun
 # bosun is one static binary: the same file runs on a laptop and, as the
 # proxy image, on every server.
 export CGO_ENABLED := 0
+# Stamped into the binary (`bosun version`). A release's VERSION (vX.Y.Z)
+# also names its published proxy image.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X main.version=$(VERSION) -X main.revision=$(REVISION)
+PROXY_REPOSITORY ?= ghcr.io/bosunhq/bosun-proxy
 
-.PHONY: build test test-short lint bench bench-proxy fuzz testbed testbed-down testbed-image demo demo-down fresh-check clean
+.PHONY: build release release-push test test-short lint bench bench-proxy fuzz testbed testbed-down testbed-image demo demo-down fresh-check clean
 
 build:
-	$(GO) build -trimpath -o $(BIN) ./cmd/bosun
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/bosun
+
+# Static binaries for linux/amd64, linux/arm64, darwin/arm64 and
+# darwin/amd64 with SHA256SUMS, and the proxy image (linux/amd64 + arm64)
+# as an OCI image layout, in dist/. release-push uploads that image as
+# $(PROXY_REPOSITORY):$(VERSION) (credentials from docker login).
+release:
+	$(GO) run ./internal/release/cmd/release build -version $(VERSION) -revision $(REVISION) -out dist
+
+release-push:
+	$(GO) run ./internal/release/cmd/release push -layout dist/bosun-proxy-$(VERSION)-oci -ref $(PROXY_REPOSITORY):$(VERSION)
 
 # The whole suite. The tests provision what they need (dockerd, the test
 # server image, PostgreSQL); BOSUN_TEST_REQUIRE=1 makes a missing service a
@@ -67,4 +83,4 @@ fresh-check:
 	$(GO) run ./internal/testbed/cmd/testbed fresh-check
 
 clean:
-	rm -rf bin
+	rm -rf bin dist
