@@ -101,16 +101,28 @@ func TestApply_ProxyWhateverTheBuild(t *testing.T) {
 
 	t.Run("a static linux/amd64 binary is used as it is, tagged by its build", func(t *testing.T) {
 		bin := testbed.BosunBinary(t)
-		ex := en.newExecutor(func(cfg *Config) { cfg.ProxyBinary, cfg.Version = bin, pubVersion })
-		if _, err := ex.Apply(t.Context(), en.plan(webSpec(en.bed.PushApp(t, "web", "v2", testbed.AppOK)), pol, s1.Name), ApplyOpts{}); err != nil {
+		mk := func() *Executor {
+			return en.newExecutor(func(cfg *Config) { cfg.ProxyBinary, cfg.Version = bin, pubVersion })
+		}
+		first := mk()
+		if _, err := first.Apply(t.Context(), en.plan(webSpec(en.bed.PushApp(t, "web", "v2", testbed.AppOK)), pol, s1.Name), ApplyOpts{}); err != nil {
 			t.Fatal(err)
 		}
 		img := strings.TrimSpace(s1.Exec(t, "docker", "inspect", "--format", "{{.Config.Image}}", ProxyContainer))
 		if !strings.HasPrefix(img, proxyImageRepo+":") || img == published {
 			t.Errorf("proxy on %s runs %s, want the image of the local binary", s1.Name, img)
 		}
-		if ex.proxyImg.img != nil {
-			t.Errorf("a second executor built the proxy image although %s had it", s1.Name)
+		// A second run of the same binary (a new CLI invocation) finds
+		// the image on the server by its tag and builds nothing.
+		second := mk()
+		if _, err := second.Apply(t.Context(), en.plan(webSpec(en.bed.PushApp(t, "web", "v3", testbed.AppOK)), pol, s1.Name), ApplyOpts{}); err != nil {
+			t.Fatal(err)
+		}
+		if second.proxyImg.img != nil {
+			t.Errorf("the second executor built the proxy image although %s had it", s1.Name)
+		}
+		if v := get(t, s1.HTTPAddr); v != "v3" {
+			t.Errorf("%s serves %q, want v3", s1.Name, v)
 		}
 	})
 }
@@ -151,15 +163,24 @@ func TestApply_ProxyControlNotOnTheNetwork(t *testing.T) {
 	client := func(args ...string) (string, error) {
 		return s1.Run(t.Context(), append([]string{"docker", "run", "--rm", "--entrypoint", "/bosun", "-e", "BOSUN_PROXY_TOKEN=a-wrong-token"}, args...)...)
 	}
-	for _, addr := range []string{ProxyContainer + ":7080", ProxyContainer + ":80"} {
+	for addr, want := range map[string]string{
+		ProxyContainer + ":7080": "connection refused", // no control port
+		ProxyContainer + ":80":   "404",                // the HTTP port has no control API
+	} {
 		out, err := client("--network", NetworkName, img, "proxy", "list", "--control", addr)
-		if err == nil || strings.Contains(out, "401") || strings.Contains(out, "token") {
-			t.Errorf("a container on the %s network reached a control API at %s: err %v, output %s", NetworkName, addr, err, out)
+		if err != nil {
+			out += err.Error() // Run's error holds the command's output
+		}
+		if err == nil || !strings.Contains(out, want) || strings.Contains(out, "401") {
+			t.Errorf("a container on the %s network calling a control API at %s: err %v, output %s; want %q", NetworkName, addr, err, out, want)
 		}
 	}
 	// The same client with the socket mounted gets an answer (401: the
 	// token is wrong), so the check above can tell reachable from not.
 	out, err := client("--network", "none", "-v", proxy.ControlSocketDir+":"+proxy.ControlSocketDir, img, "proxy", "list", "--control", "unix:"+proxy.ControlSocket)
+	if err != nil {
+		out += err.Error()
+	}
 	if err == nil || !strings.Contains(out, "401") {
 		t.Errorf("through the socket: err %v, output %s; want a 401 answer", err, out)
 	}

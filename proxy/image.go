@@ -58,7 +58,9 @@ func ImageArch(binaryPath, arch string) (v1.Image, error) {
 
 // Index builds the multi-architecture proxy image (an OCI index) from
 // static Linux bosun binaries by GOARCH, as `make release` publishes it:
-// a server pulls the image of its own architecture.
+// a server pulls the image of its own architecture. (Docker 20.10 refuses
+// a Docker manifest list that comes out of an OCI layout, so the index is
+// an OCI one.)
 func Index(binaries map[string]string) (v1.ImageIndex, error) {
 	arches := make([]string, 0, len(binaries))
 	for a := range binaries {
@@ -80,5 +82,5 @@ func Index(binaries map[string]string) (v1.ImageIndex, error) {
 		}
 		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
 	}
-	return mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.DockerManifestList), adds...), nil
+	return mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex), adds...), nil
 }

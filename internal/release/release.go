@@ -189,18 +189,9 @@ func Push(ctx context.Context, layoutDir, ref string, opts ...name.Option) error
 	if err != nil {
 		return err
 	}
-	// The layout's top index holds the one proxy index Build wrote.
-	im, err := idx.IndexManifest()
-	if err != nil {
-		return err
-	}
-	if len(im.Manifests) != 1 {
-		return fmt.Errorf("%s: want one image index, found %d manifests", layoutDir, len(im.Manifests))
-	}
-	proxyIdx, err := idx.ImageIndex(im.Manifests[0].Digest)
-	if err != nil {
-		return err
-	}
+	// layout.Write made the proxy index the layout's own index.json: its
+	// manifests are the per-architecture images.
+	proxyIdx := idx
 	tag, err := name.NewTag(ref, opts...)
 	if err != nil {
 		return err
