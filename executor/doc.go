@@ -8,7 +8,10 @@
 //
 // It owns the containers, routes and proxy it makes on servers (only
 // containers labelled bosun.service are ever stopped or removed; volumes
-// never are), the per-service rollout lock (through the store's lease), and
+// never are, but for its own lock volumes; every container carries its
+// store's identity, label bosun.store), the per-service rollout lock
+// (through the store's lease, and against other stores a bosun-lock volume
+// on the service's primary host), and
 // the applied state, deployment and event records it writes to the store,
 // and it ends the holds a plan marks releasable once their service is rolled
 // out (see Apply).
@@ -55,5 +58,6 @@
 // *StepError (host, service, role, step, the container's last log lines for
 // start and health failures). Connecting can fail with a *HostKeyError
 // (unknown or changed host key). ErrLockTimeout means another rollout of the
-// service held the lock longer than ApplyOpts.LockWait.
+// service held the lock (in the store, or on the servers) longer than
+// ApplyOpts.LockWait.
 package executor

@@ -91,6 +91,7 @@ func newDockerClient(c *sshConn) (*client.Client, error) {
 // createParams is what the executor knows about a container beyond its spec.
 type createParams struct {
 	Repo, Commit, Version, Host string
+	Store                       string            // label bosun.store: the identity of the store whose rollout makes it
 	Home                        string            // the SSH user's login folder, for planner.HomePrefix sources
 	Env                         map[string]string // clear env plus resolved secrets
 }
@@ -140,6 +141,9 @@ func containerConfig(s *planner.Spec, p createParams) (*container.Config, *conta
 	cfg.Labels[LabelCommit] = p.Commit
 	cfg.Labels[LabelRepo] = p.Repo
 	cfg.Labels[LabelHost] = p.Host
+	if p.Store != "" {
+		cfg.Labels[LabelStore] = p.Store
+	}
 	if s.StopTimeout > 0 {
 		secs := int(time.Duration(s.StopTimeout).Seconds())
 		cfg.StopTimeout = &secs

@@ -40,7 +40,8 @@ var _ Store = state.Store(nil)
 // Executor takes plans to servers. It keeps one SSH connection (and one
 // Docker client over it) per host for its lifetime; Close ends them. It is
 // safe for concurrent use; rollouts of one service are serialised by the
-// store's lock.
+// store's lock, and against other stores by the lock on the servers
+// (serverLock).
 type Executor struct {
 	cfg      Config
 	log      *slog.Logger
@@ -52,6 +53,9 @@ type Executor struct {
 	hosts map[string]*hostConn
 
 	emitMu sync.Mutex
+
+	idMu sync.Mutex
+	id   string // the store's identity on servers, once read (see storeID)
 }
 
 // hostConn is one server: its SSH connection and Docker client.
@@ -205,8 +209,12 @@ type ServiceResult struct {
 	Removed      []planner.Target
 	RolledBack   []planner.Target
 	Unchanged    int // targets with nothing to do (unchanged or held)
-	Err          error
-	Duration     time.Duration
+	// Foreign are running containers of the service that this store did
+	// not make (another store's rollout, see docs/executor.md), found and
+	// stopped when their role was switched on a host.
+	Foreign  []ForeignContainer
+	Err      error
+	Duration time.Duration
 }
 
 // Apply rolls the plan out: for each service with changes, under its lock,
@@ -332,6 +340,8 @@ type rollout struct {
 	pol      planner.Service
 	depID    int64
 	auth     string
+	storeID  string // label bosun.store of the containers this rollout makes
+	foreign  []ForeignContainer
 	mu       sync.Mutex
 	switched []*switched // hosts already on the new version, in order
 
@@ -356,6 +366,18 @@ func (e *Executor) applyService(ctx context.Context, plan *planner.Plan, pol pla
 		return
 	}
 	defer unlock()
+	unlockServer, err := e.serverLock(ctx, plan, pol, chs, opts)
+	if err != nil {
+		sr.Status, sr.Err = DeploymentFailed, fmt.Errorf("lock %s: %w", pol.Name, err)
+		return
+	}
+	defer unlockServer()
+	if e.cfg.Store != nil {
+		if ro.storeID, err = e.storeID(ctx); err != nil {
+			sr.Status, sr.Err = DeploymentFailed, fmt.Errorf("lock %s: %w", pol.Name, err)
+			return
+		}
+	}
 
 	flushEvents := func() {}
 	if st := e.cfg.Store; st != nil {
@@ -376,6 +398,7 @@ func (e *Executor) applyService(ctx context.Context, plan *planner.Plan, pol pla
 	ro.emit(Event{Service: pol.Name, Step: StepLock, Status: StatusOK, Message: "rollout of commit " + shortSHA(plan.Commit)})
 
 	err = ro.run(lockCtx, chs, sr)
+	sr.Foreign = ro.foreign
 	if cause := context.Cause(lockCtx); err != nil && errors.Is(cause, ErrLockLost) {
 		err = fmt.Errorf("%w; rollout stopped: %w", cause, err)
 	}
@@ -397,6 +420,15 @@ func (e *Executor) applyService(ctx context.Context, plan *planner.Plan, pol pla
 			e.log.Error("record deployment result", "service", pol.Name, "err", ferr)
 		}
 	}
+}
+
+// ForeignContainer is a running container of a service on a host that
+// another state store's rollout made (label bosun.store), or that carries a
+// version this store never recorded there.
+type ForeignContainer struct {
+	Host, Container, Version string
+	Store                    string // its bosun.store label; "" if it has none
+	Commit                   string
 }
 
 func shortSHA(s string) string {

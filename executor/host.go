@@ -101,10 +101,15 @@ func (ro *rollout) deployTarget(ctx context.Context, ch planner.Change) (undo fu
 	}
 
 	// The running containers of this role that are not the new one.
-	olds, err := runningOthers(ctx, dc, ch.Service, ch.Role, name)
+	others, err := runningOthers(ctx, dc, ch.Service, ch.Role, name)
 	if err != nil {
 		return nil, fail(StepStart, fmt.Errorf("list containers: %w", err), "")
 	}
+	olds := make([]string, 0, len(others))
+	for _, c := range others {
+		olds = append(olds, c.ID)
+	}
+	ro.noticeForeign(ch, others)
 	stateful := spec.Stateful || ch.Disruptive
 
 	// From here on the host step completes whatever ctx does.
@@ -116,7 +121,7 @@ func (ro *rollout) deployTarget(ctx context.Context, ch planner.Change) (undo fu
 	}
 	// Relative volume sources need the SSH user's home folder: read it
 	// before a stateful old container is stopped.
-	params := createParams{Repo: ro.plan.Repo, Commit: ro.plan.Commit, Version: ch.Version, Host: ch.Host, Env: env}
+	params := createParams{Repo: ro.plan.Repo, Commit: ro.plan.Commit, Version: ch.Version, Host: ch.Host, Store: ro.storeID, Env: env}
 	if existing.ContainerJSONBase == nil && needsHome(spec) {
 		if params.Home, err = hc.homeDir(ctx); err != nil {
 			return nil, fail(StepStart, err, "")
@@ -334,20 +339,57 @@ func waitReady(ctx context.Context, dc *client.Client, name string, spec *planne
 }
 
 // runningOthers lists the running containers of a role other than name.
-func runningOthers(ctx context.Context, dc *client.Client, service, role, name string) ([]string, error) {
+func runningOthers(ctx context.Context, dc *client.Client, service, role, name string) ([]container.Summary, error) {
 	cs, err := listRole(ctx, dc, service, role)
 	if err != nil {
 		return nil, err
 	}
-	var ids []string
+	var out []container.Summary
 	for _, c := range cs {
 		if c.State == "running" || c.State == "restarting" {
 			if !hasName(c.Names, name) {
-				ids = append(ids, c.ID)
+				out = append(out, c)
 			}
 		}
 	}
-	return ids, nil
+	return out, nil
+}
+
+// noticeForeign reports the running containers of a target's role that
+// this store did not make: labelled by another store (another `bosun
+// apply --state`, another daemon), or unlabelled (made by a bosun before
+// the label existed) with a version other than the one this store
+// recorded there. They are stopped with the other old containers once the
+// role is switched, so no stale version keeps running; the event and
+// ServiceResult.Foreign say so.
+func (ro *rollout) noticeForeign(ch planner.Change, others []container.Summary) {
+	if ro.storeID == "" {
+		return
+	}
+	for _, c := range others {
+		st, ver := c.Labels[LabelStore], c.Labels[LabelVersion]
+		if st == ro.storeID || (st == "" && ch.Current != nil && ver == ch.Current.Version) {
+			continue
+		}
+		fc := ForeignContainer{Host: ch.Host, Container: strings.TrimPrefix(firstName(c.Names), "/"), Version: ver, Store: st, Commit: c.Labels[LabelCommit]}
+		by := "another state store (bosun.store " + st + ")"
+		if st == "" {
+			by = "a rollout this store did not record"
+		}
+		ro.mu.Lock()
+		ro.foreign = append(ro.foreign, fc)
+		ro.mu.Unlock()
+		ro.emit(Event{Service: ch.Service, Role: ch.Role, Host: ch.Host, Version: ch.Version, Step: StepStop, Status: StatusStarted,
+			Message: fmt.Sprintf("running container %s (version %s, commit %s) was made by %s; it is stopped after the switch", fc.Container, ver, shortSHA(fc.Commit), by)})
+		ro.e.log.Warn("container made by another store", "service", ch.Service, "role", ch.Role, "host", ch.Host, "container", fc.Container, "store", st)
+	}
+}
+
+func firstName(names []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	return names[0]
 }
 
 func hasName(names []string, name string) bool {
