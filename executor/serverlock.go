@@ -55,15 +55,17 @@ func (e *Executor) storeID(ctx context.Context) (string, error) {
 	return e.id, nil
 }
 
-// lockVolumeName is the server lock of one service of one repository:
-// bosun-lock-<service>-<12 hex of the repo's hash>. The service name is
-// validated (a Docker name); the repo, any string, is only hashed.
-func lockVolumeName(repo, service string) (string, error) {
+// lockVolumeName is the server lock of one service: bosun-lock-<service>.
+// It is per service, not per repository, because a host's containers are
+// (<service>-<role>-<version>, found by labels bosun.service and
+// bosun.role): two runs that name the repository differently (--name, or
+// another clone's folder) roll the same containers. The service name is
+// validated: it becomes a Docker object name.
+func lockVolumeName(service string) (string, error) {
 	if !nameRE.MatchString(service) {
 		return "", fmt.Errorf("service name %q: want 1-63 of a-z, 0-9, '_', '.', '-'", service)
 	}
-	sum := sha256.Sum256([]byte(repo))
-	return "bosun-lock-" + service + "-" + hex.EncodeToString(sum[:6]), nil
+	return "bosun-lock-" + service, nil
 }
 
 // lockHost is where a service's server lock lives: the first host (by
@@ -118,7 +120,7 @@ func (e *Executor) serverLock(ctx context.Context, plan *planner.Plan, pol plann
 	if !ok {
 		return func() {}, nil
 	}
-	name, err := lockVolumeName(plan.Repo, pol.Name)
+	name, err := lockVolumeName(pol.Name)
 	if err != nil {
 		return nil, err
 	}
