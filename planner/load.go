@@ -97,7 +97,13 @@ func (l *loader) loadServiceFiles(ctx context.Context, src fs.FS, files []string
 	keys := make([]fileKey, len(files))
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(files)) {
+	workers := runtime.GOMAXPROCS(0)
+	if len(l.templates) > 0 {
+		// A worker waits while the render child renders its file; more
+		// workers keep requests queued for the child and the CPUs busy.
+		workers *= 4
+	}
+	for range min(workers, len(files)) {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1) - 1)

@@ -190,17 +190,24 @@ func renderInChild(ctx context.Context, name, src string, vars map[string]any) (
 	return r.render(name, src, vars)
 }
 
-// renderer renders the files of one load, one at a time, in one child
-// process, started at the first render and replaced after a kill. close
-// ends it; it is safe for concurrent use.
+// renderer renders the files of one load in one child process, started at
+// the first render and replaced after a kill. It is safe for concurrent
+// use: callers write their requests as they come (the child reads them
+// while it renders, so it is never idle waiting for the next one) and
+// read their replies in the order written. close ends the child.
 type renderer struct {
 	ctx   context.Context
 	mu    sync.Mutex
-	child *renderChild // nil before the first render and after a kill
-	spent time.Duration
+	turn  *sync.Cond    // on mu: a child's turn moved on, or it died
+	child *renderChild  // nil before the first render and after a kill
+	spent time.Duration // render time of this load so far
 }
 
-func newRenderer(ctx context.Context) *renderer { return &renderer{ctx: ctx} }
+func newRenderer(ctx context.Context) *renderer {
+	r := &renderer{ctx: ctx}
+	r.turn = sync.NewCond(&r.mu)
+	return r
+}
 
 // renderChild is one running child process.
 type renderChild struct {
@@ -208,6 +215,12 @@ type renderChild struct {
 	stdin  io.WriteCloser
 	stdout *bufio.Reader
 	stderr *cappedBuffer
+
+	wmu    sync.Mutex // orders the requests: tickets are handed out as written
+	issued int        // tickets handed out, under wmu
+
+	turn int  // the ticket whose reply is read next, under renderer.mu
+	dead bool // killed: requests not answered yet go to a new child; under renderer.mu
 }
 
 func (r *renderer) start() (*renderChild, error) {
@@ -235,16 +248,10 @@ func (r *renderer) start() (*renderChild, error) {
 	return c, nil
 }
 
-// kill ends the child and waits for it; it returns Wait's error.
-func (c *renderChild) kill() error {
-	c.cmd.Process.Kill()
-	return c.cmd.Wait()
-}
-
 // render renders the template file name (source src) with vars in the
-// renderer's child, which is killed (and so replaced for the next file)
-// when this file runs past templateTimeout or the load's renders past
-// templateTotalTimeout, or when ctx ends.
+// renderer's child. The child is killed (and replaced for the files still
+// waiting) when this file runs past templateTimeout or the load's renders
+// past templateTotalTimeout, or when ctx ends.
 func (r *renderer) render(name, src string, vars map[string]any) ([]byte, error) {
 	wv, err := encodeWire(vars)
 	if err != nil {
@@ -256,88 +263,134 @@ func (r *renderer) render(name, src string, vars map[string]any) ([]byte, error)
 		return nil, err
 	}
 	req = append(req, '\n')
+	for {
+		// A request goes again only when another file's render killed
+		// the child before this one was answered.
+		out, err, again := r.renderOnce(req)
+		if !again {
+			return out, err
+		}
+	}
+}
 
+func (r *renderer) renderOnce(req []byte) (out []byte, err error, again bool) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if err := r.ctx.Err(); err != nil {
-		return nil, err
+		r.mu.Unlock()
+		return nil, err, false
 	}
-	left := templateTotalTimeout - r.spent
-	if left <= 0 {
-		return nil, errRenderBudget
+	if r.spent >= templateTotalTimeout {
+		r.mu.Unlock()
+		return nil, errRenderBudget, false
 	}
-	timeout, stopErr := templateTimeout, errRenderTimeout
-	if left < timeout {
-		timeout, stopErr = left, errRenderBudget
-	}
-	began := time.Now()
-	defer func() { r.spent += time.Since(began) }()
 	if r.child == nil {
 		if r.child, err = r.start(); err != nil {
-			return nil, err
+			r.mu.Unlock()
+			return nil, err, false
 		}
 	}
 	c := r.child
+	r.mu.Unlock()
+
+	c.wmu.Lock()
+	ticket := c.issued
+	c.issued++
+	c.stdin.Write(req) // a failed write is a dead child, seen below
+	c.wmu.Unlock()
+
+	r.mu.Lock()
+	for !c.dead && c.turn != ticket {
+		r.turn.Wait()
+	}
+	if c.dead {
+		r.mu.Unlock()
+		return nil, nil, true
+	}
+	// The child renders this file now: its time starts.
+	timeout, stopErr := templateTimeout, errRenderTimeout
+	if left := templateTotalTimeout - r.spent; left < timeout {
+		timeout, stopErr = left, errRenderBudget
+	}
+	r.mu.Unlock()
+
+	began := time.Now()
 	var timedOut atomic.Bool
 	timer := time.AfterFunc(timeout, func() { timedOut.Store(true); c.cmd.Process.Kill() })
 	stopCtx := context.AfterFunc(r.ctx, func() { c.cmd.Process.Kill() })
-	var line []byte
-	_, err = c.stdin.Write(req)
-	if err == nil {
-		line, err = readLine(c.stdout, maxReply)
-	}
-	fired := !timer.Stop()
-	cancelled := !stopCtx()
-	if err == nil && (fired || cancelled) {
-		// The reply made it, but the child is being killed: replace it.
-		r.child = nil
-		c.kill()
-	}
-	if err != nil {
-		r.child = nil
-		werr := c.kill()
-		switch {
-		case timedOut.Load():
-			return nil, stopErr
-		case r.ctx.Err() != nil:
-			return nil, r.ctx.Err()
-		}
-		if ee, ok := werr.(*exec.ExitError); ok && !ee.Exited() {
-			return nil, fmt.Errorf("rendering stopped (%v): the template uses too much memory or CPU", ee.ProcessState)
-		}
-		first, _, _ := bytes.Cut(bytes.TrimSpace(c.stderr.Bytes()), []byte("\n"))
-		// The Go runtime's words for an allocation the rlimit refused (and
-		// the race detector's, in race-enabled test binaries).
-		if bytes.Contains(first, []byte("out of memory")) || bytes.Contains(first, []byte("cannot allocate memory")) || bytes.Contains(first, []byte("failed to allocate")) {
-			return nil, fmt.Errorf("rendering stopped: the template uses too much memory (over %d MB)", renderChildMemory>>20)
-		}
-		if werr == nil {
-			werr = err
-		}
-		return nil, fmt.Errorf("render process: %w: %s", werr, first)
-	}
+	line, err := readLine(c.stdout, maxReply)
 	var reply renderReply
-	if err := json.Unmarshal(line, &reply); err != nil {
+	if err == nil {
+		if jerr := json.Unmarshal(line, &reply); jerr != nil {
+			err = fmt.Errorf("bad reply: %w", jerr)
+		}
+	}
+	fired, cancelled := !timer.Stop(), !stopCtx()
+
+	r.mu.Lock()
+	r.spent += time.Since(began)
+	if err == nil && !fired && !cancelled {
+		c.turn++
+		r.turn.Broadcast()
+		r.mu.Unlock()
+		if reply.Err != "" {
+			return nil, errors.New(reply.Err), false
+		}
+		return reply.Out, nil, false
+	}
+	// The child is killed (or died of this file): the files after this
+	// one go to a new child.
+	c.dead = true
+	if r.child == c {
 		r.child = nil
-		c.kill()
-		return nil, fmt.Errorf("render process: bad reply: %w", err)
 	}
-	if reply.Err != "" {
-		return nil, errors.New(reply.Err)
+	r.turn.Broadcast()
+	r.mu.Unlock()
+	werr := c.kill()
+	if err == nil {
+		// The reply made it just as the child was being killed.
+		if reply.Err != "" {
+			return nil, errors.New(reply.Err), false
+		}
+		return reply.Out, nil, false
 	}
-	return reply.Out, nil
+	switch {
+	case timedOut.Load():
+		return nil, stopErr, false
+	case r.ctx.Err() != nil:
+		return nil, r.ctx.Err(), false
+	}
+	if ee, ok := werr.(*exec.ExitError); ok && !ee.Exited() {
+		return nil, fmt.Errorf("rendering stopped (%v): the template uses too much memory or CPU", ee.ProcessState), false
+	}
+	first, _, _ := bytes.Cut(bytes.TrimSpace(c.stderr.Bytes()), []byte("\n"))
+	// The Go runtime's words for an allocation the rlimit refused (and
+	// the race detector's, in race-enabled test binaries).
+	if bytes.Contains(first, []byte("out of memory")) || bytes.Contains(first, []byte("cannot allocate memory")) || bytes.Contains(first, []byte("failed to allocate")) {
+		return nil, fmt.Errorf("rendering stopped: the template uses too much memory (over %d MB)", renderChildMemory>>20), false
+	}
+	if werr == nil {
+		werr = err
+	}
+	return nil, fmt.Errorf("render process: %w: %s", werr, first), false
+}
+
+// kill ends the child and waits for it; it returns Wait's error.
+func (c *renderChild) kill() error {
+	c.cmd.Process.Kill()
+	return c.cmd.Wait()
 }
 
 // close ends the child (it exits at the end of its input) and waits for
-// it. The renderer can render again after close: it starts a new child.
+// it. Every render must have returned. The renderer can render again
+// after close: it starts a new child.
 func (r *renderer) close() {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	c := r.child
+	r.child = nil
+	r.mu.Unlock()
 	if c == nil {
 		return
 	}
-	r.child = nil
 	c.stdin.Close()
 	t := time.AfterFunc(time.Second, func() { c.cmd.Process.Kill() })
 	c.cmd.Wait()
