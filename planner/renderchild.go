@@ -42,6 +42,12 @@ import (
 // templateTotalTimeout; past it the rest are not rendered.
 const renderChildEnv = "BOSUN_PLANNER_RENDER_CHILD"
 
+// renderChildReady is the line a child writes once it is ready for
+// requests, within renderChildStartTimeout.
+const renderChildReady = "ready"
+
+var renderChildStartTimeout = 30 * time.Second
+
 // renderChildMemory bounds the child's address space.
 var renderChildMemory int64 = 2 << 30
 
@@ -105,6 +111,11 @@ func readLine(r *bufio.Reader, max int) ([]byte, error) {
 func serveRender(in io.Reader, out io.Writer) int {
 	br := bufio.NewReaderSize(in, 64<<10)
 	bw := bufio.NewWriter(out)
+	// Ready: a file's time starts after the runtime started, not before.
+	bw.WriteString(renderChildReady + "\n")
+	if err := bw.Flush(); err != nil {
+		return 2
+	}
 	limited := false
 	var cpuMax uint64
 	for {
@@ -245,6 +256,21 @@ func (r *renderer) start() (*renderChild, error) {
 		return nil, fmt.Errorf("start the render process: %w", err)
 	}
 	renderChildrenStarted.Add(1)
+	// Wait for the child's ready line, so that a slow start (a loaded
+	// machine, a race-enabled binary) is not counted against a file.
+	timer := time.AfterFunc(renderChildStartTimeout, func() { cmd.Process.Kill() })
+	stopCtx := context.AfterFunc(r.ctx, func() { cmd.Process.Kill() })
+	line, err := readLine(c.stdout, 64)
+	timer.Stop()
+	stopCtx()
+	if err != nil || string(line) != renderChildReady {
+		werr := c.kill()
+		if err := r.ctx.Err(); err != nil {
+			return nil, err
+		}
+		first, _, _ := bytes.Cut(bytes.TrimSpace(c.stderr.Bytes()), []byte("\n"))
+		return nil, fmt.Errorf("start the render process: %v %v: %s", err, werr, first)
+	}
 	return c, nil
 }
 
