@@ -204,8 +204,8 @@ func launchDaemonGrace(t *testing.T, dsn string, repos []RepoConfig, applier *re
 }
 
 // launchDaemonWith is launchDaemonGrace reporting to a forge through
-// reporter (nil: none).
-func launchDaemonWith(t *testing.T, dsn string, repos []RepoConfig, applier *recordingApplier, grace time.Duration, reporter *webhook.Reporter) *testDaemon {
+// reporter (nil: none); mods change the daemon's dependencies.
+func launchDaemonWith(t *testing.T, dsn string, repos []RepoConfig, applier *recordingApplier, grace time.Duration, reporter *webhook.Reporter, mods ...func(*Deps)) *testDaemon {
 	t.Helper()
 	st, err := state.Open(t.Context(), dsn)
 	if err != nil {
@@ -221,7 +221,7 @@ func launchDaemonWith(t *testing.T, dsn string, repos []RepoConfig, applier *rec
 	cfg.Webhook.SecretEnv = "S"
 	cfg.Grace = Duration(grace)
 	cfg.Repos = repos
-	d, err := New(cfg, Deps{
+	deps := Deps{
 		Store:    st,
 		Applier:  applier,
 		Reporter: reporter,
@@ -234,7 +234,11 @@ func launchDaemonWith(t *testing.T, dsn string, repos []RepoConfig, applier *rec
 			}
 			return nil, fmt.Errorf("store %T", st)
 		},
-	})
+	}
+	for _, mod := range mods {
+		mod(&deps)
+	}
+	d, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
