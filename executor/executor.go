@@ -70,6 +70,8 @@ type hostConn struct {
 	netErr   error
 	homeMu   sync.Mutex
 	home     string // the SSH user's login folder, once read
+	fwdMu    sync.Mutex
+	forwards map[int]*localForward // open remote forwards of local registries, by port
 }
 
 // New makes an Executor. It loads the SSH credentials but connects to no
@@ -346,6 +348,9 @@ type rollout struct {
 	switched []*switched // hosts already on the new version, in order
 
 	storeEvents chan StoreEvent // to recordEvents; nil without a store
+
+	localRegOnce sync.Once
+	localRegErr  error // checkLocalRegistry's answer, asked once per rollout
 }
 
 // switched is a target put on its new version, with how to go back.

@@ -61,6 +61,19 @@ func (ro *rollout) deployTarget(ctx context.Context, ch planner.Change) (undo fu
 		return nil, fail(StepConnect, err, "")
 	}
 	dc := hc.docker
+	name := containerName(ch.Service, ch.Role, ch.Version)
+	localReg := usesLocalRegistry(ro.pol, spec)
+	if localReg {
+		// A pull from Kamal's local registry needs one listening here:
+		// find out before anything on the server changes. A retained
+		// container of this version needs no pull.
+		if _, err := dc.ContainerInspect(ctx, name); isNotFound(err) {
+			ro.localRegOnce.Do(func() { ro.localRegErr = checkLocalRegistry(ctx, ro.pol.LocalRegistryPort) })
+			if ro.localRegErr != nil {
+				return nil, fail(StepPull, ro.localRegErr, "")
+			}
+		}
+	}
 	if spec.Proxy != nil {
 		// Which proxy image this server gets is decided before anything
 		// on it changes: one that can get none is left untouched.
@@ -84,7 +97,6 @@ func (ro *rollout) deployTarget(ctx context.Context, ch planner.Change) (undo fu
 		}
 	}
 
-	name := containerName(ch.Service, ch.Role, ch.Version)
 	existing, err := dc.ContainerInspect(ctx, name)
 	switch {
 	case err == nil:
@@ -92,8 +104,8 @@ func (ro *rollout) deployTarget(ctx context.Context, ch planner.Change) (undo fu
 		ev(StepPull, StatusSkipped, "retained container "+name)
 	case isNotFound(err):
 		ev(StepPull, StatusStarted, spec.Image)
-		if err := pullImage(ctx, dc, spec.Image, ro.auth); err != nil {
-			return nil, fail(StepPull, fmt.Errorf("pull %s: %w", spec.Image, err), "")
+		if err := ro.pull(ctx, hc, spec, localReg); err != nil {
+			return nil, fail(StepPull, err, "")
 		}
 		ev(StepPull, StatusOK, "")
 	default:
@@ -223,6 +235,23 @@ func (ro *rollout) deployTarget(ctx context.Context, ch planner.Change) (undo fu
 		return ro.undoTarget(ctx, hc, px, ch, name, olds)
 	}
 	return undo, nil
+}
+
+// pull pulls the spec's image on the host, through the remote forward of
+// the service's local registry when localReg says so (opened for the pull,
+// closed after it).
+func (ro *rollout) pull(ctx context.Context, hc *hostConn, spec *planner.Spec, localReg bool) error {
+	if localReg {
+		release, err := hc.forwardLocalRegistry(ctx, ro.pol.LocalRegistryPort)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
+	if err := pullImage(ctx, hc.docker, spec.Image, ro.auth); err != nil {
+		return fmt.Errorf("pull %s: %w", spec.Image, err)
+	}
+	return nil
 }
 
 // pruneTarget applies retention on a host once the service's rollout has

@@ -230,6 +230,20 @@ func TestPlanner_ServiceKeys(t *testing.T) {
 			require.Equal(t, "registry.example.com:5000/acme/app:1", spec(t, pl, "app/web@web-1").Image)
 			require.Equal(t, &planner.Registry{Server: "registry.example.com:5000", Username: "u", PasswordSecret: "PW"}, pl.Services[0].Registry)
 		}},
+		{name: "local registry", file: "service: app\nservers: [web-1]\nregistry: {server: localhost:5555}\n", check: func(t *testing.T, pl *planner.Plan) {
+			// Kamal's local registry: the image defaults to the service's
+			// name, and the servers pull through a forward of port 5555.
+			require.Equal(t, "localhost:5555/app", spec(t, pl, "app/web@web-1").Image)
+			require.Equal(t, 5555, pl.Services[0].LocalRegistryPort)
+			require.Nil(t, pl.Services[0].Registry)
+			require.Contains(t, strings.Join(pl.Notices, "\n"), "services/app.yml:3:20: registry.server localhost:5555 is Kamal's local registry: the servers pull from it through an SSH remote forward to port 5555")
+		}},
+		{name: "image on localhost without local registry", file: "service: app\nimage: localhost:5000/app:1\nservers: [web-1]\n", check: func(t *testing.T, pl *planner.Plan) {
+			require.Equal(t, 0, pl.Services[0].LocalRegistryPort, "no registry.server: the server pulls from its own loopback")
+		}},
+		{name: "local registry without port", file: "service: app\nservers: [web-1]\nregistry: {server: localhost}\n", wantErr: "3:20: registry.server: Kamal's local registry needs its port: write localhost:PORT"},
+		{name: "local registry bad port", file: "service: app\nservers: [web-1]\nregistry: {server: 'localhost:0'}\n", wantErr: "3:20: registry.server port 0 is not a port"},
+		{name: "local registry with path", file: "service: app\nservers: [web-1]\nregistry: {server: localhost:5555/team}\n", wantErr: "Kamal's local registry is localhost:PORT, without a path"},
 		{name: "registry literal password", file: svc("registry: {username: u, password: hunter2}\n"), wantErr: "registry.password must name a secret, never hold the password"},
 		{name: "public image has no login", file: strings.Replace(svc(""), "ghcr.io/acme/app:1.0", "redis:7-alpine", 1), check: func(t *testing.T, pl *planner.Plan) {
 			require.Nil(t, pl.Services[0].Registry)

@@ -81,6 +81,7 @@ func (l *loader) resolveService(s *svcDef, ds *desiredState, hostOwner map[strin
 	out := &desiredService{file: d.file, svc: Service{
 		Name: s.name, PrimaryRole: s.primaryRole, Roles: s.roleNames(), BootWait: s.bootWait,
 		Canary: s.canary, RetainContainers: s.retain, Registry: l.registryFor(s, image),
+		LocalRegistryPort: l.localRegistryFor(s, image),
 	}}
 
 	allHosts := map[string]bool{}
@@ -213,6 +214,26 @@ func (l *loader) registryFor(s *svcDef, image string) *Registry {
 		return &r
 	}
 	return nil
+}
+
+// localRegistryFor is the port of Kamal's local registry (localhost:PORT)
+// when image lives there and the service's registry (its own, else
+// fleet.yml's default) names it; else 0. An image written as
+// localhost:PORT/... without such a registry is pulled from the server's
+// own loopback, as Kamal does.
+func (l *loader) localRegistryFor(s *svcDef, image string) int {
+	reg := s.registry
+	if reg == nil {
+		reg = l.fleet.registry
+	}
+	if reg == nil {
+		return 0
+	}
+	port := localRegistryPort(reg.Server)
+	if port == 0 || imageDomain(image) != reg.Server {
+		return 0
+	}
+	return port
 }
 
 func (r *roleDef) envSecrets(s *svcDef) []secretDef {

@@ -280,6 +280,18 @@ func (d *doc) registry(n *yaml.Node, what string) *Registry {
 		if msg := checkAddress(host); reg.Server != "" && msg != "" {
 			d.errf(d.deref(v), "%s.server: %s (e.g. ghcr.io or registry.example.com:5000)", what, msg)
 		}
+		if strings.EqualFold(host, "localhost") {
+			switch {
+			case !strings.Contains(strings.SplitN(reg.Server, "/", 2)[0], ":"):
+				d.errf(d.deref(v), "%s.server: Kamal's local registry needs its port: write localhost:PORT (e.g. localhost:5555)", what)
+			case regPath != "":
+				d.errf(d.deref(v), "%s.server: Kamal's local registry is localhost:PORT, without a path", what)
+			case host != "localhost":
+				d.errf(d.deref(v), "%s.server: write localhost in lower case", what)
+			default:
+				d.notef(d.deref(v), "%s.server %s is Kamal's local registry: the servers pull from it through an SSH remote forward to port %d of the machine bosun runs on, where a registry must listen on 127.0.0.1", what, reg.Server, localRegistryPort(reg.Server))
+			}
+		}
 	}
 	if v, ok := fs["username"]; ok {
 		if sn := d.deref(v); sn != nil && sn.Kind == yaml.SequenceNode {
@@ -304,6 +316,21 @@ func (d *doc) registry(n *yaml.Node, what string) *Registry {
 		d.errf(d.deref(n), "%s: set both username and password, or neither (no login)", what)
 	}
 	return reg
+}
+
+// localRegistryPort is PORT of a registry server "localhost:PORT", Kamal's
+// local registry, which the servers reach through an SSH remote forward to
+// the machine bosun runs on; 0 for any other server.
+func localRegistryPort(server string) int {
+	p, ok := strings.CutPrefix(server, "localhost:")
+	if !ok {
+		return 0
+	}
+	n, msg := parsePortString("", p)
+	if msg != "" {
+		return 0
+	}
+	return n
 }
 
 var regPathRE = regexp.MustCompile(`^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$`)

@@ -117,6 +117,11 @@ type Service struct {
 	Canary            *Canary  // x-bosun.canary; nil: no canary batch
 	RetainContainers  int      // stopped containers kept per host; default 5
 	Registry          *Registry
+	// LocalRegistryPort is set when the service's image is on Kamal's
+	// local registry (registry.server: localhost:PORT): each server pulls
+	// it from its own localhost:PORT, which the executor forwards over SSH
+	// to 127.0.0.1:PORT of the machine bosun runs on. 0: no forward.
+	LocalRegistryPort int
 }
 
 // Registry is the login for a service's image; nil means no login. The

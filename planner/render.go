@@ -387,6 +387,8 @@ type serviceJSON struct {
 	Canary           *Canary  `json:"canary"`
 	RetainContainers int      `json:"retain_containers"`
 	RegistryServer   string   `json:"registry_server"`
+	// LocalRegistryPort: pulls go through an SSH forward (Kamal's local registry).
+	LocalRegistryPort int `json:"local_registry_port,omitempty"`
 }
 
 type hostJS struct {
@@ -422,7 +424,7 @@ func (pl *Plan) MarshalJSON() ([]byte, error) {
 	}
 	for _, s := range pl.Services {
 		sj := serviceJSON{Name: s.Name, PrimaryRole: s.PrimaryRole, Roles: s.Roles, BootLimit: s.BootLimit,
-			BootWait: s.BootWait, Canary: s.Canary, RetainContainers: s.RetainContainers}
+			BootWait: s.BootWait, Canary: s.Canary, RetainContainers: s.RetainContainers, LocalRegistryPort: s.LocalRegistryPort}
 		if s.Registry != nil {
 			sj.RegistryServer = s.Registry.Server
 		}

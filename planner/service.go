@@ -163,11 +163,17 @@ func parseService(d *doc, root *yaml.Node) *svcDef {
 				s.image, s.imageVersioned = v, imageHasVersion(v)
 			}
 		}
-	} else {
-		d.errf(d.deref(root), "image is missing: add image: with the reference to deploy (e.g. ghcr.io/acme/app:1.2.3)")
 	}
 	if n, ok := fs["registry"]; ok {
 		s.registry = d.registry(n, "registry")
+	}
+	if _, ok := fs["image"]; !ok {
+		if s.registry != nil && localRegistryPort(s.registry.Server) > 0 && s.name != "" {
+			// Kamal's local registry: the image is named after the service.
+			s.image, s.imageNode = s.name, d.deref(fs["registry"])
+		} else {
+			d.errf(d.deref(root), "image is missing: add image: with the reference to deploy (e.g. ghcr.io/acme/app:1.2.3)")
+		}
 	}
 	if n, ok := fs["traefik"]; ok {
 		d.errf(d.deref(n), "traefik is Kamal 1's proxy: Kamal 2 and bosun run their own proxy. Remove traefik (and traefik.* labels) and route with proxy: {host: …, app_port: …, ssl: true}")

@@ -68,9 +68,20 @@ func (b *Bed) PushAppContext(ctx context.Context, name, version string, kind App
 	if kind < AppOK || kind > AppCrash {
 		return "", fmt.Errorf("push app %s:%s: unknown kind %d", name, version, kind)
 	}
-	bin, err := SampleAppBinaryContext(ctx)
+	img, err := AppImage(ctx, name, version, kind)
 	if err != nil {
 		return "", err
+	}
+	return b.Push(ctx, img, name, version)
+}
+
+// AppImage builds the sample app image for version and kind (APP_VERSION
+// and APP_MODE in its config), for a test that pushes it elsewhere than to
+// the bed's registry (PushImage).
+func AppImage(ctx context.Context, name, version string, kind AppKind) (v1.Image, error) {
+	bin, err := SampleAppBinaryContext(ctx)
+	if err != nil {
+		return nil, err
 	}
 	img, err := imagebuild.FromBinary(imagebuild.Config{
 		Binary: bin,
@@ -80,9 +91,9 @@ func (b *Bed) PushAppContext(ctx context.Context, name, version string, kind App
 		Ports:  []string{strconv.Itoa(SampleAppPort) + "/tcp"},
 	})
 	if err != nil {
-		return "", fmt.Errorf("build app image %s:%s: %w", name, version, err)
+		return nil, fmt.Errorf("build app image %s:%s: %w", name, version, err)
 	}
-	return b.Push(ctx, img, name, version)
+	return img, nil
 }
 
 // PushProxy pushes bosun's proxy image (proxy.Image of the bosun binary
@@ -110,6 +121,22 @@ func (b *Bed) PushProxyContext(ctx context.Context) (string, error) {
 	return b.Push(ctx, img, "bosun-proxy", "test")
 }
 
+// PushImage writes img as repo:tag to the plain-HTTP registry at addr
+// ("HOST:PORT").
+func PushImage(ctx context.Context, img v1.Image, addr, repo, tag string) error {
+	if !repoNameRE.MatchString(repo) || !tagRE.MatchString(tag) {
+		return fmt.Errorf("push %s:%s: invalid repository name or tag", repo, tag)
+	}
+	dst, err := name.NewTag(addr+"/"+repo+":"+tag, name.Insecure)
+	if err != nil {
+		return fmt.Errorf("push %s:%s: %w", repo, tag, err)
+	}
+	if err := remote.Write(dst, img, remote.WithContext(ctx)); err != nil {
+		return fmt.Errorf("push %s:%s to %s: %w", repo, tag, addr, err)
+	}
+	return nil
+}
+
 // Push writes img to the bed's registry as name:tag and returns the
 // reference the servers pull, "REGISTRY/name:tag". The push goes to
 // RegistryPush (loopback); the same storage answers at Registry. It works on
@@ -118,12 +145,8 @@ func (b *Bed) Push(ctx context.Context, img v1.Image, repo, tag string) (string,
 	if !repoNameRE.MatchString(repo) || !tagRE.MatchString(tag) {
 		return "", fmt.Errorf("push %s:%s: invalid repository name or tag", repo, tag)
 	}
-	dst, err := name.NewTag(b.RegistryPush+"/"+repo+":"+tag, name.Insecure)
-	if err != nil {
-		return "", fmt.Errorf("push %s:%s: %w", repo, tag, err)
-	}
-	if err := remote.Write(dst, img, remote.WithContext(ctx)); err != nil {
-		return "", fmt.Errorf("push %s:%s: %w", repo, tag, err)
+	if err := PushImage(ctx, img, b.RegistryPush, repo, tag); err != nil {
+		return "", err
 	}
 	return b.Registry + "/" + repo + ":" + tag, nil
 }

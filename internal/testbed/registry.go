@@ -10,6 +10,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -96,4 +97,27 @@ func (r *hostRegistry) close() {
 		}
 	}
 	<-r.done
+}
+
+// LocalRegistry serves an in-memory registry on 127.0.0.1 only, as Kamal's
+// local registry (registry.server: localhost:PORT) runs on the deployer's
+// machine: no test server can reach it, except through an SSH remote
+// forward. It returns "127.0.0.1:PORT" and stops at t.Cleanup.
+func LocalRegistry(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen for the local registry: %v", err)
+	}
+	srv := &http.Server{Handler: registry.New(registry.Logger(log.New(io.Discard, "", 0))), ReadHeaderTimeout: 30 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(l)
+	}()
+	t.Cleanup(func() {
+		_ = srv.Close()
+		<-done
+	})
+	return l.Addr().String()
 }
