@@ -353,27 +353,3 @@ func githubAPIRoot(u *url.URL) string {
 	}
 	return "is not a GitHub API root: use https://api.github.com/, or https://HOST/api/v3/ for GitHub Enterprise"
 }
-
-// ReadSecret returns the secret named by an environment variable or a file
-// (exactly one of them is set), trimmed of surrounding white space.
-func ReadSecret(getenv func(string) string, envName, file string) (string, error) {
-	switch {
-	case envName != "":
-		v := strings.TrimSpace(getenv(envName))
-		if v == "" {
-			return "", fmt.Errorf("environment variable %s is empty or not set", envName)
-		}
-		return v, nil
-	case file != "":
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", fmt.Errorf("read secret file: %w", err)
-		}
-		v := strings.TrimSpace(string(b))
-		if v == "" {
-			return "", fmt.Errorf("secret file %s is empty", file)
-		}
-		return v, nil
-	}
-	return "", errors.New("no secret configured")
-}

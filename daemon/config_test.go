@@ -1,8 +1,6 @@
 package daemon
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -100,21 +98,6 @@ func TestParseConfig_errors(t *testing.T) {
 				t.Fatalf("error shows a secret: %v", err)
 			}
 		})
-	}
-}
-
-func TestReadSecret(t *testing.T) {
-	env := map[string]string{"S": "  value \n"}
-	if v, err := ReadSecret(func(k string) string { return env[k] }, "S", ""); err != nil || v != "value" {
-		t.Errorf("env: %q, %v", v, err)
-	}
-	if _, err := ReadSecret(func(string) string { return "" }, "MISSING", ""); err == nil || !strings.Contains(err.Error(), "MISSING") {
-		t.Errorf("missing env: %v", err)
-	}
-	p := filepath.Join(t.TempDir(), "s")
-	os.WriteFile(p, []byte("from-file\n"), 0o600)
-	if v, err := ReadSecret(nil, "", p); err != nil || v != "from-file" {
-		t.Errorf("file: %q, %v", v, err)
 	}
 }
 

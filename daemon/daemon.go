@@ -205,7 +205,7 @@ func (d *Daemon) markInterrupted(ctx context.Context) {
 		return
 	}
 	for _, dep := range ds {
-		lock := "rollout:" + dep.Repo + ":" + dep.Service
+		lock := executor.LockName(dep.Repo, dep.Service)
 		ok, _, err := d.deps.Store.AcquireLock(ctx, lock, d.owner+" start-up check", 10*time.Second)
 		if err != nil || !ok {
 			continue
@@ -659,7 +659,7 @@ func (d *Daemon) plan(ctx context.Context, rr *repoRuntime, sha string, fsys fs.
 		return nil, err
 	}
 	t0 := time.Now()
-	applied, holds, err := LoadApplied(ctx, d.deps.Store, rr.cfg.Name)
+	applied, holds, err := executor.LoadApplied(ctx, d.deps.Store, rr.cfg.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -749,33 +749,6 @@ func changed(p *planner.Plan) int {
 		}
 	}
 	return n
-}
-
-// LoadApplied reads a repository's applied targets and holds from the store
-// in the planner's types.
-func LoadApplied(ctx context.Context, st state.Store, repo string) ([]planner.Applied, []planner.Hold, error) {
-	rows, err := st.ListApplied(ctx, repo)
-	if err != nil {
-		return nil, nil, err
-	}
-	applied := make([]planner.Applied, 0, len(rows))
-	for _, r := range rows {
-		a := planner.Applied{Target: planner.Target{Service: r.Service, Role: r.Role, Host: r.Host}, Version: r.Version, Commit: r.Commit}
-		var err error
-		if a.Spec, a.Conn, err = planner.DecodeApplied(r.Spec, r.Host); err != nil {
-			return nil, nil, fmt.Errorf("read applied spec of %s: %w", a.Target, err)
-		}
-		applied = append(applied, a)
-	}
-	hs, err := st.ListHolds(ctx, repo)
-	if err != nil {
-		return nil, nil, err
-	}
-	holds := make([]planner.Hold, 0, len(hs))
-	for _, h := range hs {
-		holds = append(holds, planner.Hold{Service: h.Service, Version: h.Version})
-	}
-	return applied, holds, nil
 }
 
 func short(sha string) string {

@@ -12,7 +12,8 @@
 // store's identity, label bosun.store), the per-service rollout lock
 // (through the store's lease, and against other stores a bosun-lock volume
 // on the service's primary host), and
-// the applied state, deployment and event records it writes to the store,
+// the applied state, deployment and event records it writes to the store
+// (and their one reader: LoadApplied, LoadHistory, LockName in applied.go),
 // and it ends the holds a plan marks releasable once their service is rolled
 // out (see Apply).
 // It never reads git or config files, never decides what should run (that is

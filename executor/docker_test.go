@@ -206,27 +206,3 @@ func TestResolveEnvAndRegistryAuth(t *testing.T) {
 		t.Errorf("missing registry secret: %v", err)
 	}
 }
-
-func TestRollbackPlan(t *testing.T) {
-	specA := planner.Spec{Service: "web", Role: "web", Image: "a"}
-	specB := planner.Spec{Service: "web", Role: "web", Image: "b"}
-	ja, _ := json.Marshal(specA)
-	jb, _ := json.Marshal(specB)
-	cur := []planner.Applied{{Target: planner.Target{Service: "web", Role: "web", Host: "h1"}, Version: "vb", Spec: specB}}
-	hist := []VersionSpec{{Role: "web", Version: "vb", Commit: "c2", Spec: jb}, {Role: "web", Version: "va", Commit: "c1", Spec: ja}}
-	hosts := map[string]planner.Host{"h1": {Name: "h1"}}
-	pl, err := RollbackPlan("r", planner.Service{Name: "web"}, hosts, cur, hist, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(pl.Changes) != 1 || pl.Changes[0].Version != "va" || pl.Changes[0].Desired.Image != "a" || pl.Changes[0].Action != planner.ActionUpdate || pl.Commit != "c1" {
-		t.Fatalf("plan = %+v", pl.Changes)
-	}
-	if _, err := RollbackPlan("r", planner.Service{Name: "web"}, hosts, cur, hist, "nope"); err == nil {
-		t.Error("unknown version accepted")
-	}
-	pl, err = RollbackPlan("r", planner.Service{Name: "web"}, hosts, cur, hist, "vb")
-	if err != nil || len(pl.Changes) != 0 {
-		t.Errorf("rollback to the running version: %+v %v", pl, err)
-	}
-}

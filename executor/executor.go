@@ -710,7 +710,7 @@ func (ro *rollout) record(ctx context.Context, ch planner.Change, spec *planner.
 	if h, ok := ro.plan.Hosts[ch.Host]; ok {
 		conn = &h
 	}
-	data, err := planner.EncodeApplied(spec, conn)
+	data, err := encodeApplied(spec, conn)
 	if err != nil {
 		return err
 	}
@@ -735,7 +735,7 @@ func (e *Executor) lock(ctx context.Context, repo, service string, opts ApplyOpt
 	if st == nil {
 		return ctx, func() {}, nil
 	}
-	name := "rollout:" + repo + ":" + service
+	name := LockName(repo, service)
 	lease := e.cfg.LockLease
 	waitCtx := ctx
 	if opts.LockWait > 0 {

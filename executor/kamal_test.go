@@ -42,7 +42,7 @@ func TestApply_KamalPaths(t *testing.T) {
 	// The applied record says how the host was reached, so that a changed
 	// address or user in fleet.yml is a plan change.
 	rec, _ := en.appliedRecord("shop-db", planner.AccessoryRole, s.Name)
-	if _, conn, err := planner.DecodeApplied(rec.Spec, s.Name); err != nil || conn == nil || conn.User != "deploy" || conn.Address != h.Address || conn.Port != h.Port {
+	if _, conn, err := decodeApplied(rec.Spec, s.Name); err != nil || conn == nil || conn.User != "deploy" || conn.Address != h.Address || conn.Port != h.Port {
 		t.Errorf("applied connection = %+v, %v; want deploy@%s:%d", conn, err, h.Address, h.Port)
 	}
 	if out := s.Exec(t, "sh", "-c", "ls /root/shop-db 2>&1 || true"); !strings.Contains(out, "No such file") {

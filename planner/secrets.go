@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -187,4 +188,30 @@ func hashSecret(key []byte, value string) string {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte(value))
 	return "hmac-sha256:" + hex.EncodeToString(m.Sum(nil))
+}
+
+// ReadSecret returns a credential of bosun itself (a webhook secret, a forge
+// or git token), named in bosun.yaml by an environment variable or a file
+// (exactly one of them is set), trimmed of surrounding white space. Like
+// LoadSecrets, its errors name the variable or file, never a value.
+func ReadSecret(getenv func(string) string, envName, file string) (string, error) {
+	switch {
+	case envName != "":
+		v := strings.TrimSpace(getenv(envName))
+		if v == "" {
+			return "", fmt.Errorf("environment variable %s is empty or not set", envName)
+		}
+		return v, nil
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("read secret file: %w", err)
+		}
+		v := strings.TrimSpace(string(b))
+		if v == "" {
+			return "", fmt.Errorf("secret file %s is empty", file)
+		}
+		return v, nil
+	}
+	return "", errors.New("no secret configured")
 }

@@ -131,3 +131,29 @@ func TestPlanner_Secrets(t *testing.T) {
 		require.EqualError(t, err, "services/app.yml:4:16: secret KEY is not set: provide it in bosun's environment or a secrets file")
 	})
 }
+
+func TestReadSecret(t *testing.T) {
+	env := map[string]string{"S": "  value \n"}
+	if v, err := planner.ReadSecret(func(k string) string { return env[k] }, "S", ""); err != nil || v != "value" {
+		t.Errorf("env: %q, %v", v, err)
+	}
+	if _, err := planner.ReadSecret(func(string) string { return "" }, "MISSING", ""); err == nil || !strings.Contains(err.Error(), "MISSING") {
+		t.Errorf("missing env: %v", err)
+	}
+	p := filepath.Join(t.TempDir(), "s")
+	if err := os.WriteFile(p, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := planner.ReadSecret(nil, "", p); err != nil || v != "from-file" {
+		t.Errorf("file: %q, %v", v, err)
+	}
+	if err := os.WriteFile(p, []byte(" \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := planner.ReadSecret(nil, "", p); err == nil || !strings.Contains(err.Error(), "is empty") {
+		t.Errorf("empty file: %v", err)
+	}
+	if _, err := planner.ReadSecret(nil, "", ""); err == nil {
+		t.Error("no env and no file accepted")
+	}
+}

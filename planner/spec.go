@@ -1,9 +1,6 @@
 package planner
 
-import (
-	"encoding/json"
-	"time"
-)
+import "time"
 
 // This file holds the contract between the planner, the state store and the
 // executor: the normalised container spec of one target, and the applied
@@ -144,41 +141,4 @@ type Applied struct {
 	// not recorded): a change of address, port, user or jump host in
 	// fleet.yml is then a plan change.
 	Conn *Host `json:"conn,omitempty"`
-}
-
-// appliedSpec is the stored form of an applied spec: the spec's fields, and
-// the connection under a key the Spec does not have.
-type appliedSpec struct {
-	Spec
-	Conn *hostRecord `json:"bosun_conn,omitempty"`
-}
-
-type hostRecord struct {
-	Address string `json:"address"`
-	User    string `json:"user"`
-	Port    int    `json:"port"`
-	Jump    string `json:"jump,omitempty"`
-}
-
-// EncodeApplied is the stored form of a spec applied on a host reached as
-// conn (nil: unknown): the spec's JSON with the connection beside it.
-func EncodeApplied(spec *Spec, conn *Host) ([]byte, error) {
-	as := appliedSpec{Spec: *spec}
-	if conn != nil {
-		as.Conn = &hostRecord{Address: conn.Address, User: conn.User, Port: conn.Port, Jump: conn.Jump}
-	}
-	return json.Marshal(as)
-}
-
-// DecodeApplied reads what EncodeApplied wrote (or a bare spec): the spec,
-// and the connection named host when one was recorded.
-func DecodeApplied(data []byte, host string) (Spec, *Host, error) {
-	var as appliedSpec
-	if err := json.Unmarshal(data, &as); err != nil {
-		return Spec{}, nil, err
-	}
-	if as.Conn == nil {
-		return as.Spec, nil, nil
-	}
-	return as.Spec, &Host{Name: host, Address: as.Conn.Address, User: as.Conn.User, Port: as.Conn.Port, Jump: as.Conn.Jump}, nil
 }

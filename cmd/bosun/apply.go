@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/bosunhq/bosun/daemon"
 	"github.com/bosunhq/bosun/executor"
 	"github.com/bosunhq/bosun/planner"
 	"github.com/bosunhq/bosun/state"
@@ -142,7 +141,7 @@ func planFromStore(ctx context.Context, st state.Store, secrets planner.SecretSo
 	if err != nil {
 		return nil, err
 	}
-	applied, holds, err := daemon.LoadApplied(ctx, st, repo)
+	applied, holds, err := executor.LoadApplied(ctx, st, repo)
 	if err != nil {
 		return nil, err
 	}

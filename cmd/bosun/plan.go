@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/bosunhq/bosun/daemon"
+	"github.com/bosunhq/bosun/executor"
 	"github.com/bosunhq/bosun/planner"
 	"github.com/bosunhq/bosun/watcher"
 )
@@ -165,7 +165,7 @@ error as file:line:col).`, e)
 		if key, err = st.SecretKey(ctx); err != nil {
 			return 1, err
 		}
-		if in.Applied, in.Holds, err = daemon.LoadApplied(ctx, st, in.Repo); err != nil {
+		if in.Applied, in.Holds, err = executor.LoadApplied(ctx, st, in.Repo); err != nil {
 			return 1, err
 		}
 	}

@@ -72,15 +72,11 @@ way back is to revert the commit.`, e)
 			current = append(current, *ch.Current)
 		}
 	}
-	versions, err := st.ListVersions(ctx, name, service)
+	history, err := executor.LoadHistory(ctx, st, name, service)
 	if err != nil {
 		return 1, err
 	}
-	history := make([]executor.VersionSpec, 0, len(versions))
-	for _, v := range versions {
-		history = append(history, executor.VersionSpec{Role: v.Role, Version: v.Version, Commit: v.Commit, Spec: v.Spec})
-	}
-	plan, err := executor.RollbackPlan(name, *svc, desired.Hosts, current, history, *to)
+	plan, err := planner.RollbackPlan(name, *svc, desired.Hosts, current, history, *to)
 	if err != nil {
 		return 1, err
 	}

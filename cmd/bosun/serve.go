@@ -48,7 +48,7 @@ logged and the old config kept. See docs/daemon.md.`, e)
 	}
 	log := daemonLogger(cfg.Log, e.stderr)
 
-	hookSecret, err := daemon.ReadSecret(e.getenv, cfg.Webhook.SecretEnv, cfg.Webhook.SecretFile)
+	hookSecret, err := planner.ReadSecret(e.getenv, cfg.Webhook.SecretEnv, cfg.Webhook.SecretFile)
 	if err != nil {
 		return 1, fmt.Errorf("webhook secret: %w", err)
 	}
@@ -153,7 +153,7 @@ func newReporter(fc daemon.ForgeConfig, getenv func(string) string, secrets *pla
 			return nil, err
 		}
 	} else {
-		token, err := daemon.ReadSecret(getenv, fc.TokenEnv, fc.TokenFile)
+		token, err := planner.ReadSecret(getenv, fc.TokenEnv, fc.TokenFile)
 		if err != nil {
 			return nil, fmt.Errorf("forge token: %w", err)
 		}
@@ -197,7 +197,7 @@ func gitAuth(rc daemon.RepoConfig, knownHosts string, getenv func(string) string
 		return auth, nil
 	}
 	if rc.GitTokenEnv != "" || rc.GitTokenFile != "" {
-		token, err := daemon.ReadSecret(getenv, rc.GitTokenEnv, rc.GitTokenFile)
+		token, err := planner.ReadSecret(getenv, rc.GitTokenEnv, rc.GitTokenFile)
 		if err != nil {
 			return nil, fmt.Errorf("git token: %w", err)
 		}

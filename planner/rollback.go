@@ -1,31 +1,29 @@
-package executor
+package planner
 
 import (
-	"encoding/json"
 	"fmt"
 	"sort"
-
-	"github.com/bosunhq/bosun/planner"
 )
 
-// VersionSpec is one spec a role of a service once ran (state.Version's
-// fields the rollback needs).
-type VersionSpec struct {
+// AppliedVersion is one spec a role of a service once ran: an entry of the
+// service's version history in the state store, decoded (see
+// executor.LoadHistory).
+type AppliedVersion struct {
 	Role, Version, Commit string
-	Spec                  []byte // JSON of planner.Spec
+	Spec                  Spec
 }
 
 // RollbackPlan builds the plan that puts a service back on an earlier
 // applied spec, for `bosun rollback SERVICE [--to VERSION]`. current is the
 // service's applied state (one entry per role and host), history its
-// versions newest first (the store's ListVersions). With to empty, each role
-// goes back to the newest version other than the one it runs; otherwise to
-// version to, which every role of the service must have run. Hosts whose
-// retained container of that version still exists restart it without a
-// pull; Apply the plan like any other. The caller puts the hold.
-func RollbackPlan(repo string, svc planner.Service, hosts map[string]planner.Host, current []planner.Applied, history []VersionSpec, to string) (*planner.Plan, error) {
-	plan := &planner.Plan{Repo: repo, Services: []planner.Service{svc}, Hosts: map[string]planner.Host{}}
-	byRole := map[string][]VersionSpec{}
+// versions newest first. With to empty, each role goes back to the newest
+// version other than the one it runs; otherwise to version to, which every
+// role of the service must have run. Hosts whose retained container of that
+// version still exists restart it without a pull; apply the plan like any
+// other. The caller puts the hold.
+func RollbackPlan(repo string, svc Service, hosts map[string]Host, current []Applied, history []AppliedVersion, to string) (*Plan, error) {
+	plan := &Plan{Repo: repo, Services: []Service{svc}, Hosts: map[string]Host{}}
+	byRole := map[string][]AppliedVersion{}
 	for _, v := range history {
 		byRole[v.Role] = append(byRole[v.Role], v)
 	}
@@ -33,7 +31,7 @@ func RollbackPlan(repo string, svc planner.Service, hosts map[string]planner.Hos
 		if cur.Service != svc.Name {
 			continue
 		}
-		var pick *VersionSpec
+		var pick *AppliedVersion
 		for i, v := range byRole[cur.Role] {
 			if (to != "" && v.Version == to) || (to == "" && v.Version != cur.Version) {
 				pick = &byRole[cur.Role][i]
@@ -49,18 +47,15 @@ func RollbackPlan(repo string, svc planner.Service, hosts map[string]planner.Hos
 		if pick.Version == cur.Version {
 			continue // already there
 		}
-		var spec planner.Spec
-		if err := json.Unmarshal(pick.Spec, &spec); err != nil {
-			return nil, fmt.Errorf("rollback %s: decode spec of version %s: %w", svc.Name, pick.Version, err)
-		}
 		h, ok := hosts[cur.Host]
 		if !ok {
 			return nil, fmt.Errorf("rollback %s: no connection details for host %s", svc.Name, cur.Host)
 		}
 		plan.Hosts[cur.Host] = h
 		c := cur
-		plan.Changes = append(plan.Changes, planner.Change{
-			Target: c.Target, Action: planner.ActionUpdate, Version: pick.Version,
+		spec := pick.Spec
+		plan.Changes = append(plan.Changes, Change{
+			Target: c.Target, Action: ActionUpdate, Version: pick.Version,
 			Desired: &spec, Current: &c, Disruptive: spec.Stateful,
 		})
 		plan.Commit = pick.Commit
