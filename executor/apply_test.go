@@ -11,6 +11,7 @@ import (
 
 	"github.com/bosunhq/bosun/internal/testbed"
 	"github.com/bosunhq/bosun/planner"
+	"github.com/bosunhq/bosun/state"
 )
 
 // secretSource is a map of secrets.
@@ -31,7 +32,7 @@ func TestApply_TestServers(t *testing.T) {
 
 	t.Run("v1 on two servers", func(t *testing.T) {
 		res := en.mustApply(en.plan(specV1, pol))
-		if len(res.Services) != 1 || res.Services[0].Status != DeploymentDeployed || len(res.Services[0].Deployed) != 2 {
+		if len(res.Services) != 1 || res.Services[0].Status != state.StatusDeployed || len(res.Services[0].Deployed) != 2 {
 			t.Fatalf("result = %+v", res.Services)
 		}
 		for _, s := range en.bed.Servers {
@@ -128,7 +129,7 @@ func TestApply_TestServers(t *testing.T) {
 			t.Errorf("error does not say what failed: %v", err)
 		}
 		d := en.deployment(res.Services[0].DeploymentID)
-		if d.Status != DeploymentFailed || !strings.Contains(d.Error, "health") {
+		if d.Status != state.StatusFailed || !strings.Contains(d.Error, "health") {
 			t.Errorf("deployment = %+v, want failed with the health error", d)
 		}
 		for _, s := range en.bed.Servers {

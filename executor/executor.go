@@ -20,13 +20,6 @@ import (
 	"github.com/bosunhq/bosun/state"
 )
 
-// Deployment statuses written to the store.
-const (
-	DeploymentDeploying = state.StatusDeploying
-	DeploymentDeployed  = state.StatusDeployed
-	DeploymentFailed    = state.StatusFailed
-)
-
 // DefaultConcurrency is how many hosts an Executor works on at once unless
 // Config.Concurrency says otherwise. A batch (boot.limit, or every host of a
 // role) of up to this many hosts goes out in one wave, so a rollout to 16
@@ -122,7 +115,7 @@ func (e *Executor) host(h planner.Host) (*hostConn, error) {
 	if hc, ok := e.hosts[key]; ok {
 		return hc, nil
 	}
-	sc := e.pool.conn(Host{Name: h.Name, Address: h.Address, User: h.User, Port: h.Port, Jump: h.Jump})
+	sc := e.pool.conn(h)
 	dc, err := newDockerClient(sc)
 	if err != nil {
 		return nil, fmt.Errorf("docker client for %s: %w", h.Name, err)
@@ -205,8 +198,8 @@ type Result struct {
 // ServiceResult is the outcome of one service's rollout.
 type ServiceResult struct {
 	Service      string
-	DeploymentID int64       // 0 without a store
-	Status       StoreStatus // deployed or failed
+	DeploymentID int64        // 0 without a store
+	Status       state.Status // deployed or failed
 	Deployed     []planner.Target
 	Removed      []planner.Target
 	RolledBack   []planner.Target
@@ -347,7 +340,7 @@ type rollout struct {
 	mu       sync.Mutex
 	switched []*switched // hosts already on the new version, in order
 
-	storeEvents chan StoreEvent // to recordEvents; nil without a store
+	storeEvents chan state.Event // to recordEvents; nil without a store
 
 	localRegOnce sync.Once
 	localRegErr  error // checkLocalRegistry's answer, asked once per rollout
@@ -367,32 +360,32 @@ func (e *Executor) applyService(ctx context.Context, plan *planner.Plan, pol pla
 
 	lockCtx, unlock, err := e.lock(ctx, plan.Repo, pol.Name, opts)
 	if err != nil {
-		sr.Status, sr.Err = DeploymentFailed, fmt.Errorf("lock %s: %w", pol.Name, err)
+		sr.Status, sr.Err = state.StatusFailed, fmt.Errorf("lock %s: %w", pol.Name, err)
 		return
 	}
 	defer unlock()
 	unlockServer, err := e.serverLock(ctx, plan, pol, chs, opts)
 	if err != nil {
-		sr.Status, sr.Err = DeploymentFailed, fmt.Errorf("lock %s: %w", pol.Name, err)
+		sr.Status, sr.Err = state.StatusFailed, fmt.Errorf("lock %s: %w", pol.Name, err)
 		return
 	}
 	defer unlockServer()
 	if e.cfg.Store != nil {
 		if ro.storeID, err = e.storeID(ctx); err != nil {
-			sr.Status, sr.Err = DeploymentFailed, fmt.Errorf("lock %s: %w", pol.Name, err)
+			sr.Status, sr.Err = state.StatusFailed, fmt.Errorf("lock %s: %w", pol.Name, err)
 			return
 		}
 	}
 
 	flushEvents := func() {}
 	if st := e.cfg.Store; st != nil {
-		id, err := st.CreateDeployment(ctx, StoreDeployment{Repo: plan.Repo, Service: pol.Name, Commit: plan.Commit, Status: DeploymentDeploying, Trigger: opts.Trigger, StartedAt: time.Now().UTC()})
+		id, err := st.CreateDeployment(ctx, state.Deployment{Repo: plan.Repo, Service: pol.Name, Commit: plan.Commit, Status: state.StatusDeploying, Trigger: opts.Trigger, StartedAt: time.Now().UTC()})
 		if err != nil {
-			sr.Status, sr.Err = DeploymentFailed, fmt.Errorf("record deployment of %s: %w", pol.Name, err)
+			sr.Status, sr.Err = state.StatusFailed, fmt.Errorf("record deployment of %s: %w", pol.Name, err)
 			return
 		}
 		ro.depID, sr.DeploymentID = id, id
-		ro.storeEvents = make(chan StoreEvent, 256)
+		ro.storeEvents = make(chan state.Event, 256)
 		eventsDone := make(chan struct{})
 		go ro.recordEvents(st, eventsDone)
 		flushEvents = func() {
@@ -407,10 +400,10 @@ func (e *Executor) applyService(ctx context.Context, plan *planner.Plan, pol pla
 	if cause := context.Cause(lockCtx); err != nil && errors.Is(cause, ErrLockLost) {
 		err = fmt.Errorf("%w; rollout stopped: %w", cause, err)
 	}
-	status := DeploymentDeployed
+	status := state.StatusDeployed
 	msg := ""
 	if err != nil {
-		status, msg = DeploymentFailed, err.Error()
+		status, msg = state.StatusFailed, err.Error()
 		sr.Err = err
 	}
 	sr.Status = status
@@ -675,7 +668,7 @@ func (ro *rollout) emit(ev Event) {
 			host = ev.Role + "@" + ev.Host
 		}
 		// Written by one goroutine in order, off the hosts' critical path.
-		ro.storeEvents <- StoreEvent{DeploymentID: ro.depID, Host: host, Step: string(ev.Step), Status: string(ev.Status), Message: versioned(ev), At: ev.Time}
+		ro.storeEvents <- state.Event{DeploymentID: ro.depID, Host: host, Step: string(ev.Step), Status: string(ev.Status), Message: versioned(ev), At: ev.Time}
 	}
 }
 
@@ -714,7 +707,7 @@ func (ro *rollout) record(ctx context.Context, ch planner.Change, spec *planner.
 	if err != nil {
 		return err
 	}
-	return st.PutApplied(ctx, StoreApplied{Repo: ro.plan.Repo, Service: ch.Service, Role: ch.Role, Host: ch.Host, Version: version, Commit: ro.commitOf(ch, version), Spec: data, AppliedAt: time.Now().UTC()})
+	return st.PutApplied(ctx, state.Applied{Repo: ro.plan.Repo, Service: ch.Service, Role: ch.Role, Host: ch.Host, Version: version, Commit: ro.commitOf(ch, version), Spec: data, AppliedAt: time.Now().UTC()})
 }
 
 func (ro *rollout) commitOf(ch planner.Change, version string) string {

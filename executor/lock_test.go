@@ -37,7 +37,7 @@ func TestApply_WaitsForTheLock(t *testing.T) {
 	if !errors.Is(err, ErrLockTimeout) || !strings.Contains(err.Error(), "bosun serve on ops-1") {
 		t.Fatalf("err = %v, want ErrLockTimeout naming the holder", err)
 	}
-	if res.Services[0].Status != DeploymentFailed || rec.dialed() {
+	if res.Services[0].Status != state.StatusFailed || rec.dialed() {
 		t.Errorf("result %+v, dialed %v", res.Services[0], rec.dialed())
 	}
 	evs := rec.events()

@@ -20,6 +20,8 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/bosunhq/bosun/planner"
 )
 
 // DialFunc opens the transport to an SSH server at addr ("host:port").
@@ -150,15 +152,8 @@ func authMethods(cfg *Config) ([]ssh.AuthMethod, error) {
 	})}, nil
 }
 
-// Host is how to reach one server: planner.Host's fields.
-type Host struct {
-	Name, Address, User string
-	Port                int
-	Jump                string // "[user@]host[:port]" or ""
-}
-
 // hostAddr returns user and host:port for a plan host.
-func (p *sshPool) hostAddr(h Host) (user, addr string) {
+func (p *sshPool) hostAddr(h planner.Host) (user, addr string) {
 	user = h.User
 	if user == "" {
 		user = p.cfg.User
@@ -193,7 +188,7 @@ func parseJump(spec, defUser string) (user, addr string, err error) {
 }
 
 // conn returns the pooled connection of a host (not yet dialled).
-func (p *sshPool) conn(h Host) *sshConn {
+func (p *sshPool) conn(h planner.Host) *sshConn {
 	user, addr := p.hostAddr(h)
 	key := user + "@" + addr + "|" + h.Jump
 	p.mu.Lock()
@@ -370,7 +365,7 @@ func (p *sshPool) dial(ctx context.Context, c *sshConn) (*ssh.Client, error) {
 		if err != nil {
 			return nil, err
 		}
-		jc := p.conn(Host{Name: "jump host " + ja, Address: hostOf(ja), Port: portOf(ja), User: ju})
+		jc := p.conn(planner.Host{Name: "jump host " + ja, Address: hostOf(ja), Port: portOf(ja), User: ju})
 		raw, err = jc.Dial(ctx, "tcp", c.addr)
 		if err != nil {
 			return nil, fmt.Errorf("ssh to %s (%s) through %s: %w", c.name, c.addr, ja, err)

@@ -15,6 +15,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
+
+	"github.com/bosunhq/bosun/planner"
 )
 
 type sshBundle struct {
@@ -76,14 +78,14 @@ func TestSSH_KnownKeyAccepted(t *testing.T) {
 	const addr = "web-1.internal:22" // never resolved: DialFunc hands over the socketpair
 	b.writeKnownHosts(t, sshd.knownHostsLine(addr, 0))
 	p := b.pool(t, func(c *Config) { c.DialFunc = sshd.dial })
-	c := p.conn(Host{Name: "web-1", Address: "web-1.internal"})
+	c := p.conn(planner.Host{Name: "web-1", Address: "web-1.internal"})
 	cl, err := c.Client(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	runEcho(t, cl)
 	// The connection is reused.
-	cl2, err := p.conn(Host{Name: "web-1", Address: "web-1.internal"}).Client(t.Context())
+	cl2, err := p.conn(planner.Host{Name: "web-1", Address: "web-1.internal"}).Client(t.Context())
 	if err != nil || cl2 != cl {
 		t.Fatalf("second Client: %p %v, want the same client %p", cl2, err, cl)
 	}
@@ -115,7 +117,7 @@ func TestSSH_HostKeyAlgorithmsFollowKnownHosts(t *testing.T) {
 	const addr = "db-1:2222"
 	b.writeKnownHosts(t, sshd.knownHostsLine(addr, 0))
 	p := b.pool(t, func(c *Config) { c.DialFunc = sshd.dial })
-	cl, err := p.conn(Host{Name: "db-1", Port: 2222}).Client(t.Context())
+	cl, err := p.conn(planner.Host{Name: "db-1", Port: 2222}).Client(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +131,7 @@ func TestSSH_UnknownKeyRefused(t *testing.T) {
 	// known_hosts knows another host only.
 	b.writeKnownHosts(t, other.knownHostsLine("other:22", 0))
 	p := b.pool(t, func(c *Config) { c.DialFunc = sshd.dial })
-	_, err := p.conn(Host{Name: "web-1", Address: "10.1.2.3"}).Client(t.Context())
+	_, err := p.conn(planner.Host{Name: "web-1", Address: "10.1.2.3"}).Client(t.Context())
 	var hk *HostKeyError
 	if !errors.As(err, &hk) {
 		t.Fatalf("err = %v, want HostKeyError", err)
@@ -157,7 +159,7 @@ func TestSSH_ChangedKeyRefused(t *testing.T) {
 	b.writeKnownHosts(t, old.knownHostsLine("10.1.2.3:22", 0))
 	// Even with TOFU, a changed key is never accepted.
 	p := b.pool(t, func(c *Config) { c.DialFunc = sshd.dial; c.TrustOnFirstUse = true })
-	_, err := p.conn(Host{Name: "web-1", Address: "10.1.2.3"}).Client(t.Context())
+	_, err := p.conn(planner.Host{Name: "web-1", Address: "10.1.2.3"}).Client(t.Context())
 	var hk *HostKeyError
 	if !errors.As(err, &hk) || len(hk.Known) != 1 {
 		t.Fatalf("err = %v, want HostKeyError naming the recorded key", err)
@@ -174,7 +176,7 @@ func TestSSH_TrustOnFirstUseRecords(t *testing.T) {
 	b := newSSHBundle(t)
 	sshd := newTestSSHD(t, b.signer.PublicKey())
 	p := b.pool(t, func(c *Config) { c.DialFunc = sshd.dial; c.TrustOnFirstUse = true })
-	cl, err := p.conn(Host{Name: "web-1", Address: "10.1.2.3", Port: 2200}).Client(t.Context())
+	cl, err := p.conn(planner.Host{Name: "web-1", Address: "10.1.2.3", Port: 2200}).Client(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +190,7 @@ func TestSSH_TrustOnFirstUseRecords(t *testing.T) {
 	}
 	// Recorded: a strict pool now connects.
 	strict := b.pool(t, func(c *Config) { c.DialFunc = sshd.dial })
-	if _, err := strict.conn(Host{Name: "web-1", Address: "10.1.2.3", Port: 2200}).Client(t.Context()); err != nil {
+	if _, err := strict.conn(planner.Host{Name: "web-1", Address: "10.1.2.3", Port: 2200}).Client(t.Context()); err != nil {
 		t.Fatalf("after TOFU: %v", err)
 	}
 }
@@ -199,7 +201,7 @@ func TestSSH_JumpHost(t *testing.T) {
 	target := newTestSSHD(t, b.signer.PublicKey())
 	jumpAddr, targetAddr := jump.listen(), target.listen()
 	me := currentUser(t)
-	host := Host{Name: "app-1", Address: hostOf(targetAddr), Port: portOf(targetAddr), Jump: me + "@" + jumpAddr}
+	host := planner.Host{Name: "app-1", Address: hostOf(targetAddr), Port: portOf(targetAddr), Jump: me + "@" + jumpAddr}
 
 	t.Run("both keys known", func(t *testing.T) {
 		b.writeKnownHosts(t, jump.knownHostsLine(jumpAddr, 0), target.knownHostsLine(targetAddr, 0))
@@ -269,7 +271,7 @@ func TestSSH_KeyFileAndAgent(t *testing.T) {
 			return err
 		}
 		defer p.close()
-		cl, err := p.conn(Host{Name: "web-1"}).Client(t.Context())
+		cl, err := p.conn(planner.Host{Name: "web-1"}).Client(t.Context())
 		if err == nil {
 			runEcho(t, cl)
 		}
