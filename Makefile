@@ -10,6 +10,9 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.revision=$(REVISION)
 PROXY_REPOSITORY ?= ghcr.io/bosunhq/bosun-proxy
+# make lint's analysers, run from the Go module proxy at these versions
+# (`go run` caches their binaries, so a warm lint builds nothing).
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: build release release-push test test-short lint bench bench-proxy fuzz testbed testbed-down testbed-image demo demo-down fresh-check clean
 
@@ -40,6 +43,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
+	$(GO) run $(STATICCHECK) ./...
 
 # Go benchmarks (planner, executor, daemon), then the proxy against Caddy.
 # Results are recorded in docs/benchmarks.md.

@@ -148,16 +148,6 @@ func (en *bedEnv) newExecutor(mut func(*Config)) *Executor {
 	return ex
 }
 
-func (en *bedEnv) server(name string) *testbed.Server {
-	for _, s := range en.bed.Servers {
-		if s.Name == name {
-			return s
-		}
-	}
-	en.t.Fatalf("no server %s", name)
-	return nil
-}
-
 // webSpec is a proxied role of the sample app.
 func webSpec(ref string) *planner.Spec {
 	return &planner.Spec{
@@ -311,7 +301,6 @@ func get(t *testing.T, addr string) string {
 // fresh connection and on a kept-alive one each, and checks every answer.
 type load struct {
 	total, failed atomic.Int64
-	phase         atomic.Int32 // bumped by expectOnly: answers must then be only
 	mu            sync.Mutex
 	seen          map[string]int
 	bad           []string

@@ -153,6 +153,9 @@ func TestContainerConfig_KamalOptions(t *testing.T) {
 	if cfg.Healthcheck == nil || cfg.Healthcheck.StartPeriod != 30*time.Second {
 		t.Errorf("health = %+v", cfg.Healthcheck)
 	}
+	if got := nc.EndpointsConfig[NetworkName].Aliases; !slices.Equal(got, []string{"scout-web"}) {
+		t.Errorf("aliases = %q, want scout-web once (the service-role name and options.network-alias are the same)", got)
+	}
 	s.Options.NetworkAliases = []string{"scout-web", "api"}
 	_, _, nc, _ = containerConfig(s, createParams{})
 	if got := nc.EndpointsConfig[NetworkName].Aliases; !slices.Equal(got, []string{"scout-web", "api"}) {

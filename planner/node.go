@@ -31,10 +31,9 @@ type doc struct {
 }
 
 type renderedFrom struct {
-	template   string // "templates/rails.yml.tmpl"
-	line, col  int    // the service file's template: key
-	vars       map[string]*yaml.Node
-	serviceDoc *doc
+	template  string // "templates/rails.yml.tmpl"
+	line, col int    // the service file's template: key
+	vars      map[string]*yaml.Node
 }
 
 const nodeBudget = 200_000

@@ -144,13 +144,6 @@ func suggestEnv(s string) string {
 	return out
 }
 
-func checkEnvValue(name, v string) string {
-	if strings.ContainsRune(v, 0) {
-		return fmt.Sprintf("the value of %s contains a NUL byte: remove it", name)
-	}
-	return ""
-}
-
 // checkAbsPath validates a path inside a container or on a host.
 func checkAbsPath(what, p string) string {
 	if !strings.HasPrefix(p, "/") {

@@ -489,7 +489,7 @@ repos: [{name: fleet, url: %s, branch: master, poll: 1h, forge_repo: acme/fleet}
 			t.Errorf("accepted delivery %s lost: %v", id, err)
 		}
 	}
-	_, d = start()
+	start()
 	waitFor(t, 4*time.Minute, "v3, the newest commit, serving after the restart", servesEverywhere("v3"))
 	waitFor(t, 2*time.Minute, "the interrupted deployment marked", func() bool {
 		dep, err := st.GetDeployment(t.Context(), rollout)
