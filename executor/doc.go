@@ -25,21 +25,36 @@
 // # Per host, for one role of one service
 //
 //	          ┌────────────┐ retained container of this version?
-//	connect ─►│ proxy/net  ├──── yes ──────────────┐ (no pull)
+//	connect ─►│ proxy/net  ├──── yes ──────────────┐ (no pull; a paused standby is unpaused, not started)
 //	          └─────┬──────┘                       │
 //	                no                             │
 //	                ▼                              ▼
 //	              pull ──────────────────────►  create+start ──► health ──► switch ──► stop old ──► record ──► prune
-//	                │ fail                          │ fail         │ fail     (proxied roles: health and
-//	                ▼                               ▼              ▼           switch are one proxy deploy,
+//	                │ fail                          │ fail         │ fail     (proxied roles: health and   (or pause it:
+//	                ▼                               ▼              ▼           switch are one proxy deploy, standby)
 //	          old version still serving ◄────── stop new (stateful: restart old)    which drains the old target)
+//
+// With x-bosun.standby: paused (planner.StandbyPaused) on a proxied,
+// non-stateful role, the container that served until the switch is not
+// stopped but paused, after the drain, as the role's one warm standby on
+// the host: its restart policy set to "no" first (so a restart of dockerd
+// or the server never brings a second version up), then frozen. Every
+// other old container of the role, an earlier standby included, is
+// stopped. Deploying the standby's version again unpauses it (no pull, no
+// start), restores the spec's restart policy, and health-checks it through
+// the proxy before the switch; one that fails is stopped and the old
+// version keeps serving. Prune never removes a paused standby and counts
+// it as the retained previous version. Unproxied and stateful roles are
+// never paused; with the policy stopped (the default), a leftover standby
+// is stopped at the role's next rollout.
 //
 // Prune (retention) runs once the whole service is rolled out, so that the
 // previous version's container is there for a rollback until then; it keeps
 // the previous version and the most recently stopped others, up to
 // retain_containers. A stateful role (host volume, no proxy) stops the old
 // container before it starts the new one. After a later host fails, each switched host is taken
-// back: its previous (retained) container started, the route switched back,
+// back: its previous (retained) container started (unpaused when it is the
+// paused standby), the route switched back,
 // the new container stopped, the applied state restored.
 //
 // # Context

@@ -522,3 +522,58 @@ func lastLogs(ctx context.Context, dc *client.Client, id string, n int) string {
 	_, _ = stdcopy.StdCopy(&out, &out, io.LimitReader(rc, 64<<10))
 	return strings.TrimRight(out.String(), "\n")
 }
+
+// pauseStandby makes a container that served until now the warm standby
+// of its role (x-bosun.standby: paused): its restart policy set to "no"
+// first, so that a restart of dockerd or the server never brings a second
+// version up beside the serving one, then its processes frozen. Its memory
+// stays in use; a revert unpauses it (unpauseStandby).
+func pauseStandby(ctx context.Context, dc *client.Client, id string) error {
+	if _, err := dc.ContainerUpdate(ctx, id, container.UpdateConfig{RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled}}); err != nil {
+		return fmt.Errorf("set restart policy of %s to no: %w", shortID(id), err)
+	}
+	if err := dc.ContainerPause(ctx, id); err != nil {
+		return fmt.Errorf("pause %s: %w", shortID(id), err)
+	}
+	return nil
+}
+
+// unpauseStandby brings a paused standby back: its processes thawed, then
+// the spec's restart policy restored.
+func unpauseStandby(ctx context.Context, dc *client.Client, name string, spec *planner.Spec) error {
+	if err := dc.ContainerUnpause(ctx, name); err != nil {
+		return fmt.Errorf("unpause %s: %w", name, err)
+	}
+	return restoreRestart(ctx, dc, name, spec, nil)
+}
+
+// restoreRestart gives a container its spec's restart policy back (a
+// standby's was set to "no" when it was paused, and stays so once it is
+// stopped). With has set (the container's inspected policy), nothing is
+// sent when it is the spec's already.
+func restoreRestart(ctx context.Context, dc *client.Client, name string, spec *planner.Spec, has *container.RestartPolicy) error {
+	want, err := restartPolicy(spec.Options.Restart)
+	if err != nil {
+		return err
+	}
+	if has != nil && *has == want {
+		return nil
+	}
+	if _, err := dc.ContainerUpdate(ctx, name, container.UpdateConfig{RestartPolicy: want}); err != nil {
+		return fmt.Errorf("restore restart policy of %s: %w", name, err)
+	}
+	return nil
+}
+
+// restartOf is an inspected container's restart policy, nil when unknown.
+func restartOf(info container.InspectResponse) *container.RestartPolicy {
+	if info.ContainerJSONBase == nil || info.HostConfig == nil {
+		return nil
+	}
+	return &info.HostConfig.RestartPolicy
+}
+
+// isPaused reports whether an inspected container is paused.
+func isPaused(info container.InspectResponse) bool {
+	return info.ContainerJSONBase != nil && info.State != nil && info.State.Paused
+}

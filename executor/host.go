@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -98,7 +99,12 @@ func (ro *rollout) deployTarget(ctx context.Context, ch planner.Change) (undo fu
 	}
 
 	existing, err := dc.ContainerInspect(ctx, name)
+	// standby: this version's container is the role's paused standby
+	// (x-bosun.standby: paused), unpaused instead of started.
+	standby := err == nil && isPaused(existing)
 	switch {
+	case standby:
+		ev(StepPull, StatusSkipped, "paused standby "+name)
 	case err == nil:
 		// A retained container of this version: restart it, no pull.
 		ev(StepPull, StatusSkipped, "retained container "+name)
@@ -112,8 +118,9 @@ func (ro *rollout) deployTarget(ctx context.Context, ch planner.Change) (undo fu
 		return nil, fail(StepStart, fmt.Errorf("inspect %s: %w", name, err), "")
 	}
 
-	// The running containers of this role that are not the new one.
-	others, err := runningOthers(ctx, dc, ch.Service, ch.Role, name)
+	// The running containers of this role that are not the new one, and
+	// its paused standbys (at most one, unless a run died half-way).
+	others, paused, err := otherContainers(ctx, dc, ch.Service, ch.Role, name)
 	if err != nil {
 		return nil, fail(StepStart, fmt.Errorf("list containers: %w", err), "")
 	}
@@ -121,7 +128,7 @@ func (ro *rollout) deployTarget(ctx context.Context, ch planner.Change) (undo fu
 	for _, c := range others {
 		olds = append(olds, c.ID)
 	}
-	ro.noticeForeign(ch, others)
+	ro.noticeForeign(ch, slices.Concat(others, paused))
 	stateful := spec.Stateful || ch.Disruptive
 
 	// From here on the host step completes whatever ctx does.
@@ -139,15 +146,19 @@ func (ro *rollout) deployTarget(ctx context.Context, ch planner.Change) (undo fu
 			return nil, fail(StepStart, err, "")
 		}
 	}
-	if stateful && len(olds) > 0 {
+	if stateful && len(olds)+len(paused) > 0 {
 		ev(StepStop, StatusStarted, "stateful: stopping the old container first")
-		if err := stopAll(bg, dc, olds, spec); err != nil {
+		if err := stopAll(bg, dc, slices.Concat(olds, summaryIDs(paused)), spec); err != nil {
 			restartOlds()
 			return nil, fail(StepStop, err, "")
 		}
 	}
 
-	ev(StepStart, StatusStarted, name)
+	if standby {
+		ev(StepStart, StatusStarted, name+": paused standby")
+	} else {
+		ev(StepStart, StatusStarted, name)
+	}
 	if existing.ContainerJSONBase == nil {
 		cfg, hcfg, ncfg, err := containerConfig(spec, params)
 		if err != nil {
@@ -174,8 +185,32 @@ func (ro *rollout) deployTarget(ctx context.Context, ch planner.Change) (undo fu
 			}
 		}
 	}
-	alreadyRunning := existing.ContainerJSONBase != nil && existing.State != nil && existing.State.Running
-	if !alreadyRunning {
+	alreadyRunning := existing.ContainerJSONBase != nil && existing.State != nil && existing.State.Running && !standby
+	switch {
+	case standby:
+		if err := unpauseStandby(bg, dc, name, spec); err != nil {
+			if !isPaused(inspectOrZero(bg, dc, name)) {
+				// Thawed, but its restart policy is not back: not worth
+				// serving from.
+				_ = dc.ContainerStop(bg, name, container.StopOptions{})
+			}
+			if stateful {
+				restartOlds()
+			}
+			return nil, fail(StepStart, err, "")
+		}
+		ev(StepStart, StatusOK, "unpaused")
+	case !alreadyRunning:
+		if existing.ContainerJSONBase != nil {
+			// A retained container once paused as the standby still has
+			// restart policy "no".
+			if err := restoreRestart(bg, dc, name, spec, restartOf(existing)); err != nil {
+				if stateful {
+					restartOlds()
+				}
+				return nil, fail(StepStart, err, "")
+			}
+		}
 		if err := dc.ContainerStart(bg, name, container.StartOptions{}); err != nil {
 			logs := lastLogs(bg, dc, name, logLines)
 			if stateful {
@@ -183,8 +218,10 @@ func (ro *rollout) deployTarget(ctx context.Context, ch planner.Change) (undo fu
 			}
 			return nil, fail(StepStart, fmt.Errorf("start %s: %w", name, err), logs)
 		}
+		ev(StepStart, StatusOK, "")
+	default:
+		ev(StepStart, StatusOK, "")
 	}
-	ev(StepStart, StatusOK, "")
 
 	// abandon stops the new container and brings the old ones back (they
 	// were never stopped unless the role is stateful).
@@ -215,15 +252,8 @@ func (ro *rollout) deployTarget(ctx context.Context, ch planner.Change) (undo fu
 		ev(StepHealth, StatusOK, "")
 	}
 
-	if !stateful && len(olds) > 0 {
-		ev(StepStop, StatusStarted, fmt.Sprintf("%d old container(s)", len(olds)))
-		if err := stopAll(bg, dc, olds, spec); err != nil {
-			// The new version serves; a container that would not stop is
-			// worth a warning, not a rollback.
-			ev(StepStop, StatusFailed, err.Error())
-		} else {
-			ev(StepStop, StatusOK, "")
-		}
+	if !stateful {
+		ro.retireOlds(bg, ch, dc, spec, px != nil, others, paused)
 	}
 	if err := ro.record(bg, ch, spec, ch.Version); err != nil {
 		e.log.Error("record applied state", "service", ch.Service, "host", ch.Host, "err", err)
@@ -252,6 +282,58 @@ func (ro *rollout) pull(ctx context.Context, hc *hostConn, spec *planner.Spec, l
 		return fmt.Errorf("pull %s: %w", spec.Image, err)
 	}
 	return nil
+}
+
+// retireOlds takes the containers of a role other than the one that now
+// serves out of service after a switch. With x-bosun.standby: paused on a
+// proxied role, the one that served until now (the applied version's) is
+// paused as the standby; every other is stopped: earlier standbys, and
+// any container of another version. A standby that cannot be paused is
+// stopped. Failures are warnings: the new version serves.
+func (ro *rollout) retireOlds(ctx context.Context, ch planner.Change, dc *client.Client, spec *planner.Spec, proxied bool, running, paused []container.Summary) {
+	ev := func(st EventStatus, msg string) {
+		ro.emit(Event{Service: ch.Service, Role: ch.Role, Host: ch.Host, Version: ch.Version, Step: StepStop, Status: st, Message: msg})
+	}
+	keep, keepName := "", ""
+	if proxied && ro.pol.Standby == planner.StandbyPaused && ch.Current != nil {
+		prev := containerName(ch.Service, ch.Role, ch.Current.Version)
+		for _, c := range running {
+			if hasName(c.Names, prev) && c.State == "running" {
+				keep, keepName = c.ID, prev
+			}
+		}
+	}
+	stop := summaryIDs(paused)
+	for _, c := range running {
+		if c.ID != keep {
+			stop = append(stop, c.ID)
+		}
+	}
+	if len(stop) > 0 {
+		ev(StatusStarted, fmt.Sprintf("%d old container(s)", len(stop)))
+		if err := stopAll(ctx, dc, stop, spec); err != nil {
+			// A container that would not stop is worth a warning, not a
+			// rollback.
+			ev(StatusFailed, err.Error())
+		} else {
+			ev(StatusOK, "")
+		}
+	}
+	if keep == "" {
+		return
+	}
+	ev(StatusStarted, "pause "+keepName+" as the standby")
+	if err := pauseStandby(ctx, dc, keep); err != nil {
+		ev(StatusFailed, err.Error()+"; stopping it instead")
+		// Whatever state the failure left it in, a container that is not
+		// a well-formed standby does not stay up.
+		_ = restoreRestart(ctx, dc, keep, &ch.Current.Spec, nil)
+		if err := stopAll(ctx, dc, []string{keep}, spec); err != nil {
+			ev(StatusFailed, err.Error())
+		}
+		return
+	}
+	ev(StatusOK, "paused standby "+keepName)
 }
 
 // pruneTarget applies retention on a host once the service's rollout has
@@ -367,21 +449,40 @@ func waitReady(ctx context.Context, dc *client.Client, name string, spec *planne
 	}
 }
 
-// runningOthers lists the running containers of a role other than name.
-func runningOthers(ctx context.Context, dc *client.Client, service, role, name string) ([]container.Summary, error) {
+// otherContainers lists the containers of a role other than name: the
+// running (or restarting) ones, and the paused ones (standbys).
+func otherContainers(ctx context.Context, dc *client.Client, service, role, name string) (running, paused []container.Summary, err error) {
 	cs, err := listRole(ctx, dc, service, role)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var out []container.Summary
 	for _, c := range cs {
-		if c.State == "running" || c.State == "restarting" {
-			if !hasName(c.Names, name) {
-				out = append(out, c)
-			}
+		if hasName(c.Names, name) {
+			continue
+		}
+		switch c.State {
+		case "running", "restarting":
+			running = append(running, c)
+		case "paused":
+			paused = append(paused, c)
 		}
 	}
-	return out, nil
+	return running, paused, nil
+}
+
+func summaryIDs(cs []container.Summary) []string {
+	ids := make([]string, 0, len(cs))
+	for _, c := range cs {
+		ids = append(ids, c.ID)
+	}
+	return ids
+}
+
+// inspectOrZero is the container's inspection, or the zero value when it
+// cannot be read.
+func inspectOrZero(ctx context.Context, dc *client.Client, name string) container.InspectResponse {
+	info, _ := dc.ContainerInspect(ctx, name)
+	return info
 }
 
 // noticeForeign reports the running containers of a target's role that
@@ -474,13 +575,19 @@ func prune(ctx context.Context, dc *client.Client, service, role string, keep []
 		finished string // RFC 3339; sorts as time
 	}
 	var ids []string
+	kept := len(keep) - 1 // the previous version counts as retained
 	for _, c := range cs {
-		if c.State == "running" || c.State == "restarting" || hasAnyName(c.Names, keep) {
+		if c.State == "paused" && !hasAnyName(c.Names, keep) {
+			// A paused standby is never removed and counts as retained
+			// (it is the previous version, unless a rollout was undone).
+			kept++
+			continue
+		}
+		if c.State == "running" || c.State == "restarting" || c.State == "paused" || hasAnyName(c.Names, keep) {
 			continue
 		}
 		ids = append(ids, c.ID)
 	}
-	kept := len(keep) - 1 // the previous version counts as retained
 	if kept+len(ids) <= retain {
 		return 0, nil // nothing to remove: no need to inspect each one
 	}
@@ -548,8 +655,20 @@ func (ro *rollout) undoTarget(ctx context.Context, hc *hostConn, px *proxyOnHost
 			return fmt.Errorf("stop %s: %w", name, err)
 		}
 	}
-	if err := dc.ContainerStart(ctx, prev, container.StartOptions{}); err != nil {
-		return fmt.Errorf("start previous container %s: %w", prev, err)
+	if info, err := dc.ContainerInspect(ctx, prev); err == nil && isPaused(info) {
+		// The previous version waited as the paused standby.
+		if err := unpauseStandby(ctx, dc, prev, prevSpec); err != nil {
+			return fmt.Errorf("previous container: %w", err)
+		}
+	} else {
+		if err == nil {
+			if err := restoreRestart(ctx, dc, prev, prevSpec, restartOf(info)); err != nil {
+				return fmt.Errorf("previous container: %w", err)
+			}
+		}
+		if err := dc.ContainerStart(ctx, prev, container.StartOptions{}); err != nil {
+			return fmt.Errorf("start previous container %s: %w", prev, err)
+		}
 	}
 	if prevSpec.Proxy != nil && px != nil {
 		if err := ro.switchProxy(ctx, dc, px, prevSpec, prev); err != nil {

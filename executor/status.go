@@ -18,13 +18,13 @@ type ContainerStatus struct {
 	Version   string
 	Commit    string
 	Container string // name
-	State     string // Docker's: running, exited, …
+	State     string // Docker's: running, paused (the role's standby, x-bosun.standby), exited, …
 	Health    string // healthy, unhealthy, starting, or "" without a Docker health check
 	Err       error  // set (and the rest empty but Host) when the host could not be read
 }
 
-// Status reads bosun's containers on the hosts: running ones, and also the
-// retained stopped ones when all is set. Hosts that cannot be reached get
+// Status reads bosun's containers on the hosts: running ones and paused
+// standbys, and also the retained stopped ones when all is set. Hosts that cannot be reached get
 // one entry with Err set; the returned error is then non-nil too.
 func (e *Executor) Status(ctx context.Context, hosts []planner.Host, all bool) ([]ContainerStatus, error) {
 	var (
@@ -82,7 +82,7 @@ func (e *Executor) hostStatus(ctx context.Context, h planner.Host, all bool) ([]
 	}
 	var out []ContainerStatus
 	for _, c := range cs {
-		if !all && c.State != "running" && c.State != "restarting" {
+		if !all && c.State != "running" && c.State != "restarting" && c.State != "paused" {
 			continue
 		}
 		name := ""

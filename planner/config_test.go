@@ -262,6 +262,13 @@ func TestPlanner_ServiceKeys(t *testing.T) {
 		{name: "x-bosun canary", file: svc("x-bosun: {canary: {hosts: 2, watch: 1m}}\n"), check: func(t *testing.T, pl *planner.Plan) {
 			require.Equal(t, &planner.Canary{Hosts: 2, Watch: planner.Duration(60e9)}, pl.Services[0].Canary)
 		}},
+		{name: "x-bosun standby paused", file: svc("x-bosun: {standby: paused}\n"), check: func(t *testing.T, pl *planner.Plan) {
+			require.Equal(t, planner.StandbyPaused, pl.Services[0].Standby)
+		}},
+		{name: "x-bosun standby default", file: svc(""), check: func(t *testing.T, pl *planner.Plan) {
+			require.Equal(t, planner.StandbyStopped, pl.Services[0].Standby)
+		}},
+		{name: "x-bosun standby bad", file: svc("x-bosun: {standby: warm}\n"), wantErr: "x-bosun.standby must be stopped or paused, not \"warm\""},
 		{name: "x-bosun unknown", file: svc("x-bosun: {canery: {}}\n"), wantErr: "x-bosun: unknown key \"canery\" (did you mean \"canary\"?)"},
 		{name: "two services one proxy host", file: svc("proxy: {host: shop.example.com}\n"), extra: map[string]string{"services/b.yml": "service: b\nimage: a/b:1\nservers: [web-2]\nproxy: {host: shop.example.com}\n"},
 			wantErr: "proxy host shop.example.com is already routed to app/web"},

@@ -80,7 +80,7 @@ func (l *loader) resolveService(s *svcDef, ds *desiredState, hostOwner map[strin
 	}
 	out := &desiredService{file: d.file, svc: Service{
 		Name: s.name, PrimaryRole: s.primaryRole, Roles: s.roleNames(), BootWait: s.bootWait,
-		Canary: s.canary, RetainContainers: s.retain, Registry: l.registryFor(s, image),
+		Canary: s.canary, Standby: s.standby, RetainContainers: s.retain, Registry: l.registryFor(s, image),
 		LocalRegistryPort: l.localRegistryFor(s, image),
 	}}
 

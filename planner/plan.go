@@ -116,6 +116,7 @@ type Service struct {
 	BootWait          Duration // pause between batches
 	Canary            *Canary  // x-bosun.canary; nil: no canary batch
 	RetainContainers  int      // stopped containers kept per host; default 5
+	Standby           Standby  // x-bosun.standby: what becomes of the container that served until a switch
 	Registry          *Registry
 	// LocalRegistryPort is set when the service's image is on Kamal's
 	// local registry (registry.server: localhost:PORT): each server pulls
@@ -123,6 +124,18 @@ type Service struct {
 	// to 127.0.0.1:PORT of the machine bosun runs on. 0: no forward.
 	LocalRegistryPort int
 }
+
+// Standby is what becomes of a proxied, non-stateful role's container that
+// served until a switch (x-bosun.standby). "" is StandbyStopped.
+type Standby string
+
+const (
+	// StandbyStopped stops it; a revert starts it again (the default).
+	StandbyStopped Standby = "stopped"
+	// StandbyPaused pauses it (its processes frozen, its memory kept) as
+	// the one warm standby of its role on the host; a revert unpauses it.
+	StandbyPaused Standby = "paused"
+)
 
 // Registry is the login for a service's image; nil means no login. The
 // credentials are a literal user name or the names of secrets.

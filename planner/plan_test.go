@@ -43,8 +43,10 @@ func TestPlan_JSON(t *testing.T) {
 			Address, User string
 			Port          int
 		}
+		Services []struct{ Name, Standby string }
 	}
 	require.NoError(t, json.Unmarshal(b, &doc))
+	require.Equal(t, []struct{ Name, Standby string }{{"app", "stopped"}}, doc.Services, "the policy's standby, stopped by default")
 	require.Equal(t, 1, doc.SchemaVersion)
 	require.Equal(t, "c2", doc.Commit)
 	require.Equal(t, map[string]int{"create": 0, "update": 1, "remove": 1, "unchanged": 0, "held": 0}, doc.Summary)

@@ -386,6 +386,7 @@ type serviceJSON struct {
 	BootWait         Duration `json:"boot_wait"`
 	Canary           *Canary  `json:"canary"`
 	RetainContainers int      `json:"retain_containers"`
+	Standby          Standby  `json:"standby"`
 	RegistryServer   string   `json:"registry_server"`
 	// LocalRegistryPort: pulls go through an SSH forward (Kamal's local registry).
 	LocalRegistryPort int `json:"local_registry_port,omitempty"`
@@ -424,7 +425,11 @@ func (pl *Plan) MarshalJSON() ([]byte, error) {
 	}
 	for _, s := range pl.Services {
 		sj := serviceJSON{Name: s.Name, PrimaryRole: s.PrimaryRole, Roles: s.Roles, BootLimit: s.BootLimit,
-			BootWait: s.BootWait, Canary: s.Canary, RetainContainers: s.RetainContainers, LocalRegistryPort: s.LocalRegistryPort}
+			BootWait: s.BootWait, Canary: s.Canary, RetainContainers: s.RetainContainers, Standby: s.Standby,
+			LocalRegistryPort: s.LocalRegistryPort}
+		if sj.Standby == "" {
+			sj.Standby = StandbyStopped
+		}
 		if s.Registry != nil {
 			sj.RegistryServer = s.Registry.Server
 		}

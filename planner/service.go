@@ -40,6 +40,7 @@ type svcDef struct {
 	ssh             sshSettings
 	sshNode         *yaml.Node
 	canary          *Canary
+	standby         Standby
 	allowDangerous  []string // x-bosun.allow_dangerous
 	allowEmptyRoles bool
 	template        string // templates/NAME.yml.tmpl when rendered
@@ -242,8 +243,9 @@ func parseService(d *doc, root *yaml.Node) *svcDef {
 		s.sshNode = d.deref(n)
 		s.ssh = d.ssh(n, "ssh")
 	}
+	s.standby = StandbyStopped
 	if n, ok := fs["x-bosun"]; ok {
-		s.canary, s.allowDangerous = d.xBosun(n)
+		s.canary, s.standby, s.allowDangerous = d.xBosun(n)
 	}
 	if n, ok := fs["servers"]; ok {
 		s.roles = d.servers(n)
@@ -256,22 +258,33 @@ func parseService(d *doc, root *yaml.Node) *svcDef {
 	return s
 }
 
-func (d *doc) xBosun(n *yaml.Node) (*Canary, []string) {
-	xf, ok := d.fields(n, "x-bosun", keys{known: []string{"canary", "allow_dangerous"}})
+func (d *doc) xBosun(n *yaml.Node) (*Canary, Standby, []string) {
+	xf, ok := d.fields(n, "x-bosun", keys{known: []string{"canary", "standby", "allow_dangerous"}})
 	if !ok {
-		return nil, nil
+		return nil, StandbyStopped, nil
 	}
 	var allow []string
 	if an, ok := xf["allow_dangerous"]; ok {
 		allow = d.allowDangerous(an)
 	}
+	standby := StandbyStopped
+	if sn, ok := xf["standby"]; ok {
+		if v, ok := d.str(sn, "x-bosun.standby"); ok {
+			switch Standby(v) {
+			case StandbyStopped, StandbyPaused:
+				standby = Standby(v)
+			default:
+				d.errf(d.deref(sn), "x-bosun.standby must be stopped or paused, not %q", v)
+			}
+		}
+	}
 	cn, ok := xf["canary"]
 	if !ok || isNull(d.deref(cn)) {
-		return nil, allow
+		return nil, standby, allow
 	}
 	cf, ok := d.fields(cn, "x-bosun.canary", keys{known: []string{"hosts", "watch"}})
 	if !ok {
-		return nil, allow
+		return nil, standby, allow
 	}
 	c := &Canary{Hosts: 1, Watch: Duration(defaultCanaryWatch)}
 	if v, ok := cf["hosts"]; ok {
@@ -285,7 +298,7 @@ func (d *doc) xBosun(n *yaml.Node) (*Canary, []string) {
 	if v, ok := cf["watch"]; ok {
 		c.Watch, _ = d.duration(v, "x-bosun.canary.watch", false)
 	}
-	return c, allow
+	return c, standby, allow
 }
 
 func (d *doc) bootLimit(n *yaml.Node) string {

@@ -17,7 +17,8 @@ func runStatus(ctx context.Context, args []string, e env) (int, error) {
 	fs := newFlagSet("status", "bosun status --repo PATH_OR_URL [--ref REF] [--all] [flags]", `
 Read bosun's containers on every server the config at REF names, live over
 SSH: per service, role and host the running version, its container state
-and its health. With --all, retained (stopped) versions are listed too.
+and its health, and a paused standby (x-bosun.standby: paused) as
+"standby (paused)". With --all, retained (stopped) versions are listed too.
 Exits 1 when a server cannot be reached.`, e)
 	var rf repoFlags
 	rf.register(fs)
@@ -73,7 +74,11 @@ Exits 1 when a server cannot be reached.`, e)
 		if health == "" {
 			health = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Service, s.Role, s.Host, s.Version, short(s.Commit), s.State, health)
+		state := s.State
+		if state == "paused" {
+			state = "standby (paused)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Service, s.Role, s.Host, s.Version, short(s.Commit), state, health)
 	}
 	tw.Flush()
 	if statusErr != nil {
