@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/bosunhq/bosun/dashboard"
 	"github.com/bosunhq/bosun/planner"
 	"github.com/bosunhq/bosun/state"
 )
@@ -34,6 +35,9 @@ type Config struct {
 	// is cancelled.
 	Grace Duration  `yaml:"grace"`
 	Log   LogConfig `yaml:"log"`
+	// Dashboard is the web dashboard, its JSON API and /metrics (see
+	// docs/dashboard.md).
+	Dashboard dashboard.Config `yaml:"dashboard"`
 }
 
 // SSHConfig says how the daemon reaches servers.
@@ -245,12 +249,21 @@ func (c Config) Validate() error {
 	default:
 		add("forge.kind: %q is not supported (use github or none)", c.Forge.Kind)
 	}
+	if err := c.Dashboard.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Dashboard.Listen != "" && c.Dashboard.Listen == c.Listen {
+		add("dashboard.listen: %q is the daemon's listen address; leave it out to serve the dashboard there", c.Dashboard.Listen)
+	}
 	own := map[string]string{} // the daemon's own credentials, by variable
 	if c.Webhook.SecretEnv != "" {
 		own[c.Webhook.SecretEnv] = "webhook.secret_env"
 	}
 	if c.Forge.TokenEnv != "" {
 		own[c.Forge.TokenEnv] = "forge.token_env"
+	}
+	if c.Dashboard.GitHub.ClientSecretEnv != "" {
+		own[c.Dashboard.GitHub.ClientSecretEnv] = "dashboard.github.client_secret_env"
 	}
 	for i, r := range c.Repos {
 		if r.GitTokenEnv != "" {

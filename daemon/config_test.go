@@ -106,3 +106,35 @@ func TestExampleConfig(t *testing.T) {
 		t.Fatalf("examples/bosun.yaml: %v", err)
 	}
 }
+
+func TestParseConfig_dashboard(t *testing.T) {
+	cfg, err := ParseConfig(strings.NewReader(goodConfig + `
+dashboard:
+  listen: 127.0.0.1:8081
+  base_url: https://bosun.example.com
+  public_read: true
+  github: {client_id: Iv1.abc, client_secret_env: BOSUN_OAUTH_SECRET, web_url: https://ghe.example.com, api_url: https://ghe.example.com/api/v3/}
+  roles:
+    - {org: acme, role: viewer}
+    - {org: acme, team: ops, role: deployer}
+    - {user: alice, role: admin}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := cfg.Dashboard
+	if d.Listen != "127.0.0.1:8081" || !d.PublicRead || d.GitHub.ClientID != "Iv1.abc" || d.GitHub.APIURL != "https://ghe.example.com/api/v3/" || len(d.Roles) != 3 || d.Roles[1].Team != "ops" || d.Roles[1].Role.String() != "deployer" || d.Roles[2].Role.String() != "admin" {
+		t.Errorf("dashboard = %+v", d)
+	}
+	for want, extra := range map[string]string{
+		"role \"root\" is not viewer":                                      "dashboard:\n  roles: [{org: acme, role: root}]\n",
+		"dashboard.base_url: needed":                                       "dashboard:\n  github: {client_id: x, client_secret_env: S}\n  roles: [{org: acme, role: viewer}]\n",
+		"the daemon's listen address":                                      "dashboard: {listen: '127.0.0.1:8080'}\n",
+		"field secret not found":                                           "dashboard:\n  github: {secret: plain}\n",
+		"the daemon's own credential (dashboard.github.client_secret_env)": "secrets: {env: [OAUTH]}\ndashboard:\n  base_url: https://b.example.com\n  github: {client_id: x, client_secret_env: OAUTH}\n  roles: [{org: acme, role: viewer}]\n",
+	} {
+		if _, err := ParseConfig(strings.NewReader(goodConfig + extra)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: want an error containing %q, got %v", strings.TrimSpace(extra), want, err)
+		}
+	}
+}

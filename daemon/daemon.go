@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/bosunhq/bosun/executor"
+	"github.com/bosunhq/bosun/metrics"
 	"github.com/bosunhq/bosun/planner"
 	"github.com/bosunhq/bosun/state"
 	"github.com/bosunhq/bosun/watcher"
@@ -51,6 +52,14 @@ type Deps struct {
 	NewQueue func(ctx context.Context, workers *river.Workers) (Queue, error)
 	Getenv   func(string) string
 	Logger   *slog.Logger
+	// Metrics records deployments, the queue and webhook answers; nil
+	// records nothing.
+	Metrics *metrics.Metrics
+	// Dashboard is served on DashboardListener when set, else on the
+	// daemon's listener beside the webhooks (for every path but theirs);
+	// nil serves none.
+	Dashboard         http.Handler
+	DashboardListener net.Listener
 }
 
 // Daemon is `bosun serve`.
@@ -96,6 +105,7 @@ func New(cfg Config, deps Deps) (*Daemon, error) {
 	if deps.Reporter != nil {
 		d.statuses = newStatusPoster(deps.Reporter, d.log)
 	}
+	deps.Metrics.SetQueue(d.queueStats)
 	return d, nil
 }
 
@@ -164,19 +174,27 @@ func (d *Daemon) Run(ctx context.Context, hooks *webhook.Handler, ln net.Listene
 	}
 
 	srv := &http.Server{Handler: d.routes(hooks), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute}
+	servers := map[net.Listener]*http.Server{ln: srv}
+	if dln := d.deps.DashboardListener; dln != nil && d.deps.Dashboard != nil {
+		servers[dln] = &http.Server{Handler: d.deps.Dashboard, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute}
+	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serve %s: %w", ln.Addr(), err)
-		}
-		return nil
-	})
+	for l, sv := range servers {
+		g.Go(func() error {
+			if err := sv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serve %s: %w", l.Addr(), err)
+			}
+			return nil
+		})
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		d.log.Info("stopping: intake closed, waiting for running work", "grace", time.Duration(d.cfg.Grace))
 		shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		srv.Shutdown(shutCtx)
+		for _, sv := range servers {
+			sv.Shutdown(shutCtx)
+		}
 		d.stopRepos()
 		stopCtx, cancelStop := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(d.cfg.Grace))
 		defer cancelStop()
@@ -189,7 +207,11 @@ func (d *Daemon) Run(ctx context.Context, hooks *webhook.Handler, ln net.Listene
 		}
 		return nil
 	})
-	d.log.Info("bosun serve started", "listen", ln.Addr().String(), "repos", len(d.cfg.Repos))
+	attrs := []any{"listen", ln.Addr().String(), "repos", len(d.cfg.Repos)}
+	if dln := d.deps.DashboardListener; dln != nil && d.deps.Dashboard != nil {
+		attrs = append(attrs, "dashboard", dln.Addr().String())
+	}
+	d.log.Info("bosun serve started", attrs...)
 	return g.Wait()
 }
 
@@ -385,7 +407,7 @@ func (d *Daemon) jobsFor(ev webhook.Event) ([]river.JobArgs, string) {
 				outcome = "ignored: branch " + ev.Branch + " is not tracked"
 				continue
 			}
-			jobs = append(jobs, SyncArgs{Repo: name, SHA: ev.After, Reason: "push (delivery " + ev.DeliveryID + ")"})
+			jobs = append(jobs, SyncArgs{Repo: name, SHA: ev.After, Reason: "push (delivery " + ev.DeliveryID + ")", PushedAt: ev.ReceivedAt})
 		case webhook.KindPullRequest:
 			if ev.BaseBranch != rr.cfg.Branch {
 				outcome = "ignored: pull request targets " + ev.BaseBranch
@@ -563,9 +585,27 @@ func (d *Daemon) workSync(ctx context.Context, owner string, lastAttempt bool, a
 	}
 	d.status(rr, rev.SHA, webhook.StatePending, "deploying")
 	log.InfoContext(ctx, "rollout started", "reason", args.Reason)
-	res, err := d.deps.Applier.Apply(ctx, plan, executor.ApplyOpts{Trigger: args.Reason, LockWait: time.Hour})
+	res, err := d.deps.Applier.Apply(ctx, plan, executor.ApplyOpts{Trigger: args.Reason, Actor: args.Actor, LockWait: time.Hour})
 	summary = res.Summary()
+	d.record(args, res, err)
 	return err
+}
+
+// record puts a rollout's results in the metrics: each service's status
+// and duration and, when a pushed commit now serves everywhere, the time
+// since its push arrived.
+func (d *Daemon) record(args SyncArgs, res *executor.Result, err error) {
+	m := d.deps.Metrics
+	if m == nil || res == nil {
+		return
+	}
+	now := time.Now()
+	for _, sr := range res.Services {
+		m.Deployment(args.Repo, sr.Service, string(sr.Status), sr.Duration, now)
+	}
+	if err == nil && len(res.Services) > 0 && !args.PushedAt.IsZero() {
+		m.PushToServing(args.Repo, now.Sub(args.PushedAt))
+	}
 }
 
 // deployedAt says whether some target of the plan was last applied from
@@ -756,6 +796,39 @@ func short(sha string) string {
 		return sha[:12]
 	}
 	return sha
+}
+
+// Repos names the configured repositories (for the dashboard).
+func (d *Daemon) Repos() []string { return d.repoNames() }
+
+// Sync queues a sync of repo now, as a push would, asked by actor (who
+// is recorded with the deployment and its events). While a sync of repo
+// waits to start, it is that one that runs.
+func (d *Daemon) Sync(ctx context.Context, repo, actor string) error {
+	if d.repo(repo) == nil {
+		return fmt.Errorf("sync: no repository %s", repo)
+	}
+	if d.q == nil {
+		return errors.New("sync: the daemon is not running")
+	}
+	return d.insert(ctx, SyncArgs{Repo: repo, Reason: "sync by " + actor, Actor: actor})
+}
+
+// queueStats is the queue as the metrics show it: the jobs waiting to
+// start and the age of the oldest.
+func (d *Daemon) queueStats(ctx context.Context) (int, time.Duration, error) {
+	if d.q == nil {
+		return 0, 0, nil
+	}
+	res, err := d.q.JobList(ctx, river.NewJobListParams().States(waitingStates...).OrderBy(river.JobListOrderByTime, river.SortOrderAsc).First(1000))
+	if err != nil {
+		return 0, 0, fmt.Errorf("list waiting jobs: %w", err)
+	}
+	var oldest time.Duration
+	for _, j := range res.Jobs {
+		oldest = max(oldest, time.Since(j.CreatedAt))
+	}
+	return len(res.Jobs), oldest, nil
 }
 
 // Reload switches to a new configuration without dropping in-flight work:

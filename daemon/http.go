@@ -7,10 +7,14 @@ import (
 	"time"
 )
 
-// routes is the daemon's HTTP surface: the webhook intake and two probes.
+// routes is the daemon's HTTP surface: the webhook intake, two probes and,
+// when it has no listener of its own, the dashboard.
 func (d *Daemon) routes(hooks http.Handler) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/hooks/github", hooks)
+	mux.Handle("/hooks/github", d.deps.Metrics.Webhooks(hooks))
+	if d.deps.Dashboard != nil && d.deps.DashboardListener == nil {
+		mux.Handle("/", d.deps.Dashboard)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	})

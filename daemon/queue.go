@@ -25,6 +25,12 @@ type SyncArgs struct {
 	Repo   string `json:"repo" river:"unique"`
 	SHA    string `json:"sha" river:"unique"`
 	Reason string `json:"reason"` // "push (delivery …)", "head", …
+	// Actor is the person or script that asked for the sync (the
+	// dashboard's sync action); "" for pushes and polls.
+	Actor string `json:"actor,omitempty"`
+	// PushedAt is when the push webhook that asked for it arrived; zero
+	// for other syncs.
+	PushedAt time.Time `json:"pushed_at,omitzero"`
 }
 
 // Kind is River's job kind.

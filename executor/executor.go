@@ -183,6 +183,10 @@ func clip(s string, n int) string {
 // ApplyOpts are per-call options of Apply.
 type ApplyOpts struct {
 	Trigger string // who or what started it, recorded with the deployment ("cli", "push abc123", …)
+	// Actor is the person or script that asked for the rollout
+	// ("github:alice", "token:ci"), recorded on each of its events; "" for
+	// bosun's own work (a push, a poll).
+	Actor string
 	// LockWait bounds the wait for another rollout of a service to finish;
 	// 0 waits until ctx ends.
 	LockWait time.Duration
@@ -334,6 +338,7 @@ type rollout struct {
 	plan     *planner.Plan
 	pol      planner.Service
 	depID    int64
+	actor    string // ApplyOpts.Actor, on every stored event
 	auth     string
 	storeID  string // label bosun.store of the containers this rollout makes
 	foreign  []ForeignContainer
@@ -355,7 +360,7 @@ type switched struct {
 func (e *Executor) applyService(ctx context.Context, plan *planner.Plan, pol planner.Service, chs []planner.Change, opts ApplyOpts, sr *ServiceResult) {
 	start := time.Now()
 	defer func() { sr.Duration = time.Since(start) }()
-	ro := &rollout{e: e, plan: plan, pol: pol}
+	ro := &rollout{e: e, plan: plan, pol: pol, actor: opts.Actor}
 	bg := context.WithoutCancel(ctx)
 
 	lockCtx, unlock, err := e.lock(ctx, plan.Repo, pol.Name, opts)
@@ -668,7 +673,7 @@ func (ro *rollout) emit(ev Event) {
 			host = ev.Role + "@" + ev.Host
 		}
 		// Written by one goroutine in order, off the hosts' critical path.
-		ro.storeEvents <- state.Event{DeploymentID: ro.depID, Host: host, Step: string(ev.Step), Status: string(ev.Status), Message: versioned(ev), At: ev.Time}
+		ro.storeEvents <- state.Event{DeploymentID: ro.depID, Host: host, Step: string(ev.Step), Status: string(ev.Status), Message: versioned(ev), Actor: ro.actor, At: ev.Time}
 	}
 }
 

@@ -179,6 +179,12 @@ func testStore(t *testing.T, newDSN func(t *testing.T) string) {
 		if !(id1 < id2 && id2 < id3 && id3 < id4) {
 			t.Fatalf("ids %d %d %d %d are not increasing", id1, id2, id3, id4)
 		}
+		// Hosts, as the executor writes them: ROLE@HOST, or HOST alone.
+		for id, host := range map[int64]string{id1: "web@server-01", id2: "server-02", id3: "web@server_1x", id4: "web@server-01"} {
+			if err := s.AddEvent(ctx, Event{DeploymentID: id, Host: host, Step: "pull", Status: "ok"}); err != nil {
+				t.Fatal(err)
+			}
+		}
 		for _, c := range []struct {
 			f    DeploymentFilter
 			want []int64
@@ -192,6 +198,13 @@ func testStore(t *testing.T, newDSN func(t *testing.T) string) {
 			{DeploymentFilter{Limit: 2}, []int64{id4, id3}},
 			{DeploymentFilter{BeforeID: id3, Limit: 1}, []int64{id2}},
 			{DeploymentFilter{Repo: "none"}, nil},
+			{DeploymentFilter{Host: "server-01"}, []int64{id4, id1}},
+			{DeploymentFilter{Host: "server-02"}, []int64{id2}},
+			{DeploymentFilter{Host: "server-01", Service: "web", Limit: 1}, []int64{id4}},
+			{DeploymentFilter{Host: "server_1x"}, []int64{id3}},
+			{DeploymentFilter{Host: "server%"}, nil},   // LIKE's wildcards are plain characters
+			{DeploymentFilter{Host: "server_01"}, nil}, // … and _ matches only _
+			{DeploymentFilter{Host: "server"}, nil},
 		} {
 			ds, err := s.ListDeployments(ctx, c.f)
 			if err != nil {
@@ -215,7 +228,7 @@ func testStore(t *testing.T, newDSN func(t *testing.T) string) {
 		at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) // one time for all: order is insertion order
 		steps := []string{"pull", "start", "health", "switch", "stop"}
 		for i, step := range steps {
-			if err := s.AddEvent(ctx, Event{DeploymentID: a, Host: "web-1", Step: step, Status: "ok", Message: fmt.Sprint(i), At: at}); err != nil {
+			if err := s.AddEvent(ctx, Event{DeploymentID: a, Host: "web-1", Step: step, Status: "ok", Message: fmt.Sprint(i), Actor: "github:alice", At: at}); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.AddEvent(ctx, Event{DeploymentID: b, Host: "web-2", Step: step, Status: "started"}); err != nil {
@@ -230,15 +243,66 @@ func testStore(t *testing.T, newDSN func(t *testing.T) string) {
 			t.Fatalf("ListEvents = %d events, want %d", len(es), len(steps))
 		}
 		for i, e := range es {
-			if e.Step != steps[i] || e.DeploymentID != a || e.Host != "web-1" || e.Message != fmt.Sprint(i) || !e.At.Equal(at) {
-				t.Errorf("event %d = %+v, want step %s of deployment %d", i, e, steps[i], a)
+			if e.Step != steps[i] || e.DeploymentID != a || e.Host != "web-1" || e.Message != fmt.Sprint(i) || e.Actor != "github:alice" || !e.At.Equal(at) {
+				t.Errorf("event %d = %+v, want step %s of deployment %d by github:alice", i, e, steps[i], a)
 			}
 		}
-		if es, _ := s.ListEvents(ctx, b); len(es) != len(steps) || es[0].At.IsZero() || es[0].Host != "web-2" {
+		if es, _ := s.ListEvents(ctx, b); len(es) != len(steps) || es[0].At.IsZero() || es[0].Host != "web-2" || es[0].Actor != "" {
 			t.Errorf("the other deployment's events = %+v", es)
 		}
 		if err := s.AddEvent(ctx, Event{DeploymentID: 424242, Step: "pull"}); !errors.Is(err, ErrNotFound) {
 			t.Errorf("AddEvent to an unknown deployment = %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("Tokens", func(t *testing.T) {
+		t.Parallel()
+		s, ctx := fresh(t), t.Context()
+		at := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+		hashA, hashB := bytes.Repeat([]byte{0xa1}, 32), bytes.Repeat([]byte{0xb2}, 32)
+		if err := s.CreateToken(ctx, Token{Name: "ci", Role: "viewer", Hash: hashA, CreatedBy: "alice", CreatedAt: at}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateToken(ctx, Token{Name: "bot", Role: "deployer", Hash: hashB}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateToken(ctx, Token{Name: "ci", Role: "admin", Hash: bytes.Repeat([]byte{0xc3}, 32)}); !errors.Is(err, ErrExists) {
+			t.Errorf("CreateToken with a taken name = %v, want ErrExists", err)
+		}
+		if err := s.CreateToken(ctx, Token{Name: "dup", Role: "viewer", Hash: hashA}); err == nil {
+			t.Errorf("CreateToken with another token's hash succeeded")
+		}
+		if err := s.CreateToken(ctx, Token{Name: "x", Role: "root", Hash: bytes.Repeat([]byte{0xd4}, 32)}); err == nil {
+			t.Errorf("CreateToken with role root succeeded")
+		}
+		ts, err := s.ListTokens(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ts) != 2 || ts[0].Name != "bot" || ts[1].Name != "ci" {
+			t.Fatalf("ListTokens = %+v, want bot and ci, sorted by name", ts)
+		}
+		if c := ts[1]; c.Role != "viewer" || !bytes.Equal(c.Hash, hashA) || c.CreatedBy != "alice" || !c.CreatedAt.Equal(at) {
+			t.Errorf("round trip: %+v", c)
+		}
+		if ts[0].CreatedAt.IsZero() {
+			t.Errorf("a zero CreatedAt was not set to now: %+v", ts[0])
+		}
+		got, err := s.TokenByHash(ctx, hashB)
+		if err != nil || got.Name != "bot" || got.Role != "deployer" {
+			t.Errorf("TokenByHash = %+v %v, want bot (deployer)", got, err)
+		}
+		if _, err := s.TokenByHash(ctx, bytes.Repeat([]byte{0xee}, 32)); !errors.Is(err, ErrNotFound) {
+			t.Errorf("TokenByHash of an unknown hash = %v, want ErrNotFound", err)
+		}
+		if err := s.RevokeToken(ctx, "bot"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.TokenByHash(ctx, hashB); !errors.Is(err, ErrNotFound) {
+			t.Errorf("TokenByHash after revoke = %v, want ErrNotFound", err)
+		}
+		if err := s.RevokeToken(ctx, "bot"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("revoking a revoked token = %v, want ErrNotFound", err)
 		}
 	})
 

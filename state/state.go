@@ -92,10 +92,24 @@ type Store interface {
 	SetDeliveryOutcome(ctx context.Context, id, outcome string) error
 	// GetDelivery returns one delivery, or ErrNotFound.
 	GetDelivery(ctx context.Context, id string) (Delivery, error)
+
+	// CreateToken stores an API token (its hash, never the token), or
+	// returns ErrExists when one of that name exists. A zero CreatedAt
+	// means now.
+	CreateToken(ctx context.Context, t Token) error
+	// ListTokens returns every API token, sorted by name.
+	ListTokens(ctx context.Context) ([]Token, error)
+	// RevokeToken deletes the token called name, or returns ErrNotFound.
+	RevokeToken(ctx context.Context, name string) error
+	// TokenByHash returns the token whose hash is hash, or ErrNotFound.
+	TokenByHash(ctx context.Context, hash []byte) (Token, error)
 }
 
 // ErrNotFound is returned when the row an operation names does not exist.
 var ErrNotFound = errors.New("not found")
+
+// ErrExists is returned when a row to create exists already.
+var ErrExists = errors.New("already exists")
 
 // ErrNotAStore is returned by Open when the DSN names an existing SQLite
 // file that is not a bosun store: empty (0 bytes), not SQLite, or a SQLite
@@ -174,10 +188,13 @@ type Deployment struct {
 
 // DeploymentFilter selects deployments; zero fields match everything.
 type DeploymentFilter struct {
-	Repo     string
-	Service  string
-	Commit   string
-	Status   Status
+	Repo    string
+	Service string
+	Commit  string
+	Status  Status
+	// Host keeps deployments with an event on this host (events name it
+	// as HOST or ROLE@HOST).
+	Host     string
 	BeforeID int64 // only ids below this one: the next page after the last id seen
 	Limit    int   // at most this many (0: all)
 }
@@ -189,7 +206,11 @@ type Event struct {
 	Step         string // "pull", "start", "health", "switch", "stop", …
 	Status       string // "started", "ok", "failed", …
 	Message      string
-	At           time.Time
+	// Actor is who asked for what the event records, when a person or a
+	// script did ("github:alice", "token:ci"); "" for bosun's own work
+	// (a push, a poll).
+	Actor string
+	At    time.Time
 }
 
 // Hold keeps a service at a version: automatic deploys leave it alone.
@@ -205,6 +226,17 @@ type Hold struct {
 type Lock struct {
 	Name, Owner string
 	ExpiresAt   time.Time
+}
+
+// Token is an API token for scripts: a name, a role (viewer, deployer or
+// admin) and the SHA-256 of the token. The token itself is shown once, when
+// it is made, and never stored.
+type Token struct {
+	Name      string
+	Role      string
+	Hash      []byte
+	CreatedBy string
+	CreatedAt time.Time
 }
 
 // Delivery is a received webhook delivery.

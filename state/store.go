@@ -259,6 +259,9 @@ func (s *sqlStore) SetDeploymentStatus(ctx context.Context, id int64, status Sta
 		string(status), finished, id)
 }
 
+// likeEscaper escapes LIKE's wildcards, with \ as the escape character.
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
 const deploymentCols = "id, repo, service, commit_sha, status, triggered_by, error, started_at, finished_at"
 
 func scanDeployment(r interface{ Scan(...any) error }) (Deployment, error) {
@@ -294,6 +297,10 @@ func (s *sqlStore) ListDeployments(ctx context.Context, f DeploymentFilter) ([]D
 			args = append(args, c.val)
 		}
 	}
+	if f.Host != "" {
+		where = append(where, `EXISTS (SELECT 1 FROM deployment_events e WHERE e.deployment_id = deployments.id AND (e.host = ? OR e.host LIKE ? ESCAPE '\'))`)
+		args = append(args, f.Host, "%@"+likeEscaper.Replace(f.Host))
+	}
 	if f.BeforeID > 0 {
 		where = append(where, "id < ?")
 		args = append(args, f.BeforeID)
@@ -319,8 +326,8 @@ func (s *sqlStore) ListDeployments(ctx context.Context, f DeploymentFilter) ([]D
 
 // AddEvent implements Store.
 func (s *sqlStore) AddEvent(ctx context.Context, e Event) error {
-	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO deployment_events (deployment_id, host, step, status, message, at)
-VALUES (?, ?, ?, ?, ?, ?)`), e.DeploymentID, e.Host, e.Step, e.Status, e.Message, s.t(s.nowOr(e.At)))
+	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO deployment_events (deployment_id, host, step, status, message, actor, at)
+VALUES (?, ?, ?, ?, ?, ?, ?)`), e.DeploymentID, e.Host, e.Step, e.Status, e.Message, e.Actor, s.t(s.nowOr(e.At)))
 	if err != nil {
 		// The foreign key refused it, most likely; say so plainly.
 		if _, gerr := s.GetDeployment(ctx, e.DeploymentID); errors.Is(gerr, ErrNotFound) {
@@ -333,14 +340,14 @@ VALUES (?, ?, ?, ?, ?, ?)`), e.DeploymentID, e.Host, e.Step, e.Status, e.Message
 
 // ListEvents implements Store.
 func (s *sqlStore) ListEvents(ctx context.Context, deploymentID int64) ([]Event, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT deployment_id, host, step, status, message, at
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT deployment_id, host, step, status, message, actor, at
 FROM deployment_events WHERE deployment_id = ? ORDER BY id`), deploymentID)
 	if err != nil {
 		return nil, fmt.Errorf("list events of deployment %d: %w", deploymentID, err)
 	}
 	out, err := collect(rows, func(r *sql.Rows) (Event, error) {
 		var e Event
-		err := r.Scan(&e.DeploymentID, &e.Host, &e.Step, &e.Status, &e.Message, timeCol{&e.At})
+		err := r.Scan(&e.DeploymentID, &e.Host, &e.Step, &e.Status, &e.Message, &e.Actor, timeCol{&e.At})
 		return e, err
 	})
 	if err != nil {
@@ -470,6 +477,68 @@ FROM webhook_deliveries WHERE id = ?`), id).Scan(&d.ID, &d.Event, &d.Repo, &d.Pa
 	}
 	d.Payload = unblob(d.Payload)
 	return d, nil
+}
+
+// validRole is the dashboard's set of roles (the api_tokens CHECK).
+func validRole(r string) bool { return r == "viewer" || r == "deployer" || r == "admin" }
+
+// CreateToken implements Store.
+func (s *sqlStore) CreateToken(ctx context.Context, t Token) error {
+	if t.Name == "" || len(t.Hash) == 0 {
+		return fmt.Errorf("create token %q: name and hash are required", t.Name)
+	}
+	if !validRole(t.Role) {
+		return fmt.Errorf("create token %s: unknown role %q (viewer, deployer or admin)", t.Name, t.Role)
+	}
+	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO api_tokens (name, role, hash, created_by, created_at)
+VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING`), t.Name, t.Role, t.Hash, t.CreatedBy, s.t(s.nowOr(t.CreatedAt)))
+	if err != nil {
+		return fmt.Errorf("create token %s: %w", t.Name, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("create token %s: %w", t.Name, err)
+	} else if n == 0 {
+		return fmt.Errorf("create token %s: %w", t.Name, ErrExists)
+	}
+	return nil
+}
+
+const tokenCols = "name, role, hash, created_by, created_at"
+
+func scanToken(r interface{ Scan(...any) error }) (Token, error) {
+	var t Token
+	err := r.Scan(&t.Name, &t.Role, &t.Hash, &t.CreatedBy, timeCol{&t.CreatedAt})
+	return t, err
+}
+
+// ListTokens implements Store.
+func (s *sqlStore) ListTokens(ctx context.Context) ([]Token, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT "+tokenCols+" FROM api_tokens ORDER BY name")
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	out, err := collect(rows, func(r *sql.Rows) (Token, error) { return scanToken(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	return out, nil
+}
+
+// RevokeToken implements Store.
+func (s *sqlStore) RevokeToken(ctx context.Context, name string) error {
+	return s.execOne(ctx, "revoke token "+name, ErrNotFound, "DELETE FROM api_tokens WHERE name = ?", name)
+}
+
+// TokenByHash implements Store.
+func (s *sqlStore) TokenByHash(ctx context.Context, hash []byte) (Token, error) {
+	t, err := scanToken(s.db.QueryRowContext(ctx, s.q("SELECT "+tokenCols+" FROM api_tokens WHERE hash = ?"), hash))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Token{}, fmt.Errorf("look up token: %w", ErrNotFound)
+	}
+	if err != nil {
+		return Token{}, fmt.Errorf("look up token: %w", err)
+	}
+	return t, nil
 }
 
 // execOne runs a statement that must change one row; when it changes none

@@ -26,6 +26,9 @@ type GitHubConfig struct {
 	AppID, InstallationID int64
 	AppKey                *rsa.PrivateKey
 	Timeout               time.Duration // per request; 0 means DefaultRequestTimeout
+	// Observe, when set, is told of every call's answer or error (for
+	// metrics); it must not keep or read the response.
+	Observe func(*http.Response, error)
 }
 
 // NewGitHubReporter returns a Reporter that posts through GitHub's API as
@@ -51,6 +54,9 @@ func NewGitHubReporter(gc GitHubConfig, rc ReporterConfig) (*Reporter, error) {
 	default:
 		return nil, errors.New("GitHub: neither a token nor an App")
 	}
+	if gc.Observe != nil {
+		tr = observed{next: tr, observe: gc.Observe}
+	}
 	client := github.NewClient(&http.Client{Transport: tr, Timeout: timeout})
 	if gc.BaseURL != "" && gc.BaseURL != "https://api.github.com/" {
 		var err error
@@ -68,4 +74,16 @@ func (t tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	req = req.Clone(req.Context())
 	req.Header.Set("Authorization", "token "+t.token)
 	return http.DefaultTransport.RoundTrip(req)
+}
+
+// observed tells observe of each round trip's outcome.
+type observed struct {
+	next    http.RoundTripper
+	observe func(*http.Response, error)
+}
+
+func (o observed) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := o.next.RoundTrip(req)
+	o.observe(resp, err)
+	return resp, err
 }

@@ -9,6 +9,12 @@ import (
 
 var update = flag.Bool("update", false, "rewrite docs/cli.md from the commands' help")
 
+// subcommands are the commands that have subcommands, with them.
+var subcommands = map[string][]string{
+	"proxy": {"run", "deploy", "remove", "list"},
+	"token": {"create", "list", "revoke"},
+}
+
 // TestDocs_cli keeps docs/cli.md equal to what `bosun --help` and every
 // `bosun COMMAND --help` print. Run with -update after changing a command.
 func TestDocs_cli(t *testing.T) {
@@ -23,12 +29,10 @@ func TestDocs_cli(t *testing.T) {
 		}
 		_, out, _ := runCLI(t, nil, name, "--help")
 		b.WriteString("\n## bosun " + name + "\n\n```\n" + out + "```\n")
-		if name == "proxy" {
-			for _, sub := range []string{"run", "deploy", "remove", "list"} {
-				code, out, _ := runCLI(t, nil, name, sub, "--help")
-				if code == 0 && out != "" {
-					b.WriteString("\n### bosun proxy " + sub + "\n\n```\n" + out + "```\n")
-				}
+		for _, sub := range subcommands[name] {
+			code, out, _ := runCLI(t, nil, name, sub, "--help")
+			if code == 0 && out != "" {
+				b.WriteString("\n### bosun " + name + " " + sub + "\n\n```\n" + out + "```\n")
 			}
 		}
 	}

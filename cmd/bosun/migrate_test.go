@@ -22,11 +22,12 @@ func TestCLI_migrate(t *testing.T) {
 				args []string
 				want string
 			}{
-				{[]string{"migrate", "--state", dsn}, "applied 0001_init\n"},
-				{[]string{"migrate", "--state", dsn}, "schema up to date (version 0001)"},
+				{[]string{"migrate", "--state", dsn}, "applied 0001_init\napplied 0002_dashboard\n"},
+				{[]string{"migrate", "--state", dsn}, "schema up to date (version 0002)"},
+				{[]string{"migrate", "--state", dsn, "--down", "1"}, "reverted 0002_dashboard\n"},
 				{[]string{"migrate", "--state", dsn, "--down", "1"}, "reverted 0001_init\n"},
 				{[]string{"migrate", "--state", dsn, "--down", "1"}, "no migration to revert"},
-				{[]string{"migrate", "--state", dsn}, "applied 0001_init\n"},
+				{[]string{"migrate", "--state", dsn}, "applied 0001_init\napplied 0002_dashboard\n"},
 			}
 			for _, s := range steps {
 				code, out, errOut := runCLI(t, nil, s.args...)

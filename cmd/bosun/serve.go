@@ -18,7 +18,9 @@ import (
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 
 	"github.com/bosunhq/bosun/daemon"
+	"github.com/bosunhq/bosun/dashboard"
 	"github.com/bosunhq/bosun/executor"
+	"github.com/bosunhq/bosun/metrics"
 	"github.com/bosunhq/bosun/planner"
 	"github.com/bosunhq/bosun/state"
 	"github.com/bosunhq/bosun/webhook"
@@ -34,9 +36,12 @@ Run the daemon: keep a clone of every configured config repository, fetch
 on push webhooks (POST /hooks/github) and on a poll timer, and deploy each
 tracked branch's newest commit; plan pull requests and post the plan as one
 comment per pull request, with bosun/plan and bosun/deploy commit statuses.
-GET /healthz and GET /readyz are the probes. The config file is watched: a
-valid change takes effect without dropping running work; an invalid one is
-logged and the old config kept. See docs/daemon.md.`, e)
+GET /healthz and GET /readyz are the probes. The dashboard, its JSON API
+under /api/v1 and the Prometheus metrics at /metrics are served beside them,
+or on dashboard.listen, behind login or an API token (bosun token create;
+see docs/dashboard.md). The config file is watched: a valid change takes
+effect without dropping running work; an invalid one is logged and the old
+config kept. See docs/daemon.md.`, e)
 	configPath := fs.String("config", "bosun.yaml", "the daemon's configuration `file`")
 	initStore := initFlag(fs)
 	if code, err := parseFlags(fs, args, e); code >= 0 {
@@ -64,7 +69,8 @@ logged and the old config kept. See docs/daemon.md.`, e)
 		return 1, err
 	}
 	defer st.Close()
-	reporter, err := newReporter(cfg.Forge, e.getenv, secrets, log)
+	m := metrics.New()
+	reporter, err := newReporter(cfg.Forge, e.getenv, secrets, m, log)
 	if err != nil {
 		return 1, err
 	}
@@ -91,6 +97,18 @@ logged and the old config kept. See docs/daemon.md.`, e)
 	}
 	defer x.Close()
 
+	ref := &daemonRef{}
+	dash, err := newDashboard(ctx, cfg.Dashboard, st, ref, m, e.getenv, log)
+	if err != nil {
+		return 1, err
+	}
+	var dashLn net.Listener
+	if cfg.Dashboard.Listen != "" {
+		if dashLn, err = net.Listen("tcp", cfg.Dashboard.Listen); err != nil {
+			return 1, fmt.Errorf("dashboard: %w", err)
+		}
+		defer dashLn.Close()
+	}
 	d, err := daemon.New(cfg, daemon.Deps{
 		Store:    st,
 		Applier:  x,
@@ -102,12 +120,16 @@ logged and the old config kept. See docs/daemon.md.`, e)
 		NewQueue: func(ctx context.Context, workers *river.Workers) (daemon.Queue, error) {
 			return newQueue(ctx, st, workers, log)
 		},
-		Getenv: e.getenv,
-		Logger: log,
+		Getenv:            e.getenv,
+		Logger:            log,
+		Metrics:           m,
+		Dashboard:         dash,
+		DashboardListener: dashLn,
 	})
 	if err != nil {
 		return 1, err
 	}
+	ref.d = d
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return 1, err
@@ -124,6 +146,34 @@ logged and the old config kept. See docs/daemon.md.`, e)
 	return 0, nil
 }
 
+// newDashboard builds the dashboard from its config section: the OAuth
+// client secret read from its env or file, the cookie key derived from the
+// store's secret key.
+func newDashboard(ctx context.Context, dc dashboard.Config, st state.Store, d dashboard.Daemon, m *metrics.Metrics, getenv func(string) string, log *slog.Logger) (*dashboard.Server, error) {
+	var clientSecret string
+	if dc.OAuth() {
+		var err error
+		if clientSecret, err = planner.ReadSecret(getenv, dc.GitHub.ClientSecretEnv, dc.GitHub.ClientSecretFile); err != nil {
+			return nil, fmt.Errorf("dashboard OAuth client secret: %w", err)
+		}
+	}
+	key, err := st.SecretKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return dashboard.New(dashboard.Options{Config: dc, ClientSecret: clientSecret, SecretKey: key, Store: st, Daemon: d,
+		Metrics: m.Handler(), ForgeCall: m.ForgeCall, Logger: log})
+}
+
+// daemonRef is the dashboard's view of the daemon, which is made after the
+// dashboard (the daemon serves it).
+type daemonRef struct{ d *daemon.Daemon }
+
+func (r *daemonRef) Repos() []string { return r.d.Repos() }
+func (r *daemonRef) Sync(ctx context.Context, repo, actor string) error {
+	return r.d.Sync(ctx, repo, actor)
+}
+
 // newQueue makes River's client on the store's own database.
 func newQueue(ctx context.Context, st state.Store, workers *river.Workers, log *slog.Logger) (daemon.Queue, error) {
 	switch s := st.(type) {
@@ -138,11 +188,11 @@ func newQueue(ctx context.Context, st state.Store, workers *river.Workers, log *
 // newReporter builds the forge reporter; nil when the config reports to
 // no forge. Deploy statuses are redacted of every known secret value and
 // the token (plans are posted as made: see webhook.ReporterConfig.Redact).
-func newReporter(fc daemon.ForgeConfig, getenv func(string) string, secrets *planner.Secrets, log *slog.Logger) (*webhook.Reporter, error) {
+func newReporter(fc daemon.ForgeConfig, getenv func(string) string, secrets *planner.Secrets, m *metrics.Metrics, log *slog.Logger) (*webhook.Reporter, error) {
 	if fc.Kind != "github" {
 		return nil, nil
 	}
-	gc := webhook.GitHubConfig{BaseURL: fc.BaseURL, AppID: fc.AppID, InstallationID: fc.InstallationID}
+	gc := webhook.GitHubConfig{BaseURL: fc.BaseURL, AppID: fc.AppID, InstallationID: fc.InstallationID, Observe: m.ForgeCall}
 	var redactValues []string
 	if fc.AppID != 0 {
 		pemBytes, err := os.ReadFile(fc.AppKeyFile)

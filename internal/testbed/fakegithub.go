@@ -30,6 +30,8 @@ type FakeGitHub struct {
 	refuseEdits bool // answer comment edits with 403
 	stall       chan struct{}
 	stallCode   int // status posts wait for stall to close, then get this
+
+	oauth fakeOAuth // the OAuth web flow (fakeoauth.go)
 }
 
 // BotLogin is the login of the user the fake's API callers act as.
@@ -137,8 +139,13 @@ func NewFakeGitHub(t testing.TB) *FakeGitHub {
 		http.NotFound(w, r)
 	})
 	mux.HandleFunc("GET /api/v3/user", func(w http.ResponseWriter, r *http.Request) {
+		if u, ok := f.oauthUser(r); ok {
+			json.NewEncoder(w).Encode(github.User{Login: github.String(u.Login), Type: github.String("User")})
+			return
+		}
 		json.NewEncoder(w).Encode(github.User{Login: github.String(BotLogin), Type: github.String("User")})
 	})
+	f.oauthRoutes(mux)
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		if f.fail > 0 {
