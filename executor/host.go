@@ -53,6 +53,13 @@ func (ro *rollout) deployTarget(ctx context.Context, ch planner.Change) (undo fu
 	for k := range spec.Secrets {
 		secretVals = append(secretVals, env[k])
 	}
+	cert, err := resolveCertificate(spec, e.cfg.Secrets)
+	if err != nil {
+		return nil, fail(StepProxy, err, "")
+	}
+	if cert.keyPEM != "" {
+		secretVals = append(secretVals, cert.certPEM, cert.keyPEM)
+	}
 	hc, err := e.host(ro.plan.Hosts[ch.Host])
 	if err != nil {
 		return nil, fail(StepConnect, err, "")
@@ -236,7 +243,7 @@ func (ro *rollout) deployTarget(ctx context.Context, ch planner.Change) (undo fu
 
 	if px != nil {
 		ev(StepHealth, StatusStarted, "proxy health check "+spec.Proxy.HealthPath)
-		if err := ro.switchProxy(bg, dc, px, spec, name); err != nil {
+		if err := ro.switchProxy(bg, dc, px, spec, name, cert); err != nil {
 			logs := lastLogs(bg, dc, name, logLines)
 			abandon()
 			return nil, fail(StepHealth, err, logs)
@@ -364,7 +371,7 @@ func (ro *rollout) pruneTarget(ctx context.Context, ch planner.Change) {
 // health-checks it first and drains the old target before it answers. The
 // container is watched meanwhile, so one that exits fails the step at once
 // instead of at the deploy timeout.
-func (ro *rollout) switchProxy(ctx context.Context, dc *client.Client, px *proxyOnHost, spec *planner.Spec, name string) error {
+func (ro *rollout) switchProxy(ctx context.Context, dc *client.Client, px *proxyOnHost, spec *planner.Spec, name string, cert tlsCert) error {
 	timeout := time.Duration(spec.DeployTimeout)
 	if timeout <= 0 {
 		timeout = 30 * time.Second
@@ -397,7 +404,7 @@ func (ro *rollout) switchProxy(ctx context.Context, dc *client.Client, px *proxy
 			}
 		}
 	}()
-	_, err := px.client.Deploy(dctx, deployRequest(spec, name))
+	_, err := px.client.Deploy(dctx, deployRequest(spec, name, cert))
 	if err != nil {
 		select {
 		case xerr := <-exited:
@@ -671,7 +678,13 @@ func (ro *rollout) undoTarget(ctx context.Context, hc *hostConn, px *proxyOnHost
 		}
 	}
 	if prevSpec.Proxy != nil && px != nil {
-		if err := ro.switchProxy(ctx, dc, px, prevSpec, prev); err != nil {
+		// The secrets hold the current certificate: the previous one's
+		// values are nowhere (only their hashes are recorded).
+		cert, err := resolveCertificate(prevSpec, ro.e.cfg.Secrets)
+		if err != nil {
+			return fmt.Errorf("switch back to %s: %w", prev, err)
+		}
+		if err := ro.switchProxy(ctx, dc, px, prevSpec, prev, cert); err != nil {
 			return fmt.Errorf("switch back to %s: %w", prev, err)
 		}
 	} else if prevSpec.Proxy == nil {

@@ -453,10 +453,43 @@ func waitProxyUp(ctx context.Context, pc *proxy.Client, alive func() error) erro
 // proxyService is the proxy's name of a role's route.
 func proxyService(service, role string) string { return service + "-" + role }
 
+// tlsCert is a custom certificate's PEM and key, resolved from the
+// secrets the spec names.
+type tlsCert struct{ certPEM, keyPEM string }
+
+// resolveCertificate looks up the secrets of the spec's custom TLS
+// certificate and checks that the pair belongs together, covers the
+// route's hosts and is valid now (proxy.ParseCertificate), so that a bad
+// certificate fails the host before anything on it changes. The zero
+// tlsCert when the spec has none. Errors name secrets, never values.
+func resolveCertificate(s *planner.Spec, secrets SecretSource) (tlsCert, error) {
+	if s.Proxy == nil || s.Proxy.Certificate == nil {
+		return tlsCert{}, nil
+	}
+	c := s.Proxy.Certificate
+	var vals [2]string
+	for i, name := range []string{c.CertificatePEM.Name, c.PrivateKeyPEM.Name} {
+		if secrets == nil {
+			return tlsCert{}, fmt.Errorf("secret %s of proxy.ssl: no secrets are available", name)
+		}
+		v, ok := secrets.LookupSecret(name)
+		if !ok {
+			return tlsCert{}, fmt.Errorf("secret %s of proxy.ssl is not set", name)
+		}
+		vals[i] = v
+	}
+	if _, err := proxy.ParseCertificate(vals[0], vals[1], s.Proxy.Hosts); err != nil {
+		return tlsCert{}, fmt.Errorf("proxy.ssl (secrets %s and %s): %w", c.CertificatePEM.Name, c.PrivateKeyPEM.Name, err)
+	}
+	return tlsCert{certPEM: vals[0], keyPEM: vals[1]}, nil
+}
+
 // deployRequest is the proxy switch to a role's container on the server.
-func deployRequest(s *planner.Spec, ctrName string) proxy.DeployRequest {
+func deployRequest(s *planner.Spec, ctrName string, cert tlsCert) proxy.DeployRequest {
 	p := s.Proxy
 	return proxy.DeployRequest{
+		TLSCertificate:  cert.certPEM,
+		TLSKey:          cert.keyPEM,
 		Service:         proxyService(s.Service, s.Role),
 		Target:          ctrName + ":" + strconv.Itoa(p.AppPort),
 		Hosts:           p.Hosts,

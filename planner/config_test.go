@@ -194,7 +194,15 @@ func TestPlanner_ServiceKeys(t *testing.T) {
 		{name: "proxy bad host", file: svc("proxy: {host: 'a_b.example.com'}\n"), wantErr: "4:15: proxy: \"a_b.example.com\" is not a valid host name"},
 		{name: "proxy bad port", file: svc("proxy: {app_port: 70000}\n"), wantErr: "4:19: proxy.app_port 70000 is not a port"},
 		{name: "proxy ssl without host", file: svc("proxy: {ssl: true}\n"), wantErr: "ssl needs a host name"},
-		{name: "proxy ssl custom cert", file: svc("proxy: {host: a.example.com, ssl: {certificate_pem: X, private_key_pem: Y}}\n"), wantErr: "custom certificates are not supported"},
+		{name: "proxy ssl custom cert", file: svc("proxy: {host: a.example.com, ssl: {certificate_pem: CERT_PEM, private_key_pem: KEY_PEM}}\n"), check: func(t *testing.T, pl *planner.Plan) {
+			// mapSecrets of planFiles holds neither: the plan keeps the names only.
+			p := spec(t, pl, "app/web@web-1").Proxy
+			require.True(t, p.SSL)
+			require.Equal(t, &planner.ProxyCertificate{CertificatePEM: planner.SecretRef{Name: "CERT_PEM"}, PrivateKeyPEM: planner.SecretRef{Name: "KEY_PEM"}}, p.Certificate)
+		}},
+		{name: "proxy ssl custom cert half", file: svc("proxy: {host: a.example.com, ssl: {certificate_pem: CERT_PEM}}\n"), wantErr: "4:35: proxy.ssl: a custom certificate needs both certificate_pem and private_key_pem"},
+		{name: "proxy ssl custom cert inline", file: svc("proxy: {host: a.example.com, ssl: {certificate_pem: '-----BEGIN CERTIFICATE-----', private_key_pem: KEY_PEM}}\n"), wantErr: "proxy.ssl.certificate_pem must name a secret holding the PEM, never hold it"},
+		{name: "proxy ssl custom cert unknown key", file: svc("proxy: {host: a.example.com, ssl: {certificate: CERT_PEM, private_key_pem: KEY_PEM}}\n"), wantErr: "certificate"},
 		{name: "proxy ignored keys", file: svc("proxy: {host: a.example.com, buffering: {requests: true}}\n"), check: func(t *testing.T, pl *planner.Plan) {
 			require.Contains(t, pl.Notices[0], "proxy: buffering is ignored")
 		}},

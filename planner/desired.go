@@ -102,8 +102,10 @@ func (l *loader) resolveService(s *svcDef, ds *desiredState, hostOwner map[strin
 		if base == nil {
 			continue
 		}
+		var cert *certDef // proxy.ssl's custom certificate, whose hashes are per target
 		if proxied {
 			l.claimProxy(s, r, base.Proxy, hosts, claims)
+			cert = s.proxy.merge(r.proxy).cert
 		}
 		cache := map[string]desiredTarget{}
 		for _, h := range hosts {
@@ -136,6 +138,9 @@ func (l *loader) resolveService(s *svcDef, ds *desiredState, hostOwner map[strin
 				secrets = append(secrets, te.secrets...)
 			}
 			fromApplied := l.fillSecrets(s, t, &spec, secrets)
+			if spec.Proxy != nil && cert != nil {
+				fromApplied = l.fillCertificate(s, t, &spec, cert) || fromApplied
+			}
 			if len(spec.Env) == 0 {
 				spec.Env = nil
 			}
@@ -410,36 +415,75 @@ func (l *loader) fillSecrets(s *svcDef, t Target, spec *Spec, secrets []secretDe
 			s.d.errf(sd.node, "%s is both a clear and a secret variable: keep one", sd.env)
 			continue
 		}
-		hash, ok := l.secretHashes[sd.name]
-		if !ok && l.cfg.Secrets != nil {
-			if v, found := l.cfg.Secrets.LookupSecret(sd.name); found {
-				hash = hashSecret(l.cfg.SecretKey, v)
-				l.secretHashes[sd.name] = hash
-				ok = true
-			}
+		var applied SecretRef
+		if a := l.applied[t]; a != nil {
+			applied = a.Spec.Secrets[sd.env]
 		}
+		ref, fa, ok := l.secretRef(s, sd.name, sd.node, applied)
 		if !ok {
-			if l.cfg.RequireSecrets {
-				s.d.errf(sd.node, "secret %s is not set: provide it in bosun's environment or a secrets file", sd.name)
-				continue
-			}
-			fromApplied = true
-			if a := l.applied[t]; a != nil && a.Spec.Secrets[sd.env].Name == sd.name {
-				hash = a.Spec.Secrets[sd.env].Hash
-			}
-			key := s.name + "\x00" + sd.name
-			if !l.warned[key] {
-				l.warned[key] = true
-				e := s.d.at(sd.node, fmt.Sprintf("secret %s of service %s is not available to this plan: a change of its value cannot be seen", sd.name, s.name))
-				l.warnings = append(l.warnings, e.Error())
-			}
+			continue
 		}
-		spec.Secrets[sd.env] = SecretRef{Name: sd.name, Hash: hash}
+		fromApplied = fromApplied || fa
+		spec.Secrets[sd.env] = ref
 	}
 	if len(spec.Secrets) == 0 {
 		spec.Secrets = nil
 	}
 	return fromApplied
+}
+
+// secretRef is the reference to secret name with the keyed hash of its
+// value. A secret the source cannot resolve is an error when the plan is
+// for apply (ok false); otherwise it keeps applied's hash when applied
+// names the same secret (fromApplied), and the plan warns once.
+func (l *loader) secretRef(s *svcDef, name string, node *yaml.Node, applied SecretRef) (ref SecretRef, fromApplied, ok bool) {
+	hash, found := l.secretHashes[name]
+	if !found && l.cfg.Secrets != nil {
+		if v, has := l.cfg.Secrets.LookupSecret(name); has {
+			hash = hashSecret(l.cfg.SecretKey, v)
+			l.secretHashes[name] = hash
+			found = true
+		}
+	}
+	if !found {
+		if l.cfg.RequireSecrets {
+			s.d.errf(node, "secret %s is not set: provide it in bosun's environment or a secrets file", name)
+			return SecretRef{}, false, false
+		}
+		fromApplied = true
+		if applied.Name == name {
+			hash = applied.Hash
+		}
+		key := s.name + "\x00" + name
+		if !l.warned[key] {
+			l.warned[key] = true
+			e := s.d.at(node, fmt.Sprintf("secret %s of service %s is not available to this plan: a change of its value cannot be seen", name, s.name))
+			l.warnings = append(l.warnings, e.Error())
+		}
+	}
+	return SecretRef{Name: name, Hash: hash}, fromApplied, true
+}
+
+// fillCertificate sets the hashes of a custom TLS certificate's secrets
+// (proxy.ssl.certificate_pem and private_key_pem) on spec, whose Proxy it
+// replaces by a copy (the base spec's is shared). It reports whether a hash
+// was taken from the applied state.
+func (l *loader) fillCertificate(s *svcDef, t Target, spec *Spec, c *certDef) bool {
+	var applied *ProxyCertificate
+	if a := l.applied[t]; a != nil && a.Spec.Proxy != nil {
+		applied = a.Spec.Proxy.Certificate
+	}
+	if applied == nil {
+		applied = &ProxyCertificate{}
+	}
+	cert, fa1, ok1 := l.secretRef(s, c.cert, c.certNode, applied.CertificatePEM)
+	key, fa2, ok2 := l.secretRef(s, c.key, c.keyNode, applied.PrivateKeyPEM)
+	p := *spec.Proxy
+	if ok1 && ok2 {
+		p.Certificate = &ProxyCertificate{CertificatePEM: cert, PrivateKeyPEM: key}
+	}
+	spec.Proxy = &p
+	return fa1 || fa2
 }
 
 // resolvedHost is one host a role runs on.

@@ -180,8 +180,14 @@ func appendDiff(out []FieldChange, a, b map[string]string) []FieldChange {
 	return out
 }
 
+// The fields of a custom certificate's secrets in a plan.
+const (
+	certificatePEMField = "proxy.certificate.certificate_pem"
+	privateKeyPEMField  = "proxy.certificate.private_key_pem"
+)
+
 func fieldChange(k, ov, nv string, hadOld, hasNew bool) FieldChange {
-	if !strings.HasPrefix(k, "secrets.") {
+	if !strings.HasPrefix(k, "secrets.") && k != certificatePEMField && k != privateKeyPEMField {
 		return FieldChange{Field: k, Old: ov, New: nv}
 	}
 	// ov and nv are "name\x00hash": show only whether it is set or changed.
@@ -248,6 +254,7 @@ var specSections = []specSection{
 	{func(a, b *Spec) bool {
 		return a.Proxy == nil && b.Proxy == nil || a.Proxy != nil && b.Proxy != nil && slices.Equal(a.Proxy.Hosts, b.Proxy.Hosts) &&
 			a.Proxy.PathPrefix == b.Proxy.PathPrefix && a.Proxy.AppPort == b.Proxy.AppPort && a.Proxy.SSL == b.Proxy.SSL &&
+			(a.Proxy.Certificate == nil) == (b.Proxy.Certificate == nil) && (a.Proxy.Certificate == nil || *a.Proxy.Certificate == *b.Proxy.Certificate) &&
 			a.Proxy.HealthPath == b.Proxy.HealthPath && a.Proxy.HealthInterval == b.Proxy.HealthInterval &&
 			a.Proxy.HealthTimeout == b.Proxy.HealthTimeout && a.Proxy.ResponseTimeout == b.Proxy.ResponseTimeout
 	}, flattenProxy},
@@ -369,6 +376,11 @@ func flattenProxy(s *Spec, out map[string]string) {
 	flatStr(out, "proxy.path_prefix", p.PathPrefix)
 	out["proxy.app_port"] = strconv.Itoa(p.AppPort)
 	flatBool(out, "proxy.ssl", p.SSL)
+	if c := p.Certificate; c != nil {
+		// Shown as secrets are: set, changed or renamed, never a hash.
+		out[certificatePEMField] = c.CertificatePEM.Name + "\x00" + c.CertificatePEM.Hash
+		out[privateKeyPEMField] = c.PrivateKeyPEM.Name + "\x00" + c.PrivateKeyPEM.Hash
+	}
 	out["proxy.health_path"] = p.HealthPath
 	flatDur(out, "proxy.health_interval", p.HealthInterval, true)
 	flatDur(out, "proxy.health_timeout", p.HealthTimeout, true)

@@ -157,3 +157,48 @@ func TestReadSecret(t *testing.T) {
 		t.Error("no env and no file accepted")
 	}
 }
+
+// TestPlanner_customCertificate: proxy.ssl's certificate_pem and
+// private_key_pem name secrets; the spec keeps their names and keyed
+// hashes, a renewed certificate is an update shown as (changed), and no
+// plan form holds a PEM or hash.
+func TestPlanner_customCertificate(t *testing.T) {
+	t.Parallel()
+	fsys := mapFS(map[string]string{"services/app.yml": "service: app\nimage: a/b:1\nservers: [web-1]\n" +
+		"proxy: {host: app.example.com, ssl: {certificate_pem: CERT_PEM, private_key_pem: KEY_PEM}}\n"})
+	plan := func(cfg planner.Config, applied []planner.Applied) (*planner.Plan, error) {
+		cfg.SecretKey = []byte("k1")
+		return planner.New(cfg).Plan(t.Context(), fsys, planner.Input{Repo: "r", Commit: "c", Applied: applied})
+	}
+	const cert1, key1, cert2 = "-----BEGIN CERTIFICATE-----one", "-----BEGIN PRIVATE KEY-----one", "-----BEGIN CERTIFICATE-----two"
+	first, err := plan(planner.Config{Secrets: mapSecrets{"CERT_PEM": cert1, "KEY_PEM": key1}}, nil)
+	require.NoError(t, err)
+	c := first.Changes[0].Desired.Proxy.Certificate
+	require.NotNil(t, c)
+	require.Equal(t, "CERT_PEM", c.CertificatePEM.Name)
+	require.Regexp(t, `^hmac-sha256:[0-9a-f]{64}$`, c.CertificatePEM.Hash)
+	require.Regexp(t, `^hmac-sha256:[0-9a-f]{64}$`, c.PrivateKeyPEM.Hash)
+	applied := []planner.Applied{{Target: first.Changes[0].Target, Version: first.Changes[0].Version, Spec: *first.Changes[0].Desired}}
+
+	same, err := plan(planner.Config{Secrets: mapSecrets{"CERT_PEM": cert1, "KEY_PEM": key1}}, applied)
+	require.NoError(t, err)
+	require.Equal(t, planner.ActionUnchanged, same.Changes[0].Action)
+
+	renewed, err := plan(planner.Config{Secrets: mapSecrets{"CERT_PEM": cert2, "KEY_PEM": key1}}, applied)
+	require.NoError(t, err)
+	require.Equal(t, planner.ActionUpdate, renewed.Changes[0].Action)
+	require.Equal(t, []planner.FieldChange{{Field: "proxy.certificate.certificate_pem", Old: "(set)", New: "(changed)"}}, renewed.Changes[0].Fields)
+	var text, md strings.Builder
+	_, err = renewed.WriteTo(&text)
+	require.NoError(t, err)
+	require.NoError(t, renewed.WriteMarkdown(&md))
+	js, err := renewed.MarshalJSON()
+	require.NoError(t, err)
+	for _, out := range []string{text.String(), md.String(), string(js)} {
+		require.NotContains(t, out, "BEGIN")
+		require.NotContains(t, out, "hmac")
+	}
+
+	_, err = plan(planner.Config{Secrets: mapSecrets{"CERT_PEM": cert1}, RequireSecrets: true}, applied)
+	require.ErrorContains(t, err, "services/app.yml:4:82: secret KEY_PEM is not set")
+}

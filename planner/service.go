@@ -80,6 +80,13 @@ type secretDef struct {
 	node      *yaml.Node
 }
 
+// certDef is a custom TLS certificate, Kamal 2's proxy.ssl map: the names
+// of the secrets holding the PEM certificate (chain) and private key.
+type certDef struct {
+	cert, key         string
+	certNode, keyNode *yaml.Node
+}
+
 // proxyDef holds the proxy keys as written; nil pointers are unset, so that
 // a role's block can be merged over the root's.
 type proxyDef struct {
@@ -89,6 +96,7 @@ type proxyDef struct {
 	hostNodes       []*yaml.Node
 	pathPrefix      *string
 	ssl             *bool
+	cert            *certDef // ssl: {certificate_pem, private_key_pem}
 	appPort         *int
 	healthPath      *string
 	healthInterval  *Duration
@@ -691,7 +699,10 @@ func (d *doc) proxy(n *yaml.Node, what string) proxyDef {
 	if v, ok := fs["ssl"]; ok {
 		vn := d.deref(v)
 		if vn != nil && vn.Kind == yaml.MappingNode {
-			d.errf(vn, "%s.ssl: custom certificates are not supported: write ssl: true for an automatic (ACME) certificate", what)
+			if c := d.certificate(v, what+".ssl"); c != nil {
+				t := true
+				p.ssl, p.cert = &t, c
+			}
 		} else if b, ok := d.boolean(v, what+".ssl"); ok {
 			p.ssl = &b
 		}
@@ -735,6 +746,38 @@ func (d *doc) proxy(n *yaml.Node, what string) proxyDef {
 	return p
 }
 
+// certificate reads proxy.ssl's map form: {certificate_pem: NAME,
+// private_key_pem: NAME}, each the name of a secret (Kamal 2 reads them from
+// .kamal/secrets; bosun from its secret sources).
+func (d *doc) certificate(n *yaml.Node, what string) *certDef {
+	fs, ok := d.fields(n, what, keys{known: []string{"certificate_pem", "private_key_pem"}})
+	if !ok {
+		return nil
+	}
+	c := &certDef{}
+	for _, k := range []struct {
+		key  string
+		name *string
+		node **yaml.Node
+	}{{"certificate_pem", &c.cert, &c.certNode}, {"private_key_pem", &c.key, &c.keyNode}} {
+		v, ok := fs[k.key]
+		if !ok {
+			d.errf(d.deref(n), "%s: a custom certificate needs both certificate_pem and private_key_pem, each the name of a secret (e.g. certificate_pem: CERTIFICATE_PEM)", what)
+			return nil
+		}
+		s, ok := d.str(v, what+"."+k.key)
+		if !ok {
+			return nil
+		}
+		if msg := checkEnvName(s); msg != "" {
+			d.errf(d.deref(v), "%s.%s must name a secret holding the PEM, never hold it: secret name %s", what, k.key, msg)
+			return nil
+		}
+		*k.name, *k.node = s, d.deref(v)
+	}
+	return c
+}
+
 // merge returns p with the fields set in over replacing its own.
 func (p proxyDef) merge(over proxyDef) proxyDef {
 	out := p
@@ -750,7 +793,7 @@ func (p proxyDef) merge(over proxyDef) proxyDef {
 		out.pathPrefix = over.pathPrefix
 	}
 	if over.ssl != nil {
-		out.ssl = over.ssl
+		out.ssl, out.cert = over.ssl, over.cert
 	}
 	if over.appPort != nil {
 		out.appPort = over.appPort

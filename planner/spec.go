@@ -106,14 +106,27 @@ type Logging struct {
 
 // Proxy is how bosun's proxy routes to a proxied role.
 type Proxy struct {
-	Hosts           []string `json:"hosts,omitempty"` // empty: the catch-all route
-	PathPrefix      string   `json:"path_prefix,omitempty"`
-	AppPort         int      `json:"app_port"`
-	SSL             bool     `json:"ssl,omitempty"`
-	HealthPath      string   `json:"health_path"`
-	HealthInterval  Duration `json:"health_interval"`
-	HealthTimeout   Duration `json:"health_timeout"`
-	ResponseTimeout Duration `json:"response_timeout"`
+	Hosts      []string `json:"hosts,omitempty"` // empty: the catch-all route
+	PathPrefix string   `json:"path_prefix,omitempty"`
+	AppPort    int      `json:"app_port"`
+	SSL        bool     `json:"ssl,omitempty"`
+	// Certificate is a custom TLS certificate for Hosts (Kamal's proxy.ssl
+	// map): the secrets holding it, never their values. nil with SSL: an
+	// automatic (ACME) certificate.
+	Certificate     *ProxyCertificate `json:"certificate,omitempty"`
+	HealthPath      string            `json:"health_path"`
+	HealthInterval  Duration          `json:"health_interval"`
+	HealthTimeout   Duration          `json:"health_timeout"`
+	ResponseTimeout Duration          `json:"response_timeout"`
+}
+
+// ProxyCertificate names the secrets of a custom TLS certificate: the PEM
+// certificate (leaf first, then its chain) and the PEM private key, with
+// keyed hashes of their values, so that a renewed certificate changes the
+// spec's version.
+type ProxyCertificate struct {
+	CertificatePEM SecretRef `json:"certificate_pem"`
+	PrivateKeyPEM  SecretRef `json:"private_key_pem"`
 }
 
 // Health is Docker's health check for unproxied roles. An empty Cmd means

@@ -22,7 +22,7 @@ const (
 	DefaultResponseTimeout = 30 * time.Second
 
 	maxTimeout         = time.Hour
-	maxControlBodySize = 64 << 10
+	maxControlBodySize = 256 << 10 // room for a certificate chain and its key
 )
 
 // Duration is a time.Duration that travels in JSON as a Go duration string
@@ -51,12 +51,18 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 // DeployRequest asks the proxy to route a service to a target. Zero
 // durations and an empty HealthPath take the Default* values.
 type DeployRequest struct {
-	Service         string   `json:"service"`
-	Target          string   `json:"target"`          // HOST:PORT the proxy can reach (container name on the bosun network, or an address)
-	Hosts           []string `json:"hosts,omitempty"` // exact names or "*.example.com"; empty: the catch-all route
-	PathPrefix      string   `json:"path_prefix,omitempty"`
-	StripPrefix     bool     `json:"strip_prefix,omitempty"`
-	TLS             bool     `json:"tls,omitempty"` // certificates for Hosts; HTTP is redirected to HTTPS
+	Service     string   `json:"service"`
+	Target      string   `json:"target"`          // HOST:PORT the proxy can reach (container name on the bosun network, or an address)
+	Hosts       []string `json:"hosts,omitempty"` // exact names or "*.example.com"; empty: the catch-all route
+	PathPrefix  string   `json:"path_prefix,omitempty"`
+	StripPrefix bool     `json:"strip_prefix,omitempty"`
+	TLS         bool     `json:"tls,omitempty"` // certificates for Hosts; HTTP is redirected to HTTPS
+	// TLSCertificate and TLSKey are a custom certificate for Hosts (PEM:
+	// the leaf, then its chain; and its private key), served by SNI
+	// instead of an ACME or local-CA one; they need TLS. The control API
+	// never lists them (Route.Certificate describes the certificate).
+	TLSCertificate  string   `json:"tls_certificate,omitempty"`
+	TLSKey          string   `json:"tls_key,omitempty"`
 	HealthPath      string   `json:"health_path,omitempty"`
 	HealthInterval  Duration `json:"health_interval,omitempty"`
 	HealthTimeout   Duration `json:"health_timeout,omitempty"`
@@ -135,7 +141,12 @@ func (req DeployRequest) withDefaults() DeployRequest {
 }
 
 // Validate checks every field of a request whose defaults are filled in.
-func (req DeployRequest) Validate() error {
+// A custom certificate must be valid now.
+func (req DeployRequest) Validate() error { return req.validate(true) }
+
+// validate is Validate; without checkTime an expired custom certificate
+// passes (see restore).
+func (req DeployRequest) validate(checkTime bool) error {
 	if !serviceRE.MatchString(req.Service) {
 		return &ValidationError{"service", fmt.Sprintf("%q must be 1-63 of a-z, 0-9, '_', '.', '-', starting with a letter or digit", req.Service)}
 	}
@@ -158,14 +169,23 @@ func (req DeployRequest) Validate() error {
 	if err := validatePath(req.HealthPath); err != nil {
 		return &ValidationError{"health_path", err.Error()}
 	}
+	custom := req.TLSCertificate != "" || req.TLSKey != ""
+	if custom && !req.TLS {
+		return &ValidationError{"tls_certificate", "a custom certificate needs tls"}
+	}
 	if req.TLS {
 		if len(req.Hosts) == 0 {
 			return &ValidationError{"tls", "needs at least one host"}
 		}
 		for _, h := range req.Hosts {
-			if strings.HasPrefix(h, "*.") {
-				return &ValidationError{"tls", fmt.Sprintf("no certificate can be issued for the wildcard %q", h)}
+			if strings.HasPrefix(h, "*.") && !custom {
+				return &ValidationError{"tls", fmt.Sprintf("no certificate can be issued for the wildcard %q: give a custom certificate for it", h)}
 			}
+		}
+	}
+	if custom {
+		if _, err := parseCertificate(req.TLSCertificate, req.TLSKey, req.Hosts, checkTime); err != nil {
+			return &ValidationError{"tls_certificate", err.Error()}
 		}
 	}
 	for _, d := range []struct {

@@ -285,11 +285,35 @@ type Route struct {
 	HealthSince time.Time `json:"health_since,omitzero"`  // since when Healthy has had its value
 	HealthError string    `json:"health_error,omitempty"` // why the latest check failed
 	InFlight    int64     `json:"in_flight"`              // requests now running on the target
+	// Certificate describes the route's custom certificate; its PEM and
+	// key are never listed.
+	Certificate *CertificateInfo `json:"certificate,omitempty"`
 }
 
 func (svc *service) route() Route {
 	ok, since, msg := svc.target.health()
-	return Route{DeployRequest: svc.req, Since: svc.since, Healthy: ok, HealthSince: since, HealthError: msg, InFlight: svc.target.inFlight()}
+	return Route{DeployRequest: svc.req.public(), Since: svc.since, Healthy: ok, HealthSince: since, HealthError: msg,
+		InFlight: svc.target.inFlight(), Certificate: certInfo(svc.cert)}
+}
+
+// public is req without its custom certificate's PEM and key.
+func (req DeployRequest) public() DeployRequest {
+	req.TLSCertificate, req.TLSKey = "", ""
+	return req
+}
+
+// newService is the service of a validated req, its custom certificate
+// parsed (checked to be valid now when checkTime).
+func (s *Server) newService(req DeployRequest, since time.Time, checkTime bool) (*service, error) {
+	svc := &service{req: req, since: since, metrics: s.metrics.forService(req.Service)}
+	if req.TLSCertificate != "" {
+		c, err := parseCertificate(req.TLSCertificate, req.TLSKey, req.Hosts, checkTime)
+		if err != nil {
+			return nil, &ValidationError{"tls_certificate", err.Error()}
+		}
+		svc.cert = c
+	}
+	return svc, nil
 }
 
 // Routes lists the routes, sorted by service name.
@@ -318,7 +342,11 @@ func (s *Server) Deploy(ctx context.Context, req DeployRequest) (Route, error) {
 	defer lock.Unlock()
 	log := s.log.With("service", req.Service, "target", req.Target)
 
-	if _, err := s.prospective(req.Service, &service{req: req}); err != nil {
+	svc, err := s.newService(req, time.Time{}, true)
+	if err != nil {
+		return Route{}, err
+	}
+	if _, err := s.prospective(req.Service, svc); err != nil {
 		s.metrics.deploy(req.Service, "conflict")
 		return Route{}, err
 	}
@@ -330,7 +358,7 @@ func (s *Server) Deploy(ctx context.Context, req DeployRequest) (Route, error) {
 	}
 	t := newTarget(s, req)
 	t.setHealth(true, "")
-	svc := &service{req: req, since: time.Now(), target: t, metrics: s.metrics.forService(req.Service)}
+	svc.since, svc.target = time.Now(), t
 
 	s.mu.Lock()
 	if s.closed {

@@ -17,8 +17,11 @@ type stateFile struct {
 }
 
 type savedRoute struct {
-	DeployRequest
-	Since time.Time `json:"since"`
+	DeployRequest           // without its custom certificate, which is in CertFile
+	Since         time.Time `json:"since"`
+	// CertFile names the file under StateDir/tls (mode 0600) that holds the
+	// route's custom certificate and key.
+	CertFile string `json:"cert_file,omitempty"`
 }
 
 func statePath(dir string) string { return filepath.Join(dir, "routes.json") }
@@ -30,8 +33,18 @@ func (s *Server) save(tab *table) error {
 		return nil
 	}
 	f := stateFile{Version: stateVersion, Routes: []savedRoute{}}
+	certFiles := map[string]bool{}
 	for _, svc := range tab.services {
-		f.Routes = append(f.Routes, savedRoute{DeployRequest: svc.req, Since: svc.since})
+		r := savedRoute{DeployRequest: svc.req.public(), Since: svc.since}
+		if svc.req.TLSCertificate != "" {
+			// Written before the routes that name it.
+			name, err := writeCert(s.cfg.StateDir, svc.req)
+			if err != nil {
+				return fmt.Errorf("save proxy state: %w", err)
+			}
+			r.CertFile, certFiles[name] = name, true
+		}
+		f.Routes = append(f.Routes, r)
 	}
 	sortRoutes(f.Routes)
 	data, err := json.MarshalIndent(f, "", "  ")
@@ -41,6 +54,7 @@ func (s *Server) save(tab *table) error {
 	if err := writeFileAtomic(statePath(s.cfg.StateDir), append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("save proxy state: %w", err)
 	}
+	pruneCerts(s.cfg.StateDir, certFiles)
 	return nil
 }
 
@@ -77,12 +91,26 @@ func (s *Server) restore() error {
 	services := map[string]*service{}
 	for _, r := range f.Routes {
 		req := r.DeployRequest.withDefaults()
-		if err := req.Validate(); err != nil {
+		if r.CertFile != "" {
+			var err error
+			if req.TLSCertificate, req.TLSKey, err = readCert(s.cfg.StateDir, r.CertFile); err != nil {
+				return fmt.Errorf("read proxy state: route %q: its certificate: %w", req.Service, err)
+			}
+		}
+		// An expired certificate is served still: the proxy comes back as
+		// it was, and the next deploy says what is wrong.
+		err := req.validate(false)
+		var svc *service
+		if err == nil {
+			svc, err = s.newService(req, r.Since, false)
+		}
+		if err != nil {
 			return fmt.Errorf("read proxy state: route %q: %w", req.Service, err)
 		}
 		t := newTarget(s, req)
 		t.setHealth(true, "") // it was healthy when saved; the monitor will tell
-		services[req.Service] = &service{req: req, since: r.Since, target: t, metrics: s.metrics.forService(req.Service)}
+		svc.target = t
+		services[req.Service] = svc
 	}
 	tab, err := buildTable(services)
 	if err != nil {

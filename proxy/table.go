@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"bytes"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"sort"
@@ -11,8 +13,9 @@ import (
 // service is one deployed route: its settings and its current target. A
 // service value never changes; a deploy makes a new one and a new table.
 type service struct {
-	req     DeployRequest // with defaults, validated
-	since   time.Time     // when this target started serving
+	req     DeployRequest    // with defaults, validated
+	cert    *tls.Certificate // req's custom certificate, parsed; nil: none
+	since   time.Time        // when this target started serving
 	target  *target
 	metrics *serviceMetrics
 }
@@ -21,16 +24,18 @@ type service struct {
 // through an atomic pointer, so a request sees either the old route or the
 // new one, never a mix.
 type table struct {
-	services map[string]*service   // by name
-	exact    map[string][]*service // host → services, longest path prefix first
-	wildcard map[string][]*service // "example.com" for "*.example.com"
-	catchAll []*service            // routes with no host
+	services map[string]*service         // by name
+	exact    map[string][]*service       // host → services, longest path prefix first
+	wildcard map[string][]*service       // "example.com" for "*.example.com"
+	catchAll []*service                  // routes with no host
+	certs    map[string]*tls.Certificate // custom certificates by host ("*.example.com" for a wildcard)
 }
 
 // buildTable indexes services. Two services may not own the same host (or
 // both be catch-all) with the same path prefix.
 func buildTable(services map[string]*service) (*table, error) {
-	t := &table{services: services, exact: map[string][]*service{}, wildcard: map[string][]*service{}}
+	t := &table{services: services, exact: map[string][]*service{}, wildcard: map[string][]*service{}, certs: map[string]*tls.Certificate{}}
+	certOwner := map[string]string{}
 	owner := map[string]string{} // "host path" → service
 	claim := func(key, name string) error {
 		if o, ok := owner[key]; ok && o != name {
@@ -57,6 +62,13 @@ func buildTable(services map[string]*service) (*table, error) {
 		for _, h := range svc.req.Hosts {
 			if err := claim(h+prefix, name); err != nil {
 				return nil, err
+			}
+			if svc.cert != nil {
+				// SNI names a host, not a path: one certificate per host.
+				if o, ok := certOwner[h]; ok && !bytes.Equal(t.certs[h].Certificate[0], svc.cert.Certificate[0]) {
+					return nil, fmt.Errorf("%w: host %s has another custom certificate, from service %q", ErrConflict, h, o)
+				}
+				certOwner[h], t.certs[h] = name, svc.cert
 			}
 			if parent, ok := strings.CutPrefix(h, "*."); ok {
 				t.wildcard[parent] = append(t.wildcard[parent], svc)

@@ -28,6 +28,9 @@ func (s *Server) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, e
 	if name == "" {
 		return nil, errors.New("tls: no server name (SNI) in the handshake")
 	}
+	if c := s.table.Load().certFor(name); c != nil {
+		return c, nil // a route's custom certificate
+	}
 	if s.localCA != nil {
 		if !s.table.Load().tlsHost(name) {
 			return nil, fmt.Errorf("tls: no TLS route for %q", name)
