@@ -791,13 +791,6 @@ func changed(p *planner.Plan) int {
 	return n
 }
 
-func short(sha string) string {
-	if len(sha) > 12 {
-		return sha[:12]
-	}
-	return sha
-}
-
 // Repos names the configured repositories (for the dashboard).
 func (d *Daemon) Repos() []string { return d.repoNames() }
 

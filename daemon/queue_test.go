@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bosunhq/bosun/internal/commitsha"
 	"github.com/bosunhq/bosun/internal/testbed"
 	"github.com/bosunhq/bosun/state"
 	"github.com/bosunhq/bosun/webhook"
@@ -122,10 +123,10 @@ func TestDaemon_burstCoalescesPerRepository(t *testing.T) {
 	var got []string
 	for _, s := range gh.Statuses() {
 		if s.SHA != calls[0] {
-			got = append(got, short(s.SHA)+" "+s.GetState())
+			got = append(got, commitsha.Short(s.SHA)+" "+s.GetState())
 		}
 	}
-	if want := []string{short(first) + " pending", short(first) + " success", short(newest) + " pending", short(newest) + " success"}; fmt.Sprint(got) != fmt.Sprint(want) {
+	if want := []string{commitsha.Short(first) + " pending", commitsha.Short(first) + " success", commitsha.Short(newest) + " pending", commitsha.Short(newest) + " success"}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("statuses after the start-up deploy: %q, want %q", got, want)
 	}
 }

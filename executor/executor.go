@@ -16,6 +16,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 
+	"github.com/bosunhq/bosun/internal/commitsha"
 	"github.com/bosunhq/bosun/planner"
 	"github.com/bosunhq/bosun/state"
 )
@@ -398,7 +399,7 @@ func (e *Executor) applyService(ctx context.Context, plan *planner.Plan, pol pla
 			<-eventsDone
 		}
 	}
-	ro.emit(Event{Service: pol.Name, Step: StepLock, Status: StatusOK, Message: "rollout of commit " + shortSHA(plan.Commit)})
+	ro.emit(Event{Service: pol.Name, Step: StepLock, Status: StatusOK, Message: "rollout of commit " + commitsha.Short(plan.Commit)})
 
 	err = ro.run(lockCtx, chs, sr)
 	sr.Foreign = ro.foreign
@@ -432,13 +433,6 @@ type ForeignContainer struct {
 	Host, Container, Version string
 	Store                    string // its bosun.store label; "" if it has none
 	Commit                   string
-}
-
-func shortSHA(s string) string {
-	if len(s) > 12 {
-		return s[:12]
-	}
-	return s
 }
 
 // run deploys the service's changes role by role, then removes.

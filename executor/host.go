@@ -13,6 +13,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 
+	"github.com/bosunhq/bosun/internal/commitsha"
 	"github.com/bosunhq/bosun/planner"
 )
 
@@ -517,7 +518,7 @@ func (ro *rollout) noticeForeign(ch planner.Change, others []container.Summary) 
 		ro.foreign = append(ro.foreign, fc)
 		ro.mu.Unlock()
 		ro.emit(Event{Service: ch.Service, Role: ch.Role, Host: ch.Host, Version: ch.Version, Step: StepStop, Status: StatusStarted,
-			Message: fmt.Sprintf("running container %s (version %s, commit %s) was made by %s; it is stopped after the switch", fc.Container, ver, shortSHA(fc.Commit), by)})
+			Message: fmt.Sprintf("running container %s (version %s, commit %s) was made by %s; it is stopped after the switch", fc.Container, ver, commitsha.Short(fc.Commit), by)})
 		ro.e.log.Warn("container made by another store", "service", ch.Service, "role", ch.Role, "host", ch.Host, "container", fc.Container, "store", st)
 	}
 }

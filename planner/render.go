@@ -7,6 +7,8 @@ import (
 	"html"
 	"io"
 	"strings"
+
+	"github.com/bosunhq/bosun/internal/commitsha"
 )
 
 // counts tallies the actions of a plan.
@@ -42,13 +44,6 @@ var actionMark = map[Action]string{
 	ActionCreate: "+", ActionUpdate: "~", ActionRemove: "-", ActionUnchanged: "=", ActionHeld: "#",
 }
 
-func shortSHA(s string) string {
-	if len(s) > 12 {
-		return s[:12]
-	}
-	return s
-}
-
 // serviceGroups splits the changes by service, keeping their order.
 func (pl *Plan) serviceGroups() [][]Change {
 	var out [][]Change
@@ -82,7 +77,7 @@ func (pl *Plan) WriteTo(w io.Writer) (int64, error) {
 	if pl.Destination != "" {
 		dest = " (destination " + pl.Destination + ")"
 	}
-	fmt.Fprintf(&b, "Plan for %s%s at %s: %s.\n", pl.Repo, dest, shortSHA(pl.Commit), c)
+	fmt.Fprintf(&b, "Plan for %s%s at %s: %s.\n", pl.Repo, dest, commitsha.Short(pl.Commit), c)
 	var quiet []string
 	for _, g := range pl.serviceGroups() {
 		if !groupChanges(g) {
@@ -185,7 +180,7 @@ func (pl *Plan) WriteMarkdown(w io.Writer) error {
 	if pl.Destination != "" {
 		dest = " (destination `" + mdCode(pl.Destination) + "`)"
 	}
-	fmt.Fprintf(&b, " %s — `%s`%s at `%s`\n", c, mdCode(pl.Repo), dest, mdCode(shortSHA(pl.Commit)))
+	fmt.Fprintf(&b, " %s — `%s`%s at `%s`\n", c, mdCode(pl.Repo), dest, mdCode(commitsha.Short(pl.Commit)))
 	var quiet []string
 	for _, g := range pl.serviceGroups() {
 		if !groupChanges(g) {

@@ -17,6 +17,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 	"github.com/go-git/go-git/v5/storage/memory"
+
+	"github.com/bosunhq/bosun/internal/commitsha"
 )
 
 // Repo is an opened git repository: a local one read in place, or a remote
@@ -79,18 +81,18 @@ func (r *Repo) Resolve(ref string) (string, error) {
 func (r *Repo) FS(sha, sub string) (fs.FS, error) {
 	c, err := r.repo.CommitObject(plumbing.NewHash(sha))
 	if err != nil {
-		return nil, fmt.Errorf("read commit %s: %w", short(sha), err)
+		return nil, fmt.Errorf("read commit %s: %w", commitsha.Short(sha), err)
 	}
 	tree, err := c.Tree()
 	if err != nil {
-		return nil, fmt.Errorf("read tree of %s: %w", short(sha), err)
+		return nil, fmt.Errorf("read tree of %s: %w", commitsha.Short(sha), err)
 	}
 	sub = strings.Trim(filepath.ToSlash(sub), "/")
 	if sub != "" && sub != "." {
 		// Root the tree at the folder (rather than fs.Sub, which would
 		// hide BlobHash from the planner).
 		if tree, err = tree.Tree(sub); err != nil {
-			return nil, fmt.Errorf("folder %q in commit %s: %w", sub, short(sha), fs.ErrNotExist)
+			return nil, fmt.Errorf("folder %q in commit %s: %w", sub, commitsha.Short(sha), fs.ErrNotExist)
 		}
 	}
 	fsys := &treeFS{store: r.repo.Storer, root: tree, mtime: c.Committer.When}
@@ -153,13 +155,6 @@ func redactErr(err error, src string) error {
 		return errors.New(strings.ReplaceAll(err.Error(), src, r))
 	}
 	return err
-}
-
-func short(sha string) string {
-	if len(sha) > 12 {
-		return sha[:12]
-	}
-	return sha
 }
 
 // openKeepingFiles opens the repository whose git folder is dotgit with

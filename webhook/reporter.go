@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/go-github/v66/github"
+
+	"github.com/bosunhq/bosun/internal/commitsha"
 )
 
 // State is a commit status state.
@@ -125,7 +127,7 @@ func (r *Reporter) SetStatus(ctx context.Context, s Status) error {
 		st.TargetURL = github.String(s.TargetURL)
 	}
 	if _, _, err := r.gh.Repositories.CreateStatus(ctx, owner, name, s.SHA, st); err != nil {
-		return fmt.Errorf("post status %s=%s on %s@%s: %w", s.Context, s.State, s.Repo, short(s.SHA), err)
+		return fmt.Errorf("post status %s=%s on %s@%s: %w", s.Context, s.State, s.Repo, commitsha.Short(s.SHA), err)
 	}
 	r.log.InfoContext(ctx, "status posted", "repo", s.Repo, "sha", s.SHA, "context", s.Context, "state", string(s.State))
 	return nil
@@ -216,13 +218,6 @@ func truncate(s string, n int) string {
 		s = s[:len(s)-1]
 	}
 	return s
-}
-
-func short(sha string) string {
-	if len(sha) > 12 {
-		return sha[:12]
-	}
-	return sha
 }
 
 // ErrRefused marks a forge answer that retrying will not change: the call

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bosunhq/bosun/executor"
+	"github.com/bosunhq/bosun/internal/commitsha"
 	"github.com/bosunhq/bosun/planner"
 	"github.com/bosunhq/bosun/state"
 )
@@ -127,7 +128,7 @@ With --dry-run, apply only plans (as bosun plan does).`, e)
 		return 1, err
 	}
 	defer x.Close()
-	res, err := x.Apply(ctx, plan, executor.ApplyOpts{Trigger: "bosun apply (" + short(head.sha) + ")", LockWait: *lockWait})
+	res, err := x.Apply(ctx, plan, executor.ApplyOpts{Trigger: "bosun apply (" + commitsha.Short(head.sha) + ")", LockWait: *lockWait})
 	res.WriteTo(e.stdout)
 	if err != nil {
 		return 1, err
@@ -185,11 +186,4 @@ func (p *progress) event(ev executor.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	fmt.Fprintf(p.w, "%7.1fs  %s\n", time.Since(p.start).Seconds(), ev.String())
-}
-
-func short(sha string) string {
-	if len(sha) > 12 {
-		return sha[:12]
-	}
-	return sha
 }

@@ -6,6 +6,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/bosunhq/bosun/internal/commitsha"
 	"github.com/bosunhq/bosun/state"
 )
 
@@ -49,7 +50,7 @@ host follow it.`, e)
 		if d.FinishedAt != nil {
 			took = d.FinishedAt.Sub(d.StartedAt).Round(100 * time.Millisecond).String()
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.StartedAt.Local().Format("2006-01-02 15:04:05"), d.Repo, d.Service, short(d.Commit), d.Status, took, d.Trigger)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.StartedAt.Local().Format("2006-01-02 15:04:05"), d.Repo, d.Service, commitsha.Short(d.Commit), d.Status, took, d.Trigger)
 		if d.Error == "" && !*events {
 			continue
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bosunhq/bosun/executor"
+	"github.com/bosunhq/bosun/internal/commitsha"
 	"github.com/bosunhq/bosun/planner"
 	"github.com/bosunhq/bosun/state"
 )
@@ -64,7 +65,7 @@ way back is to revert the commit.`, e)
 		}
 	}
 	if svc == nil {
-		return 1, fmt.Errorf("service %q is not in the config at %s", service, short(c.sha))
+		return 1, fmt.Errorf("service %q is not in the config at %s", service, commitsha.Short(c.sha))
 	}
 	var current []planner.Applied
 	for _, ch := range desired.Changes {

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"text/tabwriter"
 
+	"github.com/bosunhq/bosun/internal/commitsha"
 	"github.com/bosunhq/bosun/planner"
 )
 
@@ -78,7 +79,7 @@ Exits 1 when a server cannot be reached.`, e)
 		if state == "paused" {
 			state = "standby (paused)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Service, s.Role, s.Host, s.Version, short(s.Commit), state, health)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Service, s.Role, s.Host, s.Version, commitsha.Short(s.Commit), state, health)
 	}
 	tw.Flush()
 	if statusErr != nil {
