@@ -223,6 +223,7 @@ func (b *Bed) Close() error {
 // bosun.testbed removes every bed on the machine.
 func RemoveByLabel(ctx context.Context, label string) error {
 	var errs []error
+	thawServers(ctx, label)
 	ids, err := docker(ctx, "ps", "-aq", "--filter", "label="+label)
 	if err != nil {
 		errs = append(errs, err)
@@ -240,6 +241,30 @@ func RemoveByLabel(ctx context.Context, label string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// thawServers unpauses the containers paused inside each running server
+// carrying label (an app's warm standby, x-bosun.standby: paused). A frozen
+// process cannot die, so a server with one inside never exits when it is
+// killed: its removal fails with "did not receive an exit event" and the
+// server stays up until its frozen cgroup is thawed by hand. Errors are
+// ignored: a container that is no server has no docker to ask.
+func thawServers(ctx context.Context, label string) {
+	out, err := docker(ctx, "ps", "-q", "--filter", "label="+label, "--filter", "status=running")
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, id := range strings.Fields(out) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = docker(ctx, "exec", id, "sh", "-c", `p=$(docker ps -q --filter status=paused 2>/dev/null); [ -z "$p" ] || docker unpause $p >/dev/null`)
+		}()
+	}
+	wg.Wait()
 }
 
 // sweepStale removes the containers and networks of beds whose owner process

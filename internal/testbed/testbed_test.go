@@ -155,6 +155,12 @@ func TestStart(t *testing.T) {
 		c.Close()
 	})
 
+	t.Run("a container paused inside a server does not keep the bed from closing", func(t *testing.T) {
+		// A frozen process cannot die: without thawing it first, killing
+		// the server hangs ("did not receive an exit event") and the
+		// leftover check above fails. An app's warm standby is one.
+		bed.Servers[0].Exec(t, "docker", "pause", "app")
+	})
 }
 
 func TestImages(t *testing.T) {
