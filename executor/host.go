@@ -572,7 +572,7 @@ func shortID(id string) string {
 // never their volumes.
 func prune(ctx context.Context, dc *client.Client, service, role string, keep []string, retain int) (int, error) {
 	if retain <= 0 {
-		retain = 5
+		retain = planner.DefaultRetainContainers
 	}
 	cs, err := listRole(ctx, dc, service, role)
 	if err != nil {

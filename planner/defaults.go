@@ -8,13 +8,17 @@ import (
 	"time"
 )
 
+// DefaultRetainContainers is retain_containers when a service does not set
+// it: how many stopped containers of a role a host keeps (Kamal's 5). The
+// executor applies it to a plan whose Service has none.
+const DefaultRetainContainers = 5
+
 // Defaults, as Kamal's (docs/config.md lists them).
 const (
 	defaultDeployTimeout     = 30 * time.Second
 	defaultDrainTimeout      = 30 * time.Second
 	defaultReadinessDelay    = 7 * time.Second
 	defaultProxyStopTimeout  = 10 * time.Second // Docker's own default, used by Kamal for proxied roles
-	defaultRetainContainers  = 5
 	defaultAppPort           = 80
 	defaultHealthPath        = "/up"
 	defaultHealthInterval    = 1 * time.Second

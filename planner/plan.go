@@ -115,7 +115,7 @@ type Service struct {
 	BootLimit         int      // hosts per batch (0: all at once); from boot.limit (int or "25%")
 	BootWait          Duration // pause between batches
 	Canary            *Canary  // x-bosun.canary; nil: no canary batch
-	RetainContainers  int      // stopped containers kept per host; default 5
+	RetainContainers  int      // stopped containers kept per host; default DefaultRetainContainers
 	Standby           Standby  // x-bosun.standby: what becomes of the container that served until a switch
 	Registry          *Registry
 	// LocalRegistryPort is set when the service's image is on Kamal's

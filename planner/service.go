@@ -229,7 +229,7 @@ func parseService(d *doc, root *yaml.Node) *svcDef {
 			s.bootWait, _ = d.duration(v, "boot.wait", true)
 		}
 	}
-	s.retain = 5
+	s.retain = DefaultRetainContainers
 	if n, ok := fs["retain_containers"]; ok {
 		if v, ok := d.integer(n, "retain_containers"); ok {
 			if v < 1 {

@@ -135,12 +135,6 @@ func testStore(t *testing.T, newDSN func(t *testing.T) string) {
 		if d.ID != id1 || d.Status != StatusPending || d.Repo != "r" || d.Service != "web" || d.Commit != "c1" || d.Trigger != "push" || d.FinishedAt != nil || d.StartedAt.Before(before) || d.StartedAt.After(time.Now()) {
 			t.Errorf("new deployment = %+v; want pending, started now, not finished", d)
 		}
-		if err := s.SetDeploymentStatus(ctx, id1, StatusDeploying); err != nil {
-			t.Fatal(err)
-		}
-		if d, _ := s.GetDeployment(ctx, id1); d.Status != StatusDeploying || d.FinishedAt != nil {
-			t.Errorf("after SetDeploymentStatus(deploying): %+v", d)
-		}
 		if err := s.FinishDeployment(ctx, id1, StatusFailed, "web-1: health: timeout"); err != nil {
 			t.Fatal(err)
 		}
@@ -151,17 +145,11 @@ func testStore(t *testing.T, newDSN func(t *testing.T) string) {
 		if err := s.FinishDeployment(ctx, id1, StatusDeploying, ""); err == nil {
 			t.Errorf("FinishDeployment with a non-final status succeeded")
 		}
-		if err := s.SetDeploymentStatus(ctx, id1, "exploded"); err == nil {
-			t.Errorf("SetDeploymentStatus with an unknown status succeeded")
-		}
 		if _, err := s.CreateDeployment(ctx, Deployment{Repo: "r", Status: "bogus"}); err == nil {
 			t.Errorf("CreateDeployment with an unknown status succeeded")
 		}
 		if err := s.FinishDeployment(ctx, 999999, StatusDeployed, ""); !errors.Is(err, ErrNotFound) {
 			t.Errorf("FinishDeployment(unknown) = %v, want ErrNotFound", err)
-		}
-		if err := s.SetDeploymentStatus(ctx, 999999, StatusDeploying); !errors.Is(err, ErrNotFound) {
-			t.Errorf("SetDeploymentStatus(unknown) = %v, want ErrNotFound", err)
 		}
 		if _, err := s.GetDeployment(ctx, 999999); !errors.Is(err, ErrNotFound) {
 			t.Errorf("GetDeployment(unknown) = %v, want ErrNotFound", err)
@@ -170,11 +158,11 @@ func testStore(t *testing.T, newDSN func(t *testing.T) string) {
 		id2, _ := s.CreateDeployment(ctx, Deployment{Repo: "r", Service: "api", Commit: "c2", Status: StatusDeploying})
 		id3, _ := s.CreateDeployment(ctx, Deployment{Repo: "other", Service: "web", Commit: "c2"})
 		id4, _ := s.CreateDeployment(ctx, Deployment{Repo: "r", Service: "web", Commit: "c3"})
-		if err := s.SetDeploymentStatus(ctx, id4, StatusDeployed); err != nil {
+		if err := s.FinishDeployment(ctx, id4, StatusDeployed, ""); err != nil {
 			t.Fatal(err)
 		}
-		if d, _ := s.GetDeployment(ctx, id4); d.FinishedAt == nil {
-			t.Errorf("a final status set by SetDeploymentStatus left no finish time")
+		if d, _ := s.GetDeployment(ctx, id4); d.Status != StatusDeployed || d.Error != "" || d.FinishedAt == nil {
+			t.Errorf("deployed deployment = %+v; want deployed with a finish time", d)
 		}
 		if !(id1 < id2 && id2 < id3 && id3 < id4) {
 			t.Fatalf("ids %d %d %d %d are not increasing", id1, id2, id3, id4)
@@ -459,16 +447,13 @@ func testStore(t *testing.T, newDSN func(t *testing.T) string) {
 		t.Parallel()
 		s, ctx := fresh(t), t.Context()
 		at := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
-		isNew, err := s.RecordDelivery(ctx, Delivery{ID: "d-1", Event: "push", Repo: "acme/deploy", Payload: []byte(`{"ref":"refs/heads/main"}`), ReceivedAt: at})
+		isNew, err := s.RecordDelivery(ctx, Delivery{ID: "d-1", Event: "push", Repo: "acme/deploy", Payload: []byte(`{"ref":"refs/heads/main"}`), ReceivedAt: at, Outcome: "enqueued"})
 		if err != nil || !isNew {
 			t.Fatalf("first RecordDelivery = %v %v, want new", isNew, err)
 		}
-		isNew, err = s.RecordDelivery(ctx, Delivery{ID: "d-1", Event: "ping", Payload: []byte(`{}`)})
+		isNew, err = s.RecordDelivery(ctx, Delivery{ID: "d-1", Event: "ping", Payload: []byte(`{}`), Outcome: "ignored: ping"})
 		if err != nil || isNew {
 			t.Fatalf("repeated RecordDelivery = %v %v, want not new", isNew, err)
-		}
-		if err := s.SetDeliveryOutcome(ctx, "d-1", "enqueued"); err != nil {
-			t.Fatal(err)
 		}
 		d, err := s.GetDelivery(ctx, "d-1")
 		if err != nil {
@@ -476,9 +461,6 @@ func testStore(t *testing.T, newDSN func(t *testing.T) string) {
 		}
 		if d.ID != "d-1" || d.Event != "push" || d.Repo != "acme/deploy" || string(d.Payload) != `{"ref":"refs/heads/main"}` || !d.ReceivedAt.Equal(at) || d.Outcome != "enqueued" {
 			t.Errorf("GetDelivery = %+v; want the first delivery, untouched by the repeat, with its outcome", d)
-		}
-		if err := s.SetDeliveryOutcome(ctx, "nope", "x"); !errors.Is(err, ErrNotFound) {
-			t.Errorf("SetDeliveryOutcome(unknown) = %v, want ErrNotFound", err)
 		}
 		if _, err := s.GetDelivery(ctx, "nope"); !errors.Is(err, ErrNotFound) {
 			t.Errorf("GetDelivery(unknown) = %v, want ErrNotFound", err)

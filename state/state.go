@@ -49,8 +49,6 @@ type Store interface {
 	// FinishDeployment sets a deployment's final status (deployed, failed
 	// or rolled_back), its error message and its finish time (now).
 	FinishDeployment(ctx context.Context, id int64, status Status, errMsg string) error
-	// SetDeploymentStatus changes a deployment's status, e.g. to deploying.
-	SetDeploymentStatus(ctx context.Context, id int64, status Status) error
 	// GetDeployment returns one deployment, or ErrNotFound.
 	GetDeployment(ctx context.Context, id int64) (Deployment, error)
 	// ListDeployments returns the deployments matching f, newest first.
@@ -87,9 +85,6 @@ type Store interface {
 	// delivery with this ID was recorded before (and nothing is changed).
 	// A zero ReceivedAt means now.
 	RecordDelivery(ctx context.Context, d Delivery) (isNew bool, err error)
-	// SetDeliveryOutcome records what became of a delivery (e.g.
-	// "enqueued", "ignored: ping"), or returns ErrNotFound.
-	SetDeliveryOutcome(ctx context.Context, id, outcome string) error
 	// GetDelivery returns one delivery, or ErrNotFound.
 	GetDelivery(ctx context.Context, id string) (Delivery, error)
 

@@ -244,21 +244,6 @@ func (s *sqlStore) FinishDeployment(ctx context.Context, id int64, status Status
 		string(status), errMsg, s.t(s.now()), id)
 }
 
-// SetDeploymentStatus implements Store. A final status also sets the finish
-// time, if the deployment has none yet.
-func (s *sqlStore) SetDeploymentStatus(ctx context.Context, id int64, status Status) error {
-	if !status.Valid() {
-		return fmt.Errorf("set status of deployment %d: unknown status %q", id, status)
-	}
-	var finished any
-	if status.Final() {
-		finished = s.t(s.now())
-	}
-	return s.execOne(ctx, fmt.Sprintf("set status of deployment %d", id), ErrNotFound,
-		"UPDATE deployments SET status = ?, finished_at = COALESCE(finished_at, ?) WHERE id = ?",
-		string(status), finished, id)
-}
-
 // likeEscaper escapes LIKE's wildcards, with \ as the escape character.
 var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
@@ -456,12 +441,6 @@ VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`),
 		return false, fmt.Errorf("record delivery %s: %w", d.ID, err)
 	}
 	return n == 1, nil
-}
-
-// SetDeliveryOutcome implements Store.
-func (s *sqlStore) SetDeliveryOutcome(ctx context.Context, id, outcome string) error {
-	return s.execOne(ctx, "set outcome of delivery "+id, ErrNotFound,
-		"UPDATE webhook_deliveries SET outcome = ? WHERE id = ?", outcome, id)
 }
 
 // GetDelivery implements Store.

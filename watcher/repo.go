@@ -56,9 +56,6 @@ func Open(ctx context.Context, src string) (*Repo, error) {
 	return &Repo{src: Redact(src), repo: r}, nil
 }
 
-// Dir is the work tree of a local repository, or "" for a remote one.
-func (r *Repo) Dir() string { return r.dir }
-
 // Resolve turns a ref (branch, tag, "HEAD", a full or abbreviated SHA, or
 // any revision go-git understands) into a commit SHA.
 func (r *Repo) Resolve(ref string) (string, error) {

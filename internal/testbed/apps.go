@@ -79,7 +79,7 @@ func (b *Bed) PushAppContext(ctx context.Context, name, version string, kind App
 // and APP_MODE in its config), for a test that pushes it elsewhere than to
 // the bed's registry (PushImage).
 func AppImage(ctx context.Context, name, version string, kind AppKind) (v1.Image, error) {
-	bin, err := SampleAppBinaryContext(ctx)
+	bin, err := sampleAppBinary(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -158,19 +158,9 @@ var (
 	moduleRoot string
 )
 
-// SampleAppBinary builds internal/testbed/sampleapp as a static binary once
+// sampleAppBinary builds internal/testbed/sampleapp as a static binary once
 // per process and returns its path.
-func SampleAppBinary(t testing.TB) string {
-	t.Helper()
-	p, err := SampleAppBinaryContext(tbContext(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// SampleAppBinaryContext is SampleAppBinary for callers without a testing.TB.
-func SampleAppBinaryContext(ctx context.Context) (string, error) {
+func sampleAppBinary(ctx context.Context) (string, error) {
 	return buildStatic(ctx, "./internal/testbed/sampleapp", "sampleapp")
 }
 
