@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/google/go-github/v66/github"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -119,38 +117,10 @@ func (a *recordingApplier) Apply(ctx context.Context, plan *planner.Plan, opts e
 // missing).
 func commitRepo(t *testing.T, dir, image string) string {
 	t.Helper()
-	return commitFiles(t, dir, "commit "+image, map[string]string{
+	return testbed.Commit(t, dir, "commit "+image, map[string]string{
 		"fleet.yml":        "servers:\n  web-1: {host: 10.0.0.1}\n",
 		"services/web.yml": "service: web\nimage: " + image + "\nservers: [web-1]\nproxy: {host: web.example.com}\n",
 	})
-}
-
-// commitFiles writes files into the repository at dir (made if missing)
-// and commits them.
-func commitFiles(t *testing.T, dir, msg string, files map[string]string) string {
-	t.Helper()
-	r, err := git.PlainOpen(dir)
-	if err != nil {
-		if r, err = git.PlainInit(dir, false); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for name, body := range files {
-		p := filepath.Join(dir, name)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	wt, _ := r.Worktree()
-	if err := wt.AddGlob("."); err != nil {
-		t.Fatal(err)
-	}
-	h, err := wt.Commit(msg, &git.CommitOptions{Author: &object.Signature{Name: "t", Email: "t@example.com", When: time.Now()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h.String()
 }
 
 type testDaemon struct {
@@ -587,7 +557,7 @@ func TestDaemon_deployStatuses(t *testing.T) {
 	}
 
 	// A commit outside the deploy configs: one success "no changes".
-	readme := commitFiles(t, src, "add a readme", map[string]string{"README.md": "fleet\n"})
+	readme := testbed.Commit(t, src, "add a readme", map[string]string{"README.md": "fleet\n"})
 	pushAndWait("readme-1", readme)
 	if got := statuses(readme); len(got) != 1 || !strings.HasPrefix(got[0], "success no changes") {
 		t.Errorf("statuses of a commit with nothing to deploy = %q, want [success no changes]", got)

@@ -28,7 +28,7 @@ func TestDaemon_destinationAndERBEnv(t *testing.T) {
 			"proxy: {host: web.example.com}\nenv:\n  clear:\n    STAGE: base\n",
 		"services/web.staging.yml": "proxy: {host: staging.example.com}\nenv:\n  clear:\n    STAGE: staging\n",
 	}
-	head := commitFiles(t, src, "shop with a staging destination", files)
+	head := testbed.Commit(t, src, "shop with a staging destination", files)
 	repos := []RepoConfig{
 		{Name: "shop-staging", URL: src, Branch: "master", Path: ".", Poll: Duration(time.Hour), ForgeRepo: "acme/shop",
 			Destination: "staging", ERBEnv: []string{"APP_TAG"}},
@@ -73,7 +73,7 @@ func TestDaemon_destinationAndERBEnv(t *testing.T) {
 	// A pull request reads a variable the daemon has but the operator did
 	// not list: its plan is an error that names the variable, not its value.
 	files["services/web.staging.yml"] += "labels:\n  token: <%= ENV[\"DAEMON_TOKEN\"] %>\n"
-	prHead := commitFiles(t, src, "print the daemon's token", files)
+	prHead := testbed.Commit(t, src, "print the daemon's token", files)
 	if code := td.deliver(t, "pull_request", "pr-1", pullRequest("acme/shop", "opened", 4, prHead), true); code != http.StatusAccepted {
 		t.Fatalf("pull_request: %d", code)
 	}

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/bosunhq/bosun/internal/testbed"
+	"github.com/bosunhq/bosun/internal/testutil"
 	"github.com/bosunhq/bosun/planner"
 	"github.com/bosunhq/bosun/state"
 )
@@ -35,26 +36,9 @@ type bedEnv struct {
 	dbDir  string
 	hosts  map[string]planner.Host
 	names  []string // server names in order
-	out    *syncBuffer
+	out    *testutil.SyncBuffer
 	ex     *Executor
 	events *eventLog
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 type eventLog struct {
@@ -122,7 +106,7 @@ func newBedEnvOpts(t testing.TB, opt testbed.Options) *bedEnv {
 func (en *bedEnv) newExecutor(mut func(*Config)) *Executor {
 	t := en.t
 	if en.out == nil {
-		en.out, en.events = &syncBuffer{}, &eventLog{}
+		en.out, en.events = &testutil.SyncBuffer{}, &eventLog{}
 	}
 	cfg := Config{
 		Signers:        []ssh.Signer{en.bed.Signer},

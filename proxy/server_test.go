@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -14,12 +13,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/stretchr/testify/require"
+
+	"github.com/bosunhq/bosun/internal/testutil"
 )
 
 func x509Pool(t testing.TB, caPEM []byte) *x509.CertPool {
@@ -465,7 +465,7 @@ func TestServer_TimeoutsAreProgressLimits(t *testing.T) {
 }
 
 func TestServer_AccessLogAndMetrics(t *testing.T) {
-	var buf syncBuffer
+	var buf testutil.SyncBuffer
 	h := startProxy(t, Config{AccessLog: &buf})
 	mustDeploy(t, h, deployReq("web", newBackend(t, "A"), "app.test"))
 	code, _, _ := get(t, http.DefaultClient, h.httpAddr, "app.test", "/hello")
@@ -497,24 +497,6 @@ func TestServer_AccessLogAndMetrics(t *testing.T) {
 	require.Contains(t, rr.Body.String(), `bosun_proxy_requests_total{code="2xx",service="web"} 1`)
 	require.Contains(t, rr.Body.String(), `bosun_proxy_no_route_total 1`)
 	require.Contains(t, rr.Body.String(), `bosun_proxy_deploys_total{result="ok",service="web"} 1`)
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestTarget_RetriesRefusedIdempotentOnCurrentTarget(t *testing.T) {

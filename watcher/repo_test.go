@@ -9,59 +9,18 @@ import (
 	"sync"
 	"testing"
 	"testing/fstest"
-	"time"
 
-	"github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/bosunhq/bosun/internal/testbed"
 )
-
-// commitFiles writes files into the work tree of the repository at dir
-// (creating it if needed), removes the paths mapped to "", and commits.
-func commitFiles(t *testing.T, dir string, files map[string]string) string {
-	t.Helper()
-	r, err := git.PlainOpen(dir)
-	if err != nil {
-		if r, err = git.PlainInit(dir, false); err != nil {
-			t.Fatal(err)
-		}
-	}
-	wt, err := r.Worktree()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, body := range files {
-		p := filepath.Join(dir, name)
-		if body == "" {
-			if _, err := wt.Remove(name); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := wt.Add(name); err != nil {
-			t.Fatal(err)
-		}
-	}
-	h, err := wt.Commit("test commit", &git.CommitOptions{Author: &object.Signature{Name: "t", Email: "t@example.com", When: time.Unix(1700000000, 0)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h.String()
-}
 
 func TestRepo_FS(t *testing.T) {
 	dir := t.TempDir()
-	first := commitFiles(t, dir, map[string]string{
+	first := testbed.Commit(t, dir, "test commit", map[string]string{
 		"deploy/fleet.yml":        "servers: {}\n",
 		"deploy/services/web.yml": "service: web\n",
 		"README.md":               "hello\n",
 	})
-	second := commitFiles(t, dir, map[string]string{
+	second := testbed.Commit(t, dir, "test commit", map[string]string{
 		"deploy/services/web.yml": "service: web\nimage: app:v2\n",
 		"deploy/services/api.yml": "service: api\n",
 	})
@@ -131,7 +90,7 @@ func TestRepo_FS(t *testing.T) {
 
 func TestOpen_clone(t *testing.T) {
 	dir := t.TempDir()
-	sha := commitFiles(t, dir, map[string]string{"fleet.yml": "servers: {}\n"})
+	sha := testbed.Commit(t, dir, "test commit", map[string]string{"fleet.yml": "servers: {}\n"})
 	r, err := Open(t.Context(), "file://"+dir)
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +122,7 @@ func TestRepo_FS_concurrent(t *testing.T) {
 	for i := range 50 {
 		files[fmt.Sprintf("services/s%02d/svc.yml", i)] = fmt.Sprintf("service: s%02d\n", i)
 	}
-	sha := commitFiles(t, dir, files)
+	sha := testbed.Commit(t, dir, "test commit", files)
 	r, err := Open(t.Context(), dir)
 	if err != nil {
 		t.Fatal(err)
@@ -192,7 +151,7 @@ func TestRepo_FS_concurrent(t *testing.T) {
 // planner); one that stays inside is.
 func TestRepo_Worktree_symlinks(t *testing.T) {
 	dir := t.TempDir()
-	commitFiles(t, dir, map[string]string{"fleet.yml": "servers: {}\n", "shared/web.yml": "service: web\n"})
+	testbed.Commit(t, dir, "test commit", map[string]string{"fleet.yml": "servers: {}\n", "shared/web.yml": "service: web\n"})
 	outside := filepath.Join(t.TempDir(), "outside.yml")
 	if err := os.WriteFile(outside, []byte("outside_secret_key: 1\n"), 0o600); err != nil {
 		t.Fatal(err)

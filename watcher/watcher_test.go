@@ -12,6 +12,8 @@ import (
 	"github.com/go-git/go-git/v5"
 	gitconfig "github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+
+	"github.com/bosunhq/bosun/internal/testbed"
 )
 
 func newWatcher(t *testing.T, src string, poll time.Duration) *Watcher {
@@ -25,7 +27,7 @@ func newWatcher(t *testing.T, src string, poll time.Duration) *Watcher {
 
 func TestWatcher_Sync(t *testing.T) {
 	src := t.TempDir()
-	first := commitFiles(t, src, map[string]string{"fleet.yml": "servers: {}\n"})
+	first := testbed.Commit(t, src, "test commit", map[string]string{"fleet.yml": "servers: {}\n"})
 	w := newWatcher(t, "file://"+src, time.Hour)
 
 	rev, err := w.Sync(t.Context())
@@ -35,7 +37,7 @@ func TestWatcher_Sync(t *testing.T) {
 	if rev.SHA != first || rev.Repo != "fleet" || rev.Branch != "master" {
 		t.Fatalf("first sync = %+v, want %s", rev, first)
 	}
-	second := commitFiles(t, src, map[string]string{"services/web.yml": "service: web\n"})
+	second := testbed.Commit(t, src, "test commit", map[string]string{"services/web.yml": "service: web\n"})
 	if rev, err = w.Sync(t.Context()); err != nil || rev.SHA != second {
 		t.Fatalf("second sync = %+v, %v; want %s", rev, err, second)
 	}
@@ -56,7 +58,7 @@ func TestWatcher_Sync(t *testing.T) {
 
 func TestWatcher_FetchCommit_pullRequestHead(t *testing.T) {
 	src := t.TempDir()
-	commitFiles(t, src, map[string]string{"fleet.yml": "servers: {}\n"})
+	testbed.Commit(t, src, "test commit", map[string]string{"fleet.yml": "servers: {}\n"})
 	w := newWatcher(t, src, time.Hour)
 	if _, err := w.Sync(t.Context()); err != nil {
 		t.Fatal(err)
@@ -64,7 +66,7 @@ func TestWatcher_FetchCommit_pullRequestHead(t *testing.T) {
 	// A commit that only a pull request ref points at, as on GitHub.
 	r, _ := git.PlainOpen(src)
 	head, _ := r.Head()
-	prHead := commitFiles(t, src, map[string]string{"services/pr.yml": "service: pr\n"})
+	prHead := testbed.Commit(t, src, "test commit", map[string]string{"services/pr.yml": "service: pr\n"})
 	if err := r.Storer.SetReference(plumbing.NewHashReference("refs/pull/7/head", plumbing.NewHash(prHead))); err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +84,7 @@ func TestWatcher_FetchCommit_pullRequestHead(t *testing.T) {
 
 func TestWatcher_Run_localCommit(t *testing.T) {
 	src := t.TempDir()
-	first := commitFiles(t, src, map[string]string{"fleet.yml": "servers: {}\n"})
+	first := testbed.Commit(t, src, "test commit", map[string]string{"fleet.yml": "servers: {}\n"})
 	w := newWatcher(t, src, time.Hour) // only fsnotify can see the next commit in time
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -102,7 +104,7 @@ func TestWatcher_Run_localCommit(t *testing.T) {
 		}
 	}
 	expect(first)
-	second := commitFiles(t, src, map[string]string{"services/a.yml": "service: a\n"})
+	second := testbed.Commit(t, src, "test commit", map[string]string{"services/a.yml": "service: a\n"})
 	expect(second)
 	cancel()
 	if err := <-done; err != nil {
@@ -112,7 +114,7 @@ func TestWatcher_Run_localCommit(t *testing.T) {
 
 func TestWatcher_Run_trigger(t *testing.T) {
 	src := t.TempDir()
-	first := commitFiles(t, src, map[string]string{"fleet.yml": "servers: {}\n"})
+	first := testbed.Commit(t, src, "test commit", map[string]string{"fleet.yml": "servers: {}\n"})
 	// The remote is a bare clone of src; a commit in src reaches it only by
 	// the push below, after which Trigger (a webhook) must fetch it.
 	remote := filepath.Join(t.TempDir(), "remote.git")
@@ -134,7 +136,7 @@ func TestWatcher_Run_trigger(t *testing.T) {
 		t.Fatal("no first revision")
 	}
 	// Push a new commit into the remote, then trigger as a webhook would.
-	second := commitFiles(t, src, map[string]string{"b.yml": "x: 1\n"})
+	second := testbed.Commit(t, src, "test commit", map[string]string{"b.yml": "x: 1\n"})
 	r, _ := git.PlainOpen(src)
 	if _, err := r.CreateRemote(&gitconfig.RemoteConfig{Name: "bare", URLs: []string{remote}}); err != nil {
 		t.Fatal(err)

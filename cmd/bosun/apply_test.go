@@ -47,7 +47,7 @@ func TestCLI_applyOnTestServers(t *testing.T) {
 	}
 	dir := t.TempDir()
 	repo := filepath.Join(dir, "fleet")
-	gitCommit(t, repo, map[string]string{"fleet.yml": fleet, "services/shop.yml": service(v1)})
+	testbed.Commit(t, repo, "change", map[string]string{"fleet.yml": fleet, "services/shop.yml": service(v1)})
 	common := []string{"--repo", repo, "--state", "sqlite:///" + filepath.Join(dir, "state.db"), "--ssh-key", bed.KeyPath, "--known-hosts", bed.KnownHostsPath}
 	cli := func(stdin string, args ...string) (int, string) {
 		t.Helper()
@@ -90,7 +90,7 @@ func TestCLI_applyOnTestServers(t *testing.T) {
 		t.Fatalf("status: exit %d, want shop running on both servers:\n%s", code, out)
 	}
 
-	gitCommit(t, repo, map[string]string{"services/shop.yml": service(v2)})
+	testbed.Commit(t, repo, "change", map[string]string{"services/shop.yml": service(v2)})
 	if code, out = cli("", append([]string{"apply", "--yes"}, common...)...); code != 0 || !servesEverywhere("v2") {
 		t.Fatalf("apply v2: exit %d\n%s", code, out)
 	}
@@ -129,11 +129,11 @@ func TestCLI_applyOnTestServers(t *testing.T) {
 	}
 	// git catches up with the hold (v1 committed again): apply ends it, so
 	// the next commit deploys.
-	gitCommit(t, repo, map[string]string{"services/shop.yml": service(v1)})
+	testbed.Commit(t, repo, "change", map[string]string{"services/shop.yml": service(v1)})
 	if code, out = cli("", append([]string{"apply", "--yes"}, common...)...); code != 0 || !strings.Contains(out, "Hold on shop released") {
 		t.Fatalf("apply of the held version: exit %d, want 0 and the hold released:\n%s", code, out)
 	}
-	gitCommit(t, repo, map[string]string{"services/shop.yml": service(v2)})
+	testbed.Commit(t, repo, "change", map[string]string{"services/shop.yml": service(v2)})
 	if code, out = cli("", append([]string{"plan"}, common[:4]...)...); code != 2 || !strings.Contains(out, " 0 held.") {
 		t.Errorf("plan after the hold ended: exit %d, want 2 (v2 to deploy, nothing held):\n%s", code, out)
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,7 +10,8 @@ import (
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/bosunhq/bosun/internal/testbed"
 )
 
 // runCLI runs bosun in-process and returns its exit code and output.
@@ -23,45 +23,6 @@ func runCLI(t testing.TB, environ map[string]string, args ...string) (code int, 
 	defer cancel()
 	code = run(ctx, args, e)
 	return code, out.String(), errb.String()
-}
-
-// gitCommit writes files into the repository at dir (initialising it), removes
-// those mapped to "", and commits; it returns the commit's SHA.
-func gitCommit(t testing.TB, dir string, files map[string]string) string {
-	t.Helper()
-	r, err := git.PlainOpen(dir)
-	if err != nil {
-		if r, err = git.PlainInit(dir, false); err != nil {
-			t.Fatal(err)
-		}
-	}
-	wt, err := r.Worktree()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, body := range files {
-		if body == "" {
-			if _, err := wt.Remove(name); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := wt.Add(name); err != nil {
-			t.Fatal(err)
-		}
-	}
-	h, err := wt.Commit("change", &git.CommitOptions{Author: &object.Signature{Name: "t", Email: "t@example.com", When: time.Now()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h.String()
 }
 
 const testFleet = `servers:
@@ -81,13 +42,13 @@ env:
 
 func TestCLI_validate(t *testing.T) {
 	dir := t.TempDir()
-	gitCommit(t, dir, map[string]string{"fleet.yml": testFleet, "services/shop.yml": testService})
+	testbed.Commit(t, dir, "change", map[string]string{"fleet.yml": testFleet, "services/shop.yml": testService})
 	if code, out, errs := runCLI(t, nil, "validate", dir); code != 0 {
 		t.Fatalf("validate of a good config: exit %d\n%s%s", code, out, errs)
 	}
 
 	bad := strings.Replace(testService, "servers: [web-1, web-2]", "servers: [web-1, web-9]\nimagee: x", 1)
-	gitCommit(t, dir, map[string]string{"services/shop.yml": bad})
+	testbed.Commit(t, dir, "change", map[string]string{"services/shop.yml": bad})
 	code, out, _ := runCLI(t, nil, "validate", dir)
 	if code != 1 {
 		t.Fatalf("validate of a bad config: exit %d, want 1\n%s", code, out)
@@ -115,7 +76,7 @@ func TestCLI_validate(t *testing.T) {
 func TestCLI_validateKamalInputs(t *testing.T) {
 	dir := t.TempDir()
 	svc := strings.Replace(testService, "servers: [web-1, web-2]", "servers: [<%= ENV[\"SHOP_HOST\"] %>]", 1)
-	gitCommit(t, dir, map[string]string{"fleet.yml": testFleet, "services/shop.yml": svc,
+	testbed.Commit(t, dir, "change", map[string]string{"fleet.yml": testFleet, "services/shop.yml": svc,
 		"services/shop.staging.yml": "servers: [web-9]\n"})
 	env := map[string]string{"SHOP_HOST": "web-1", "OTHER": "web-2"}
 	if code, out, errs := runCLI(t, env, "validate", "--erb-env", "SHOP_HOST", dir); code != 0 {
@@ -132,7 +93,7 @@ func TestCLI_validateKamalInputs(t *testing.T) {
 
 func TestCLI_planExitCodes(t *testing.T) {
 	dir := t.TempDir()
-	v1 := gitCommit(t, dir, map[string]string{"fleet.yml": testFleet, "services/shop.yml": testService})
+	v1 := testbed.Commit(t, dir, "change", map[string]string{"fleet.yml": testFleet, "services/shop.yml": testService})
 	dsn := "sqlite:///" + filepath.Join(t.TempDir(), "state.db")
 	secrets := map[string]string{"SHOP_KEY": "hunter2-very-secret"}
 
@@ -157,7 +118,7 @@ func TestCLI_planExitCodes(t *testing.T) {
 		}
 	})
 	t.Run("base diff shows the changed image", func(t *testing.T) {
-		gitCommit(t, dir, map[string]string{"services/shop.yml": strings.Replace(testService, ":v1", ":v2", 1)})
+		testbed.Commit(t, dir, "change", map[string]string{"services/shop.yml": strings.Replace(testService, ":v1", ":v2", 1)})
 		code, out, errs := runCLI(t, secrets, "plan", "--repo", dir, "--base", v1, "--json")
 		if code != 2 {
 			t.Fatalf("exit %d, want 2\n%s%s", code, out, errs)
@@ -169,7 +130,7 @@ func TestCLI_planExitCodes(t *testing.T) {
 		}
 	})
 	t.Run("invalid config exit 1", func(t *testing.T) {
-		gitCommit(t, dir, map[string]string{"services/shop.yml": "service: shop\nimage: [\n"})
+		testbed.Commit(t, dir, "change", map[string]string{"services/shop.yml": "service: shop\nimage: [\n"})
 		code, out, errs := runCLI(t, secrets, "plan", "--repo", dir, "--state", dsn)
 		if code != 1 {
 			t.Fatalf("exit %d, want 1\n%s%s", code, out, errs)
@@ -222,7 +183,7 @@ func gitCommitOnBranch(t testing.TB, dir, branch string, files map[string]string
 	if err := wt.Checkout(&git.CheckoutOptions{Branch: ref, Create: missing != nil, Force: true}); err != nil {
 		t.Fatal(err)
 	}
-	sha := gitCommit(t, dir, files)
+	sha := testbed.Commit(t, dir, "change", files)
 	if err := wt.Checkout(&git.CheckoutOptions{Branch: head.Name(), Force: true}); err != nil {
 		t.Fatal(err)
 	}

@@ -96,7 +96,7 @@ func TestCLI_stateFlagHidesPassword(t *testing.T) {
 func TestCLI_stateRefusesEmptyFile(t *testing.T) {
 	dir := t.TempDir()
 	repo := filepath.Join(dir, "fleet")
-	gitCommit(t, repo, map[string]string{"fleet.yml": "servers:\n  web-1: {host: 10.0.0.1}\n", "services/shop.yml": "service: shop\nimage: registry.test/shop:v1\nservers: [web-1]\n"})
+	testbed.Commit(t, repo, "change", map[string]string{"fleet.yml": "servers:\n  web-1: {host: 10.0.0.1}\n", "services/shop.yml": "service: shop\nimage: registry.test/shop:v1\nservers: [web-1]\n"})
 	empty := func(name string) (string, string) {
 		path := filepath.Join(dir, name)
 		if err := os.WriteFile(path, nil, 0o600); err != nil {

@@ -11,28 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/bosunhq/bosun/internal/testutil"
 )
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func proxyEnv(vars map[string]string, stdout, stderr io.Writer) env {
 	return env{getenv: func(k string) string { return vars[k] }, stdin: strings.NewReader(""), stdout: stdout, stderr: stderr}
@@ -43,7 +26,7 @@ func proxyEnv(vars map[string]string, stdout, stderr io.Writer) env {
 func startProxyCLI(t *testing.T, vars map[string]string, extra ...string) (httpAddr, controlAddr string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
+	var stdout, stderr testutil.SyncBuffer
 	args := append([]string{"proxy", "run", "--http", "127.0.0.1:0", "--https", "", "--control", "127.0.0.1:0"}, extra...)
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, args, proxyEnv(vars, &stdout, &stderr)) }()
@@ -194,7 +177,7 @@ func TestProxy_RunNeedsToken(t *testing.T) {
 }
 
 func TestProxy_AccessLogWriter(t *testing.T) {
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	f := newFlushWriter(&out, time.Hour, nil) // only size and Close flush
 	var want strings.Builder
 	for i := range 5000 {

@@ -44,7 +44,7 @@ func BenchmarkServe_pushToServer(b *testing.B) {
 		return "service: shop\nimage: " + image + "\nservers: [server-1, server-2]\nproxy: {host: shop.test, healthcheck: {path: /up, interval: 1}}\ndrain_timeout: 1\n"
 	}
 	files["services/shop.yml"] = shop(images[0])
-	first := gitCommit(b, repoDir, files)
+	first := testbed.Commit(b, repoDir, "change", files)
 
 	// Record the 999 services as applied, as if deployed earlier.
 	dbPath := filepath.Join(dir, "state.db")
@@ -99,7 +99,7 @@ repos: [{name: fleet, url: %s, branch: master, poll: 1h, forge_repo: acme/fleet}
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		version := []string{"v2", "v1"}[i%2]
-		sha := gitCommit(b, repoDir, map[string]string{"services/shop.yml": shop(images[(i+1)%2])})
+		sha := testbed.Commit(b, repoDir, "change", map[string]string{"services/shop.yml": shop(images[(i+1)%2])})
 		t0 := time.Now() // the push has landed; its webhook goes now
 		if code := d.hook(b, "push", fmt.Sprintf("bench-%d", i), pushEvent("acme/fleet", "master", prev, sha)); code != http.StatusAccepted {
 			b.Fatalf("push: %d", code)

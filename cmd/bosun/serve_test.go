@@ -22,6 +22,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/bosunhq/bosun/internal/testbed"
+	"github.com/bosunhq/bosun/internal/testutil"
 	"github.com/bosunhq/bosun/state"
 	"github.com/bosunhq/bosun/webhook"
 )
@@ -31,7 +32,7 @@ const hookSecret = "e2e-webhook-secret"
 // daemonUnderTest is `bosun serve` running in-process.
 type daemonUnderTest struct {
 	url  string // http://127.0.0.1:PORT
-	logs *syncBuffer
+	logs *testutil.SyncBuffer
 	stop context.CancelFunc
 	done chan int
 }
@@ -41,7 +42,7 @@ func startServe(t testing.TB, path string, environ map[string]string) *daemonUnd
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	d := &daemonUnderTest{logs: &syncBuffer{}, stop: cancel, done: make(chan int, 1)}
+	d := &daemonUnderTest{logs: &testutil.SyncBuffer{}, stop: cancel, done: make(chan int, 1)}
 	e := env{getenv: func(k string) string { return environ[k] }, stdin: strings.NewReader(""), stdout: io.Discard, stderr: pw}
 	exited := make(chan struct{})
 	go func() {
@@ -223,7 +224,7 @@ retain_containers: 3
 
 	dir := t.TempDir()
 	repoDir := filepath.Join(dir, "fleet")
-	first := gitCommit(t, repoDir, map[string]string{"fleet.yml": fleet, "services/shop.yml": service(v1)})
+	first := testbed.Commit(t, repoDir, "change", map[string]string{"fleet.yml": fleet, "services/shop.yml": service(v1)})
 
 	cfgPath := filepath.Join(dir, "bosun.yaml")
 	cfg := fmt.Sprintf(`listen: 127.0.0.1:0
@@ -335,7 +336,7 @@ repos:
 	for _, s := range bed.Servers {
 		v1Containers[s.Name] = strings.TrimSpace(s.Exec(t, "docker", "ps", "-aq", "--filter", "label=bosun.service=shop", "--filter", "status=exited"))
 	}
-	revert := gitCommit(t, repoDir, map[string]string{"services/shop.yml": service(v1)})
+	revert := testbed.Commit(t, repoDir, "change", map[string]string{"services/shop.yml": service(v1)})
 	if code := d.hook(t, "push", "push-revert", pushEvent(forgeRepo, "master", prHead2, revert)); code != http.StatusAccepted {
 		t.Fatalf("push revert: %d", code)
 	}
@@ -357,7 +358,7 @@ repos:
 	if code, out, errs := runCLI(t, nil, "hold", "shop", "--name", "fleet", "--state", dsn); code != 0 {
 		t.Fatalf("hold: exit %d\n%s%s", code, out, errs)
 	}
-	heldPush := gitCommit(t, repoDir, map[string]string{"services/shop.yml": service(v2)})
+	heldPush := testbed.Commit(t, repoDir, "change", map[string]string{"services/shop.yml": service(v2)})
 	if code := d.hook(t, "push", "push-held", pushEvent(forgeRepo, "master", revert, heldPush)); code != http.StatusAccepted {
 		t.Fatalf("push while held: %d", code)
 	}
@@ -368,14 +369,14 @@ repos:
 	if !servesEverywhere("v1")() || len(holds(t, dsn)) != 1 {
 		t.Fatalf("a push while held deployed v2 or ended the hold (holds %v)", holds(t, dsn))
 	}
-	caughtUp := gitCommit(t, repoDir, map[string]string{"services/shop.yml": service(v1)})
+	caughtUp := testbed.Commit(t, repoDir, "change", map[string]string{"services/shop.yml": service(v1)})
 	if code := d.hook(t, "push", "push-caught-up", pushEvent(forgeRepo, "master", heldPush, caughtUp)); code != http.StatusAccepted {
 		t.Fatalf("push of the held version: %d", code)
 	}
 	waitFor(t, time.Minute, "the hold ended by a push of the held version", func() bool { return len(holds(t, dsn)) == 0 })
 
 	// A bad config commit: failure status naming file:line, nothing deployed.
-	bad := gitCommit(t, repoDir, map[string]string{"services/shop.yml": strings.Replace(service(v2), "servers: [server-1, server-2]", "servers: [server-1, server-9]", 1)})
+	bad := testbed.Commit(t, repoDir, "change", map[string]string{"services/shop.yml": strings.Replace(service(v2), "servers: [server-1, server-2]", "servers: [server-1, server-9]", 1)})
 	if code := d.hook(t, "push", "push-bad", pushEvent(forgeRepo, "master", caughtUp, bad)); code != http.StatusAccepted {
 		t.Fatalf("push bad: %d", code)
 	}
@@ -430,7 +431,7 @@ func TestServe_killDuringRollout(t *testing.T) {
 	}
 	dir := t.TempDir()
 	repoDir := filepath.Join(dir, "fleet")
-	v1 := gitCommit(t, repoDir, map[string]string{"fleet.yml": fleet, "services/shop.yml": service("v1")})
+	v1 := testbed.Commit(t, repoDir, "change", map[string]string{"fleet.yml": fleet, "services/shop.yml": service("v1")})
 	dbPath := filepath.Join(dir, "state.db")
 	cfgPath := filepath.Join(dir, "bosun.yaml")
 	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`listen: 127.0.0.1:0
@@ -463,7 +464,7 @@ repos: [{name: fleet, url: %s, branch: master, poll: 1h, forge_repo: acme/fleet}
 		t.Fatal(err)
 	}
 	defer st.Close()
-	v2 := gitCommit(t, repoDir, map[string]string{"services/shop.yml": service("v2")})
+	v2 := testbed.Commit(t, repoDir, "change", map[string]string{"services/shop.yml": service("v2")})
 	if code := d.hook(t, "push", "kill-v2", pushEvent("acme/fleet", "master", v1, v2)); code != http.StatusAccepted {
 		t.Fatalf("push v2: %d", code)
 	}
@@ -475,7 +476,7 @@ repos: [{name: fleet, url: %s, branch: master, poll: 1h, forge_repo: acme/fleet}
 		}
 		return rollout != 0
 	})
-	v3 := gitCommit(t, repoDir, map[string]string{"services/shop.yml": service("v3")})
+	v3 := testbed.Commit(t, repoDir, "change", map[string]string{"services/shop.yml": service("v3")})
 	if code := d.hook(t, "push", "kill-v3", pushEvent("acme/fleet", "master", v2, v3)); code != http.StatusAccepted {
 		t.Fatalf("push v3: %d", code)
 	}
@@ -516,7 +517,7 @@ func startServeProcess(t *testing.T, bin, cfgPath string, environ ...string) (*e
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	d := &daemonUnderTest{logs: &syncBuffer{}}
+	d := &daemonUnderTest{logs: &testutil.SyncBuffer{}}
 	listening := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -578,7 +579,7 @@ func TestServe_killBetweenBootBatches(t *testing.T) {
 			serves := func(s *testbed.Server, v string) bool { return strings.Contains(serving(s.HTTPAddr, vhost), v) }
 			dir := t.TempDir()
 			repoDir := filepath.Join(dir, "fleet")
-			v1 := gitCommit(t, repoDir, map[string]string{"fleet.yml": fleet, "services/" + tc.service + ".yml": service("v1")})
+			v1 := testbed.Commit(t, repoDir, "change", map[string]string{"fleet.yml": fleet, "services/" + tc.service + ".yml": service("v1")})
 			dsn := "sqlite:///" + filepath.Join(dir, "state.db")
 			if tc.replicas {
 				dsn = testbed.Postgres(t)
@@ -612,7 +613,7 @@ repos: [{name: fleet, url: %s, branch: master, poll: 1h, forge_repo: acme/fleet}
 				t.Fatal(err)
 			}
 			defer st.Close()
-			v2 := gitCommit(t, repoDir, map[string]string{"services/" + tc.service + ".yml": service("v2")})
+			v2 := testbed.Commit(t, repoDir, "change", map[string]string{"services/" + tc.service + ".yml": service("v2")})
 			if code := daemons[0].d.hook(t, "push", "push-v2", pushEvent("acme/fleet", "master", v1, v2)); code != http.StatusAccepted {
 				t.Fatalf("push v2: %d", code)
 			}
@@ -664,7 +665,7 @@ repos: [{name: fleet, url: %s, branch: master, poll: 1h, forge_repo: acme/fleet}
 func TestServe_configReload(t *testing.T) {
 	dir := t.TempDir()
 	for _, name := range []string{"one", "two"} {
-		gitCommit(t, filepath.Join(dir, name), map[string]string{"fleet.yml": "servers:\n  web-1: {host: 10.0.0.1}\n"})
+		testbed.Commit(t, filepath.Join(dir, name), "change", map[string]string{"fleet.yml": "servers:\n  web-1: {host: 10.0.0.1}\n"})
 	}
 	cfg := func(repos ...string) string {
 		s := fmt.Sprintf("listen: 127.0.0.1:0\nstate: sqlite:///%s/state.db\ndata_dir: %s/data\nssh: {key: %s/id_ed25519}\nwebhook: {secret_env: BOSUN_WEBHOOK_SECRET}\nrepos:\n", dir, dir, dir)
@@ -752,7 +753,7 @@ func TestServe_unreachableHostRetries(t *testing.T) {
 	}
 	dir := t.TempDir()
 	repoDir := filepath.Join(dir, "fleet")
-	v1 := gitCommit(t, repoDir, map[string]string{"fleet.yml": fleet, "services/shop.yml": service("v1")})
+	v1 := testbed.Commit(t, repoDir, "change", map[string]string{"fleet.yml": fleet, "services/shop.yml": service("v1")})
 	cfgPath := filepath.Join(dir, "bosun.yaml")
 	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`listen: 127.0.0.1:0
 state: sqlite:///%s
@@ -782,7 +783,7 @@ repos: [{name: fleet, url: %s, branch: master, poll: 1h, forge_repo: acme/fleet}
 			bed.Servers[1].StartSSH(t)
 		}
 	}()
-	v2 := gitCommit(t, repoDir, map[string]string{"services/shop.yml": service("v2")})
+	v2 := testbed.Commit(t, repoDir, "change", map[string]string{"services/shop.yml": service("v2")})
 	if code := d.hook(t, "push", "push-v2", pushEvent("acme/fleet", "master", v1, v2)); code != http.StatusAccepted {
 		t.Fatalf("push v2: %d", code)
 	}

@@ -25,7 +25,7 @@ func prDaemon(t *testing.T, extraConfig string, environ map[string]string) (d *d
 	t.Helper()
 	dir := t.TempDir()
 	repoDir = filepath.Join(dir, "fleet")
-	gitCommit(t, repoDir, map[string]string{"fleet.yml": "servers:\n  web-1: {host: 10.0.0.1}\n"})
+	testbed.Commit(t, repoDir, "change", map[string]string{"fleet.yml": "servers:\n  web-1: {host: 10.0.0.1}\n"})
 	_, priv, _ := ed25519.GenerateKey(nil)
 	pemBlock, err := ssh.MarshalPrivateKey(priv, "")
 	if err != nil {
@@ -137,7 +137,7 @@ func TestServe_planCommentNotHijacked(t *testing.T) {
 // show in their errors.
 func TestCLI_symlinkOutOfTheRepository(t *testing.T) {
 	dir := t.TempDir()
-	gitCommit(t, dir, map[string]string{"fleet.yml": "servers:\n  web-1: {host: 10.0.0.1}\n", "services/web.yml": "service: web\nimage: a/b:1\nservers: [web-1]\n"})
+	testbed.Commit(t, dir, "change", map[string]string{"fleet.yml": "servers:\n  web-1: {host: 10.0.0.1}\n", "services/web.yml": "service: web\nimage: a/b:1\nservers: [web-1]\n"})
 	outside := filepath.Join(t.TempDir(), "outside.yml")
 	if err := os.WriteFile(outside, []byte("outside_private_key_name: 1\n"), 0o600); err != nil {
 		t.Fatal(err)

@@ -28,9 +28,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/plumbing/object"
-
 	"github.com/bosunhq/bosun/internal/testbed"
 	"github.com/bosunhq/bosun/proxy"
 	"github.com/bosunhq/bosun/state"
@@ -214,30 +211,24 @@ repos:
 // writeConfigRepo makes the demo's config repository: the templates of
 // examples/ and an inventory of the test servers.
 func writeConfigRepo(dir string, bed *testbed.Bed) error {
-	if err := os.MkdirAll(filepath.Join(dir, "templates"), 0o755); err != nil {
-		return err
-	}
 	tmpls, err := filepath.Glob("examples/templates/*.yml.tmpl")
 	if err != nil || len(tmpls) == 0 {
 		return fmt.Errorf("no templates in examples/templates (run from the repository root)")
 	}
+	files := map[string]string{}
 	for _, p := range tmpls {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(dir, "templates", filepath.Base(p)), b, 0o644); err != nil {
-			return err
-		}
+		files["templates/"+filepath.Base(p)] = string(b)
 	}
 	fleet := "# The demo's two test servers (their sshd is published on loopback).\nservers:\n"
 	for _, s := range bed.Servers {
 		fleet += fmt.Sprintf("  %s: {host: 127.0.0.1, port: %s, user: root, tags: [web]}\n", s.Name, port(s.SSHAddr))
 	}
-	if _, err := git.PlainInit(dir, false); err != nil {
-		return err
-	}
-	_, err = commit(dir, "Inventory and templates", map[string]string{"fleet.yml": fleet})
+	files["fleet.yml"] = fleet
+	_, err = commit(dir, "Inventory and templates", files)
 	return err
 }
 
@@ -255,34 +246,15 @@ vars:
 `, image, domain)
 }
 
-// commit writes files into the repository and commits them.
+// commit writes files into the repository at dir (made if missing) and
+// commits them.
 func commit(dir, msg string, files map[string]string) (string, error) {
-	r, err := git.PlainOpen(dir)
+	sha, err := testbed.CommitFiles(dir, msg, files)
 	if err != nil {
 		return "", err
 	}
-	wt, err := r.Worktree()
-	if err != nil {
-		return "", err
-	}
-	for name, body := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return "", err
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			return "", err
-		}
-	}
-	if err := wt.AddGlob("."); err != nil {
-		return "", err
-	}
-	h, err := wt.Commit(msg, &git.CommitOptions{Author: &object.Signature{Name: "Demo Dev", Email: "dev@demo.test", When: time.Now()}})
-	if err != nil {
-		return "", err
-	}
-	say("  committed %s %s", h.String()[:12], strings.SplitN(msg, "\n", 2)[0])
-	return h.String(), nil
+	say("  committed %s %s", sha[:12], strings.SplitN(msg, "\n", 2)[0])
+	return sha, nil
 }
 
 type serveProc struct {
