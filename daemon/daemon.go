@@ -273,9 +273,16 @@ func (d *Daemon) startRepos(ctx context.Context, cfg Config) error {
 	for _, rr := range repos {
 		wctx, cancel := context.WithCancel(ctx)
 		rr.cancel = cancel
+		first := true
 		go rr.w.Run(wctx, func(rev watcher.Revision) {
 			rr.synced.Store(true)
-			d.insert(wctx, SyncArgs{Repo: rev.Repo, SHA: rev.SHA, Reason: "new head"})
+			// The head at start is synced whatever ran before: a
+			// restart converges the servers on it.
+			reason := reasonNewHead
+			if first {
+				reason, first = reasonStartHead, false
+			}
+			d.insert(wctx, SyncArgs{Repo: rev.Repo, SHA: rev.SHA, Reason: reason})
 		})
 	}
 	return nil
@@ -355,6 +362,16 @@ func (d *Daemon) insertSync(ctx context.Context, args SyncArgs) error {
 		}
 		return nil
 	}
+	if args.Reason != reasonStartHead {
+		newest, err := d.newestSync(ctx, args.Repo)
+		if err != nil {
+			return err
+		}
+		if newest == args.SHA {
+			d.log.DebugContext(ctx, "the newest sync ran this commit: nothing new", "repo", args.Repo, "sha", args.SHA, "reason", args.Reason)
+			return nil
+		}
+	}
 	res2, err := d.q.Insert(ctx, args, nil)
 	if err != nil {
 		d.log.ErrorContext(ctx, "enqueue", "kind", args.Kind(), "err", err)
@@ -364,6 +381,28 @@ func (d *Daemon) insertSync(ctx context.Context, args SyncArgs) error {
 		d.log.DebugContext(ctx, "coalesced with a sync of the same commit", "repo", args.Repo, "sha", args.SHA)
 	}
 	return nil
+}
+
+// newestSync is the commit of the newest sync of repo that is running or
+// has completed ("" for none). A push or new head of that commit has
+// nothing new: the sync fetched the branch head when it started, after the
+// commit was pushed; so a second delivery, or the watcher of another
+// replica seeing the head late, queues no job. A newer sync of another
+// commit (a force-push back to an earlier commit) makes it new again.
+func (d *Daemon) newestSync(ctx context.Context, repo string) (string, error) {
+	res, err := d.q.JobList(ctx, river.NewJobListParams().Kinds(SyncArgs{}.Kind()).
+		States(rivertype.JobStateRunning, rivertype.JobStateCompleted).
+		OrderBy(river.JobListOrderByID, river.SortOrderDesc).First(200))
+	if err != nil {
+		return "", fmt.Errorf("list recent syncs: %w", err)
+	}
+	for _, j := range res.Jobs {
+		var a SyncArgs
+		if json.Unmarshal(j.EncodedArgs, &a) == nil && a.Repo == repo {
+			return a.SHA, nil
+		}
+	}
+	return "", nil
 }
 
 // Enqueue is the webhook handler's EnqueueFunc: it queues the work a

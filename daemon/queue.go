@@ -36,6 +36,13 @@ type SyncArgs struct {
 // Kind is River's job kind.
 func (SyncArgs) Kind() string { return "bosun_sync" }
 
+// A sync's Reason, besides "push (delivery ID)": the watcher saw a new
+// head, or the head when the repository was (re)started.
+const (
+	reasonNewHead   = "new head"
+	reasonStartHead = "head at start"
+)
+
 // InsertOpts makes a sync unique per repository and commit among jobs not
 // yet finished, so a redelivered push queues nothing even when it reaches
 // another replica at the same moment.

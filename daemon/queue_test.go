@@ -247,3 +247,51 @@ func TestDaemon_statusNeverDelaysRollout(t *testing.T) {
 }
 
 var _ = context.Background
+
+// TestDaemon_pushOfSyncedCommitQueuesNothing: a second delivery of a pushed
+// commit (another delivery id: a second webhook, or a copy that reached the
+// other replica late) after its sync has run queues no job, as one arriving
+// while it waits does. A commit that a newer sync has since moved away from
+// (a force-push back to it) is synced again.
+func TestDaemon_pushOfSyncedCommitQueuesNothing(t *testing.T) {
+	dir := t.TempDir()
+	repos, heads := makeRepos(t, dir, 1)
+	td := launchDaemonWith(t, "sqlite:///"+filepath.Join(dir, "state.db"), repos, newApplier(), 10*time.Second, nil)
+	td.heads = heads
+	td.waitApplied(t, time.Minute)
+	src := repos[0].URL
+	settled := func(what string) int {
+		t.Helper()
+		waitFor(t, time.Minute, what, func() bool { _, unfinished := syncJobs(t, td.store); return unfinished == 0 })
+		all, _ := syncJobs(t, td.store)
+		return all
+	}
+	deliver := func(id, sha string) {
+		t.Helper()
+		if c := td.deliver(t, "push", id, push("acme/repo-00", sha), true); c != http.StatusAccepted {
+			t.Fatalf("push %s: %d", id, c)
+		}
+	}
+
+	v2 := commitRepo(t, src, "app:v2")
+	deliver("a", v2)
+	td.heads["repo-00"] = v2
+	td.waitApplied(t, time.Minute)
+	jobs := settled("the sync of v2")
+
+	deliver("b", v2) // the same commit, another delivery
+	if got := settled("the second delivery of v2"); got != jobs {
+		t.Errorf("a second delivery of the synced commit made %d sync job(s), want 0", got-jobs)
+	}
+
+	// v3, then a force-push back to v2: v2 is new again.
+	v3 := commitRepo(t, src, "app:v3")
+	deliver("c", v3)
+	td.heads["repo-00"] = v3
+	td.waitApplied(t, time.Minute)
+	jobs = settled("the sync of v3")
+	deliver("d", v2)
+	if got := settled("the push back to v2"); got != jobs+1 {
+		t.Errorf("a push back to an earlier commit made %d sync job(s), want 1", got-jobs)
+	}
+}
