@@ -55,7 +55,7 @@ drain_timeout: 1
 	}
 	dir := t.TempDir()
 	repoDir := filepath.Join(dir, "fleet")
-	first := gitCommit(t, repoDir, map[string]string{"fleet.yml": fleet, "services/shop.yml": service(v1)})
+	first := testbed.Commit(t, repoDir, "change", map[string]string{"fleet.yml": fleet, "services/shop.yml": service(v1)})
 
 	// The dashboard's own address, known before the start: its base URL
 	// is the OAuth callback's.
@@ -159,7 +159,7 @@ dashboard:
 
 	// A push: push-to-serving is measured, the webhook answers counted;
 	// a refused webhook and a forge error too.
-	second := gitCommit(t, repoDir, map[string]string{"services/shop.yml": service(v2)})
+	second := testbed.Commit(t, repoDir, "change", map[string]string{"services/shop.yml": service(v2)})
 	gh.FailNext(1) // the pending status: 502, retried
 	if code := d.hook(t, "push", "push-v2", pushEvent(forgeRepo, "master", first, second)); code != http.StatusAccepted {
 		t.Fatalf("push: %d", code)
@@ -203,7 +203,7 @@ dashboard:
 		t.Fatalf("home after login: %d at %s:\n%s", resp.StatusCode, resp.Request.URL, home)
 	}
 	csrf := between(string(home), `name="csrf" value="`, `"`)
-	third := gitCommit(t, repoDir, map[string]string{"services/shop.yml": strings.Replace(service(v1), "drain_timeout: 1", "drain_timeout: 2", 1)})
+	third := testbed.Commit(t, repoDir, "change", map[string]string{"services/shop.yml": strings.Replace(service(v1), "drain_timeout: 1", "drain_timeout: 2", 1)})
 	browser.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	if resp, err := browser.PostForm(dashURL+"/repos/fleet/sync", url.Values{}); err != nil || resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("sync without the CSRF token: %v %v, want 403", resp, err)
