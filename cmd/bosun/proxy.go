@@ -275,6 +275,8 @@ exactly as it was.`, e)
 	fs.StringVar(&req.PathPrefix, "path-prefix", "/", "route only this path `prefix`")
 	fs.BoolVar(&req.StripPrefix, "strip-prefix", false, "remove the path prefix before forwarding")
 	fs.BoolVar(&req.TLS, "tls", false, "serve the hosts over HTTPS with automatic certificates; redirect HTTP")
+	certFile := fs.String("tls-certificate", "", "PEM `file` of a custom certificate for the hosts (leaf, then chain), served instead of an automatic one; needs --tls and --tls-key")
+	keyFile := fs.String("tls-key", "", "PEM `file` of the custom certificate's private key")
 	fs.StringVar(&req.HealthPath, "health-path", proxy.DefaultHealthPath, "health check `path`; any 2xx is healthy")
 	hi := fs.Duration("health-interval", proxy.DefaultHealthInterval, "time between health checks")
 	ht := fs.Duration("health-timeout", proxy.DefaultHealthTimeout, "limit on one health check")
@@ -295,6 +297,21 @@ exactly as it was.`, e)
 		return 1, errors.New("usage: bosun proxy deploy SERVICE --target HOST:PORT")
 	}
 	req.Service, req.Hosts = service, hosts
+	if (*certFile == "") != (*keyFile == "") {
+		return 1, errors.New("--tls-certificate and --tls-key go together")
+	}
+	if *certFile != "" {
+		// Files, never values on the command line.
+		cert, err := os.ReadFile(*certFile)
+		if err != nil {
+			return 1, fmt.Errorf("read --tls-certificate: %w", err)
+		}
+		key, err := os.ReadFile(*keyFile)
+		if err != nil {
+			return 1, fmt.Errorf("read --tls-key: %w", err)
+		}
+		req.TLSCertificate, req.TLSKey = string(cert), string(key)
+	}
 	req.HealthInterval, req.HealthTimeout = proxy.Duration(*hi), proxy.Duration(*ht)
 	req.DeployTimeout, req.DrainTimeout, req.ResponseTimeout = proxy.Duration(*dt), proxy.Duration(*drt), proxy.Duration(*rt)
 	c, err := proxyClient(e, *control)

@@ -3,9 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -192,5 +199,55 @@ func TestProxy_AccessLogWriter(t *testing.T) {
 	}
 	if out.String() != want.String() {
 		t.Fatalf("wrote %d bytes, want %d, in order", len(out.String()), want.Len())
+	}
+}
+
+// TestProxy_CLICustomCertificate: proxy deploy reads a custom certificate
+// and its key from files; proxy list shows its serial, never the PEM; a
+// key of another certificate is refused and the route stays.
+func TestProxy_CLICustomCertificate(t *testing.T) {
+	vars := map[string]string{"BOSUN_PROXY_TOKEN": "cli-test-token"}
+	_, control := startProxyCLI(t, vars, "--state", t.TempDir(), "--tls-local-ca", t.TempDir())
+	vars["BOSUN_PROXY_CONTROL"] = control
+	a := proxyTestTarget(t, "A", true)
+	dir := t.TempDir()
+	writeCert := func(name string) (certFile, keyFile string, serial *big.Int) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		serial = big.NewInt(time.Now().UnixNano())
+		tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: "app.test"}, DNSNames: []string{"app.test"},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
+		certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+		if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return certFile, keyFile, serial
+	}
+	crt, key, serial := writeCert("one")
+	code, _, errOut := runProxyCLI(t, vars, "proxy", "deploy", "web", "--target", a, "--host", "app.test", "--tls", "--tls-certificate", crt, "--tls-key", key, "--health-interval", "100ms")
+	if code != 0 {
+		t.Fatalf("deploy exited %d: %s", code, errOut)
+	}
+	code, out, _ := runProxyCLI(t, vars, "proxy", "list", "--json")
+	if code != 0 || !strings.Contains(out, `"serial": "`+serial.Text(16)+`"`) || strings.Contains(out, "BEGIN") {
+		t.Fatalf("list exited %d, want the serial %x and no PEM: %s", code, serial, out)
+	}
+	_, otherKey, _ := writeCert("two")
+	code, _, errOut = runProxyCLI(t, vars, "proxy", "deploy", "web", "--target", a, "--host", "app.test", "--tls", "--tls-certificate", crt, "--tls-key", otherKey)
+	if code == 0 || !strings.Contains(errOut, "the private key does not belong to the certificate") {
+		t.Fatalf("deploy with another certificate's key exited %d: %s", code, errOut)
+	}
+	if code, _, errOut = runProxyCLI(t, vars, "proxy", "deploy", "web", "--target", a, "--tls-certificate", crt); code == 0 || !strings.Contains(errOut, "go together") {
+		t.Fatalf("deploy with a certificate and no key exited %d: %s", code, errOut)
 	}
 }
