@@ -9,7 +9,7 @@ import (
 // path fills a route's wildcards with plausible values.
 func path(p string) string {
 	p = strings.ReplaceAll(p, "{$}", "")
-	r := strings.NewReplacer("{id}", "1", "{repo}", "fleet")
+	r := strings.NewReplacer("{id}", "1", "{repo}", "fleet", "{server}", "server-01")
 	return r.Replace(p)
 }
 

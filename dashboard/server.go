@@ -110,6 +110,12 @@ func New(opts Options) (*Server, error) {
 		{"POST", "/logout", Page, Viewer, s.logout},
 		{"GET", "/{$}", Page, Viewer, s.home},
 		{"POST", "/repos/{repo}/sync", Page, Deployer, s.syncPage},
+		{"GET", "/fleet", Page, Viewer, s.fleetPage},
+		{"GET", "/history", Page, Viewer, s.historyPage},
+		{"GET", "/servers/{server}", Page, Viewer, s.historyPage},
+		{"GET", "/deployments/{id}", Page, Viewer, s.deploymentPage},
+		{"GET", "/deployments/{id}/stream", Page, Viewer, s.stream},
+		{"GET", "/static/live.js", Page, Viewer, s.script},
 
 		{"GET", "/api/v1/whoami", API, Viewer, s.apiWhoami},
 		{"GET", "/api/v1/deployments", API, Viewer, s.apiDeployments},

@@ -1,0 +1,356 @@
+package dashboard
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bosunhq/bosun/internal/commitsha"
+	"github.com/bosunhq/bosun/state"
+)
+
+// The pages of issue 13 that read the store: the fleet (what runs where),
+// one deployment live, and the history.
+
+// fleetCell is one service on one server in the fleet matrix.
+type fleetCell struct {
+	Version, Image, Commit string
+	At                     time.Time
+	Health                 string // "running", "unhealthy" (its last rollout failed) or "missing"
+	Held                   bool
+}
+
+// fleetRow is one server of the fleet matrix.
+type fleetRow struct {
+	Server string
+	Cells  []fleetCell // one per column
+}
+
+// fleetColumn is one service of the fleet matrix.
+type fleetColumn struct{ Repo, Service string }
+
+// fleetData is the fleet page's data.
+type fleetData struct {
+	Columns               []fleetColumn
+	Rows                  []fleetRow
+	Repos                 []string
+	Repo, Service, Server string
+	Now                   time.Time
+}
+
+// fleet gathers the fleet matrix from the store: what is applied per repo,
+// the holds, and the last deployment of each service (a failed or rolled
+// back one marks its cells unhealthy). Health comes from the last rollout's
+// result, not from a live check of the servers.
+func (s *Server) fleet(r *http.Request) (fleetData, error) {
+	ctx := r.Context()
+	q := r.URL.Query()
+	d := fleetData{Repo: q.Get("repo"), Service: q.Get("service"), Server: q.Get("server"), Now: time.Now()}
+	if s.opts.Daemon != nil {
+		d.Repos = s.opts.Daemon.Repos()
+	}
+	type key struct{ repo, service, host string }
+	cells := map[key]fleetCell{}
+	servers := map[string]bool{}
+	cols := map[fleetColumn]bool{}
+	for _, repo := range d.Repos {
+		if d.Repo != "" && repo != d.Repo {
+			continue
+		}
+		applied, err := s.opts.Store.ListApplied(ctx, repo)
+		if err != nil {
+			return d, fmt.Errorf("list what is applied for %s: %w", repo, err)
+		}
+		holds, err := s.opts.Store.ListHolds(ctx, repo)
+		if err != nil {
+			return d, fmt.Errorf("list the holds of %s: %w", repo, err)
+		}
+		held := map[string]bool{}
+		for _, h := range holds {
+			held[h.Service] = true
+		}
+		failed := map[string]bool{}
+		for _, a := range applied {
+			if d.Service != "" && a.Service != d.Service || d.Server != "" && a.Host != d.Server {
+				continue
+			}
+			col := fleetColumn{repo, a.Service}
+			if !cols[col] {
+				cols[col] = true
+				last, err := s.opts.Store.ListDeployments(ctx, state.DeploymentFilter{Repo: repo, Service: a.Service, Limit: 1})
+				if err != nil {
+					return d, fmt.Errorf("last deployment of %s/%s: %w", repo, a.Service, err)
+				}
+				failed[a.Service] = len(last) == 1 && (last[0].Status == state.StatusFailed || last[0].Status == state.StatusRolledBack)
+			}
+			servers[a.Host] = true
+			c := fleetCell{Version: a.Version, Image: imageOf(a.Spec), Commit: a.Commit, At: a.AppliedAt, Health: "running", Held: held[a.Service]}
+			if failed[a.Service] {
+				c.Health = "unhealthy"
+			}
+			k := key{repo, a.Service, a.Host}
+			if old, ok := cells[k]; !ok || c.At.After(old.At) { // roles of one service on one host: the newest
+				cells[k] = c
+			}
+		}
+	}
+	for c := range cols {
+		d.Columns = append(d.Columns, c)
+	}
+	sort.Slice(d.Columns, func(i, j int) bool {
+		a, b := d.Columns[i], d.Columns[j]
+		return a.Repo < b.Repo || a.Repo == b.Repo && a.Service < b.Service
+	})
+	names := make([]string, 0, len(servers))
+	for h := range servers {
+		names = append(names, h)
+	}
+	sort.Strings(names)
+	for _, h := range names {
+		row := fleetRow{Server: h, Cells: make([]fleetCell, len(d.Columns))}
+		for i, c := range d.Columns {
+			cell, ok := cells[key{c.Repo, c.Service, h}]
+			if !ok {
+				cell = fleetCell{Health: "missing"}
+			}
+			row.Cells[i] = cell
+		}
+		d.Rows = append(d.Rows, row)
+	}
+	return d, nil
+}
+
+// imageOf reads the image reference of a spec (planner.Spec's JSON).
+func imageOf(spec []byte) string {
+	var v struct {
+		Image string `json:"image"`
+	}
+	if json.Unmarshal(spec, &v) != nil {
+		return ""
+	}
+	return v.Image
+}
+
+// fleetPage is GET /fleet.
+func (s *Server) fleetPage(w http.ResponseWriter, r *http.Request) {
+	d, err := s.fleet(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.page(w, r, http.StatusOK, "fleet", map[string]any{"Fleet": d})
+}
+
+// historyStatuses are the statuses History filters by.
+var historyStatuses = []state.Status{state.StatusDeployed, state.StatusFailed, state.StatusRolledBack, state.StatusDeploying, state.StatusPending}
+
+// historyPage is GET /history (and /servers/{server}, the per-server view):
+// every deployment, newest first, filtered by repo, service, server and
+// status.
+func (s *Server) historyPage(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := state.DeploymentFilter{Repo: q.Get("repo"), Service: q.Get("service"), Host: q.Get("server"), Status: state.Status(q.Get("status")), Limit: DefaultLimit}
+	if sv := r.PathValue("server"); sv != "" {
+		f.Host = sv
+	}
+	if f.Status != "" && !f.Status.Valid() {
+		s.page(w, r, http.StatusBadRequest, "error", map[string]any{"Message": "status: " + string(f.Status) + " is not a deployment status"})
+		return
+	}
+	if v := q.Get("before"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			s.page(w, r, http.StatusBadRequest, "error", map[string]any{"Message": "before: a deployment id"})
+			return
+		}
+		f.BeforeID = n
+	}
+	ds, err := s.opts.Store.ListDeployments(r.Context(), f)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var repos []string
+	if s.opts.Daemon != nil {
+		repos = s.opts.Daemon.Repos()
+	}
+	next := ""
+	if len(ds) == f.Limit {
+		v := url.Values{}
+		for k, x := range map[string]string{"repo": f.Repo, "service": f.Service, "server": f.Host, "status": string(f.Status)} {
+			if x != "" {
+				v.Set(k, x)
+			}
+		}
+		v.Set("before", strconv.FormatInt(ds[len(ds)-1].ID, 10))
+		next = "/history?" + v.Encode()
+	}
+	s.page(w, r, http.StatusOK, "history", map[string]any{"Deployments": ds, "Filter": f, "Repos": repos, "Statuses": historyStatuses,
+		"PerServer": r.PathValue("server"), "Next": next, "Now": time.Now()})
+}
+
+// deploymentPage is GET /deployments/{id}: one rollout, its steps per
+// host (streamed by /deployments/{id}/stream while it runs).
+func (s *Server) deploymentPage(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id < 1 {
+		s.page(w, r, http.StatusBadRequest, "error", map[string]any{"Message": "not a deployment id: " + r.PathValue("id")})
+		return
+	}
+	d, err := s.opts.Store.GetDeployment(r.Context(), id)
+	if err != nil {
+		if err == state.ErrNotFound || strings.Contains(err.Error(), state.ErrNotFound.Error()) {
+			s.page(w, r, http.StatusNotFound, "error", map[string]any{"Message": "no deployment " + r.PathValue("id")})
+			return
+		}
+		s.fail(w, r, err)
+		return
+	}
+	evs, err := s.opts.Store.ListEvents(r.Context(), d.ID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.page(w, r, http.StatusOK, "deployment", map[string]any{"D": d, "Events": evs, "Live": d.FinishedAt == nil, "Now": time.Now()})
+}
+
+// streamPoll is how often the stream reads the store for new events: well
+// under the 100 ms the issue allows between a store write and the browser.
+const streamPoll = 40 * time.Millisecond
+
+// stream is GET /deployments/{id}/stream: Server-Sent Events, one "step"
+// event (JSON, as the API's Event) per deployment event in store order,
+// then "end" (the deployment's final status) when it has finished. A
+// reconnecting EventSource sends Last-Event-ID, the count it has seen.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id < 1 {
+		http.Error(w, "not a deployment id", http.StatusBadRequest)
+		return
+	}
+	sent := 0
+	if v, err := strconv.Atoi(r.Header.Get("Last-Event-ID")); err == nil && v > 0 {
+		sent = v
+	}
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	rc.Flush()
+	ctx := r.Context()
+	t := time.NewTicker(streamPoll)
+	defer t.Stop()
+	for {
+		d, err := s.opts.Store.GetDeployment(ctx, id)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.WarnContext(ctx, "deployment stream ended", "deployment", id, "err", err)
+				fmt.Fprintf(w, "event: error\ndata: %q\n\n", "deployment not readable")
+				rc.Flush()
+			}
+			return
+		}
+		evs, err := s.opts.Store.ListEvents(ctx, id)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.WarnContext(ctx, "deployment stream ended", "deployment", id, "err", err)
+			}
+			return
+		}
+		for ; sent < len(evs); sent++ {
+			e := evs[sent]
+			b, _ := json.Marshal(Event{DeploymentID: e.DeploymentID, Host: e.Host, Step: e.Step, Status: e.Status, Message: e.Message, Actor: e.Actor, At: e.At})
+			fmt.Fprintf(w, "id: %d\nevent: step\ndata: %s\n\n", sent+1, b)
+		}
+		if d.FinishedAt != nil {
+			fmt.Fprintf(w, "event: end\ndata: %q\n\n", string(d.Status))
+			rc.Flush()
+			return
+		}
+		rc.Flush()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// liveJS is the deployment page's script: it appends each streamed step
+// to the table and reloads the page when the rollout ends.
+const liveJS = `(function () {
+  var t = document.getElementById("steps");
+  if (!t || !t.dataset.stream) return;
+  var es = new EventSource(t.dataset.stream);
+  es.addEventListener("step", function (m) {
+    var e = JSON.parse(m.data);
+    var tr = document.createElement("tr");
+    tr.className = "step st-" + e.status;
+    [new Date(e.at).toLocaleTimeString(), e.host, e.step, e.status, e.message || "", e.actor || ""].forEach(function (v) {
+      var td = document.createElement("td"); td.textContent = v; tr.appendChild(td);
+    });
+    var empty = document.getElementById("nosteps"); if (empty) empty.remove();
+    t.tBodies[0].appendChild(tr);
+  });
+  es.addEventListener("end", function () { es.close(); setTimeout(function () { location.reload(); }, 300); });
+})();
+`
+
+// script is GET /static/live.js (a file, not inline: the pages' CSP
+// allows only scripts from 'self').
+func (s *Server) script(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+	w.Write([]byte(liveJS))
+}
+
+// templateFuncs are the helpers the pages use.
+var templateFuncs = map[string]any{
+	"short": commitsha.Short,
+	"shortv": func(v string) string {
+		if len(v) > 8 {
+			return v[:8]
+		}
+		return v
+	},
+	"tag": func(image string) string { // the tag (or digest) of an image reference
+		if i := strings.LastIndex(image, "@"); i >= 0 {
+			return image[i+1:]
+		}
+		if i := strings.LastIndex(image, ":"); i > strings.LastIndex(image, "/") {
+			return image[i+1:]
+		}
+		return "latest"
+	},
+	"age":     age,
+	"abstime": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
+	"took": func(start time.Time, end *time.Time) string {
+		return end.Sub(start).Round(100 * time.Millisecond).String()
+	},
+	"serverOf": func(host string) string { // events name ROLE@HOST or HOST
+		if i := strings.LastIndex(host, "@"); i >= 0 {
+			return host[i+1:]
+		}
+		return host
+	},
+}
+
+// age says how long ago t was, in one unit: "45s", "12m", "3h", "5d".
+func age(now, t time.Time) string {
+	d := now.Sub(t)
+	switch {
+	case t.IsZero():
+		return "—"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
