@@ -122,6 +122,8 @@ func New(opts Options) (*Server, error) {
 		{"GET", "/api/v1/deployments/{id}", API, Viewer, s.apiDeployment},
 		{"GET", "/api/v1/deployments/{id}/events", API, Viewer, s.apiEvents},
 		{"POST", "/api/v1/repos/{repo}/sync", API, Deployer, s.apiSync},
+		{"POST", "/api/v1/repos/{repo}/services/{service}/hold", API, Deployer, s.apiHold},
+		{"POST", "/api/v1/repos/{repo}/services/{service}/release", API, Deployer, s.apiRelease},
 	}
 	if opts.Metrics != nil {
 		// Scrapers use a viewer token (or public_read).
