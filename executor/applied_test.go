@@ -1,6 +1,8 @@
 package executor
 
 import (
+	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -82,5 +84,23 @@ func TestLockName(t *testing.T) {
 	// changing it lets an old and a new binary roll one service at once.
 	if got := LockName("fleet", "web"); got != "rollout:fleet:web" {
 		t.Errorf("LockName = %q", got)
+	}
+}
+
+func TestFailedStatus(t *testing.T) {
+	step := &StepError{Host: "h2", Service: "web", Role: "web", Step: StepHealth, Err: errors.New("unhealthy")}
+	for _, c := range []struct {
+		name string
+		err  error
+		want state.Status
+	}{
+		{"nothing had switched", &RolloutError{Service: "web", Err: step}, state.StatusFailed},
+		{"switched hosts put back", fmt.Errorf("apply: %w", &RolloutError{Service: "web", Err: step, RolledBack: []string{"web/web@h1"}}), state.StatusRolledBack},
+		{"a host could not be put back", &RolloutError{Service: "web", Err: step, RolledBack: []string{"web/web@h1"}, Undo: []error{errors.New("web/web@h3: start: gone")}}, state.StatusFailed},
+		{"not a rollout error", errors.New("registry login for web: no secret"), state.StatusFailed},
+	} {
+		if got := failedStatus(c.err); got != c.want {
+			t.Errorf("%s: failedStatus = %s, want %s", c.name, got, c.want)
+		}
 	}
 }

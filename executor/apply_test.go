@@ -175,7 +175,7 @@ func TestApply_TestServers(t *testing.T) {
 		defer func() { en.events.setOn(nil); s2.StartSSH(t) }()
 		v5 := webSpec(en.bed.PushApp(t, "web", "v5", testbed.AppOK))
 		l := startLoad(t, []string{s1.HTTPAddr}, "v2", "v5")
-		_, err := ex.Apply(t.Context(), en.plan(v5, planner.Service{BootLimit: 1, RetainContainers: 3}), ApplyOpts{})
+		res, err := ex.Apply(t.Context(), en.plan(v5, planner.Service{BootLimit: 1, RetainContainers: 3}), ApplyOpts{})
 		l.expectOnly("v2")
 		time.Sleep(100 * time.Millisecond)
 		l.check(t)
@@ -192,6 +192,12 @@ func TestApply_TestServers(t *testing.T) {
 		}
 		if v := en.appliedVersion("web", "web", s1.Name); v != specV2.Version() {
 			t.Errorf("applied on %s = %q, want v2's", s1.Name, v)
+		}
+		// History says what happened: the rollout failed and was put back.
+		if len(res.Services) != 1 || res.Services[0].Status != state.StatusRolledBack {
+			t.Errorf("result = %+v, want one service, rolled_back", res.Services)
+		} else if d := en.deployment(res.Services[0].DeploymentID); d.Status != state.StatusRolledBack || !strings.Contains(d.Error, s2.Name) {
+			t.Errorf("deployment = %+v, want rolled_back with the error naming %s", d, s2.Name)
 		}
 	})
 

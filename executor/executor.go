@@ -204,7 +204,7 @@ type Result struct {
 type ServiceResult struct {
 	Service      string
 	DeploymentID int64        // 0 without a store
-	Status       state.Status // deployed or failed
+	Status       state.Status // deployed, failed or rolled_back (see failedStatus)
 	Deployed     []planner.Target
 	Removed      []planner.Target
 	RolledBack   []planner.Target
@@ -409,7 +409,7 @@ func (e *Executor) applyService(ctx context.Context, plan *planner.Plan, pol pla
 	status := state.StatusDeployed
 	msg := ""
 	if err != nil {
-		status, msg = state.StatusFailed, err.Error()
+		status, msg = failedStatus(err), err.Error()
 		sr.Err = err
 	}
 	sr.Status = status
@@ -424,6 +424,19 @@ func (e *Executor) applyService(ctx context.Context, plan *planner.Plan, pol pla
 			e.log.Error("record deployment result", "service", pol.Name, "err", ferr)
 		}
 	}
+}
+
+// failedStatus is the recorded status of a rollout that failed with err:
+// rolled_back when hosts had switched to the new version and every one of
+// them was put back (the service runs its previous version everywhere),
+// failed otherwise (nothing had switched, a host could not be put back, or
+// the lock was lost and nothing was undone).
+func failedStatus(err error) state.Status {
+	var re *RolloutError
+	if errors.As(err, &re) && len(re.RolledBack) > 0 && len(re.Undo) == 0 {
+		return state.StatusRolledBack
+	}
+	return state.StatusFailed
 }
 
 // ForeignContainer is a running container of a service on a host that
