@@ -209,3 +209,17 @@ func gitFastForward(t testing.TB, dir, branch, sha string) {
 		t.Fatal(err)
 	}
 }
+
+// A BOSUN_LOG_LEVEL that is no level stops the command before it does
+// anything, instead of logging at the default level.
+func TestCLI_badLogLevelIsAnError(t *testing.T) {
+	code, stdout, stderr := runCLI(t, map[string]string{"BOSUN_LOG_LEVEL": "loud"}, "version")
+	if code == 0 || stdout != "" || !strings.Contains(stderr, `BOSUN_LOG_LEVEL="loud": want debug, info, warn or error`) {
+		t.Fatalf("exit %d, stdout %q, stderr %q: want a failure naming the bad level and nothing run", code, stdout, stderr)
+	}
+	for _, level := range []string{"", "debug", "INFO", "warn", "error"} {
+		if code, _, stderr := runCLI(t, map[string]string{"BOSUN_LOG_LEVEL": level}, "version"); code != 0 {
+			t.Errorf("BOSUN_LOG_LEVEL=%q: exit %d, stderr %q", level, code, stderr)
+		}
+	}
+}

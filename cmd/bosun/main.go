@@ -69,6 +69,10 @@ func run(ctx context.Context, args []string, e env) int {
 		fmt.Fprintf(e.stderr, "bosun: unknown command %q; run 'bosun --help' for the list\n", args[0])
 		return 1
 	}
+	if _, err := logLevel(e); err != nil {
+		fmt.Fprintf(e.stderr, "bosun %s: %v\n", c.name, err)
+		return 1
+	}
 	code, err := c.run(ctx, args[1:], e)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "bosun %s: %v\n", c.name, err)
