@@ -13,6 +13,11 @@ PROXY_REPOSITORY ?= ghcr.io/bosunhq/bosun-proxy
 # make lint's analysers, run from the Go module proxy at these versions
 # (`go run` caches their binaries, so a warm lint builds nothing).
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+GOVULNCHECK := golang.org/x/vuln/cmd/govulncheck@v1.9.0
+# govulncheck's database, built from this golang.org/x/vulndb version (the
+# module proxy serves it; vuln.go.dev is not reachable) and cached under
+# ~/.cache/bosun/vulndb. To refresh: see "Vulnerability checks" in README.md.
+VULNDB_VERSION := v0.0.0-20261105234957-e22db6528018
 
 .PHONY: build release release-push test test-short lint bench bench-proxy fuzz testbed testbed-down testbed-image demo demo-down fresh-check clean
 
@@ -44,6 +49,7 @@ lint:
 	$(GO) vet ./...
 	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 	$(GO) run $(STATICCHECK) ./...
+	$(GO) run ./internal/vulndb/cmd/vulndb check -version $(VULNDB_VERSION) -govulncheck $(GOVULNCHECK) -accepted .govulncheck-accepted ./...
 
 # Go benchmarks (planner, executor, daemon), then the proxy against Caddy.
 # Results are recorded in docs/benchmarks.md.
