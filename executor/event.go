@@ -25,6 +25,7 @@ const (
 	StepRollback Step = "rollback" // a switched host going back to its previous version
 	StepRemove   Step = "remove"   // a removed service's containers and route
 	StepDone     Step = "done"     // the service's rollout finished (no host)
+	StepTakeover Step = "takeover" // a server taken over from Kamal (no service; kamal.go)
 )
 
 func (s Step) String() string { return string(s) }
@@ -66,7 +67,9 @@ func (ev Event) String() string {
 	if ev.Role != "" {
 		b.WriteString("/" + ev.Role)
 	}
-	if ev.Host != "" {
+	if ev.Host != "" && ev.Service == "" {
+		b.WriteString(ev.Host)
+	} else if ev.Host != "" {
 		b.WriteString("@" + ev.Host)
 	}
 	fmt.Fprintf(&b, " %s %s", ev.Step, ev.Status)

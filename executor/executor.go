@@ -191,12 +191,17 @@ type ApplyOpts struct {
 	// LockWait bounds the wait for another rollout of a service to finish;
 	// 0 waits until ctx ends.
 	LockWait time.Duration
+	// RemoveKamal removes, after a successful takeover, kamal-proxy and
+	// Kamal's stopped containers of the plan's targets (see kamal.go);
+	// without it they are stopped and kept. Kamal's data stays either way.
+	RemoveKamal bool
 }
 
 // Result summarises an Apply: one entry per service with changes.
 type Result struct {
 	Services      []ServiceResult
-	ReleasedHolds []string // services whose hold the Apply ended (see Apply)
+	ReleasedHolds []string   // services whose hold the Apply ended (see Apply)
+	Takeovers     []Takeover // servers where Kamal's proxy or containers were found (kamal.go)
 	Duration      time.Duration
 }
 
@@ -243,6 +248,9 @@ func (e *Executor) Apply(ctx context.Context, plan *planner.Plan, opts ApplyOpts
 			return res, err
 		}
 	}
+	// What Kamal left on a server is surveyed at the first target taken
+	// there (kamal.go); the ports move after every service.
+	tk := e.newTakeovers(plan, opts)
 	bySvc := map[string][]planner.Change{}
 	for _, ch := range plan.Changes {
 		bySvc[ch.Service] = append(bySvc[ch.Service], ch)
@@ -281,12 +289,20 @@ func (e *Executor) Apply(ctx context.Context, plan *planner.Plan, opts ApplyOpts
 			errs = append(errs, err)
 			break
 		}
-		e.applyService(ctx, plan, pol, chs, opts, &sr)
+		e.applyService(ctx, plan, pol, chs, opts, tk, &sr)
 		res.Services = append(res.Services, sr)
 		if sr.Err != nil {
 			errs = append(errs, sr.Err)
 		} else {
 			done[name] = true
+		}
+	}
+	if err := tk.finish(ctx, res); err != nil {
+		errs = append(errs, err)
+	}
+	for _, sr := range res.Services {
+		if sr.Err != nil {
+			delete(done, sr.Service)
 		}
 	}
 	res.ReleasedHolds = e.releaseHolds(ctx, plan, done)
@@ -341,7 +357,8 @@ type rollout struct {
 	depID    int64
 	actor    string // ApplyOpts.Actor, on every stored event
 	auth     string
-	storeID  string // label bosun.store of the containers this rollout makes
+	storeID  string     // label bosun.store of the containers this rollout makes
+	tk       *takeovers // what Kamal left on the servers (kamal.go)
 	foreign  []ForeignContainer
 	mu       sync.Mutex
 	switched []*switched // hosts already on the new version, in order
@@ -358,10 +375,10 @@ type switched struct {
 	undo func(ctx context.Context) error
 }
 
-func (e *Executor) applyService(ctx context.Context, plan *planner.Plan, pol planner.Service, chs []planner.Change, opts ApplyOpts, sr *ServiceResult) {
+func (e *Executor) applyService(ctx context.Context, plan *planner.Plan, pol planner.Service, chs []planner.Change, opts ApplyOpts, tk *takeovers, sr *ServiceResult) {
 	start := time.Now()
 	defer func() { sr.Duration = time.Since(start) }()
-	ro := &rollout{e: e, plan: plan, pol: pol, actor: opts.Actor}
+	ro := &rollout{e: e, plan: plan, pol: pol, actor: opts.Actor, tk: tk}
 	bg := context.WithoutCancel(ctx)
 
 	lockCtx, unlock, err := e.lock(ctx, plan.Repo, pol.Name, opts)

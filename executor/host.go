@@ -83,6 +83,15 @@ func (ro *rollout) deployTarget(ctx context.Context, ch planner.Change) (undo fu
 			}
 		}
 	}
+	// What Kamal left on the server, before anything on it changes; on a
+	// server Kamal serves, the proxied role is routed behind a
+	// bosun-proxy without ports, and the ports move once every service
+	// is rolled out (kamal.go).
+	kh, err := ro.tk.get(ctx, ch.Host, hc)
+	if err != nil {
+		return nil, fail(StepTakeover, err, "")
+	}
+	staged := kh != nil && kh.takeover && spec.Proxy != nil
 	if spec.Proxy != nil {
 		// Which proxy image this server gets is decided before anything
 		// on it changes: one that can get none is left untouched.
@@ -96,7 +105,10 @@ func (ro *rollout) deployTarget(ctx context.Context, ch planner.Change) (undo fu
 	var px *proxyOnHost
 	if spec.Proxy != nil {
 		ev(StepProxy, StatusStarted, "")
-		if px, err = e.ensureProxy(ctx, hc); err != nil {
+		if staged {
+			ev(StepProxy, StatusStarted, "kamal-proxy holds the ports: bosun-proxy runs without them until the takeover")
+		}
+		if px, err = e.ensureProxyMode(ctx, hc, !staged); err != nil {
 			var down *proxyDownError
 			logs := ""
 			if errors.As(err, &down) {
@@ -138,6 +150,27 @@ func (ro *rollout) deployTarget(ctx context.Context, ch planner.Change) (undo fu
 	}
 	ro.noticeForeign(ch, slices.Concat(others, paused))
 	stateful := spec.Stateful || ch.Disruptive
+	// Kamal's running containers of this target are replaced like old
+	// ones (a stateful one stopped first, so two never share its data),
+	// except behind kamal-proxy: they serve until the ports move.
+	for _, k := range kh.match(ch, ro.plan.Destination) {
+		if !k.running() {
+			continue
+		}
+		if staged && !stateful {
+			kh.mu.Lock()
+			kh.deferred = append(kh.deferred, k.ID)
+			kh.mu.Unlock()
+			continue
+		}
+		ev(StepStop, StatusStarted, "Kamal's container "+k.Name+" is stopped (and kept) once "+name+" is ready")
+		olds = append(olds, k.ID)
+	}
+	if staged {
+		kh.mu.Lock()
+		kh.staged = append(kh.staged, ch)
+		kh.mu.Unlock()
+	}
 
 	// From here on the host step completes whatever ctx does.
 	bg := context.WithoutCancel(ctx)
@@ -650,6 +683,13 @@ func (ro *rollout) undoTarget(ctx context.Context, hc *hostConn, px *proxyOnHost
 		if err := dc.ContainerStop(ctx, name, container.StopOptions{}); err != nil && !isNotFound(err) {
 			return fmt.Errorf("stop %s: %w", name, err)
 		}
+		// What ran before (Kamal's container of a server taken over)
+		// runs again.
+		for _, id := range olds {
+			if err := dc.ContainerStart(ctx, id, container.StartOptions{}); err != nil && !isNotFound(err) {
+				return fmt.Errorf("start %s again: %w", shortID(id), err)
+			}
+		}
 		if st := ro.e.cfg.Store; st != nil {
 			return st.DeleteApplied(ctx, ro.plan.Repo, ch.Service, ch.Role, ch.Host)
 		}
@@ -735,7 +775,8 @@ func (ro *rollout) remove(ctx context.Context, ch planner.Change) error {
 	}
 	if ch.Current != nil && ch.Current.Spec.Proxy != nil {
 		if _, err := hc.docker.ContainerInspect(ctx, ProxyContainer); err == nil {
-			px, err := e.ensureProxy(ctx, hc)
+			kh := ro.tk.peek(ch.Host)
+			px, err := e.ensureProxyMode(ctx, hc, kh == nil || !kh.takeover)
 			if err != nil {
 				return fail(err)
 			}

@@ -37,6 +37,11 @@ const (
 	// way createProxy makes it now; one with another value is replaced.
 	// "2": the control API on a unix socket, no TCP control port.
 	proxyLayout = "2"
+	// labelProxyPublish is "none" on a proxy started without published
+	// ports while kamal-proxy still holds them (a takeover, kamal.go); a
+	// proxy without it publishes 80/443.
+	labelProxyPublish = "bosun.proxy.publish"
+	proxyUnpublished  = "none"
 )
 
 // DefaultProxyRepository is where `make release` publishes the proxy image,
@@ -256,6 +261,15 @@ type proxyOnHost struct {
 // exits or restarts while this waits for it fails at once with a
 // *proxyDownError carrying its last log lines.
 func (e *Executor) ensureProxy(ctx context.Context, h *hostConn) (*proxyOnHost, error) {
+	return e.ensureProxyMode(ctx, h, true)
+}
+
+// ensureProxyMode is ensureProxy for a proxy that publishes its ports, or
+// (publish false, during a takeover from Kamal) one that does not: it
+// health-checks and routes to new containers while kamal-proxy still
+// serves, and moveProxyPorts gives it the ports afterwards. A running proxy
+// of the other mode is replaced; routes survive on the volume.
+func (e *Executor) ensureProxyMode(ctx context.Context, h *hostConn, publish bool) (*proxyOnHost, error) {
 	src, err := e.proxySource(ctx, h)
 	if err != nil {
 		return nil, err
@@ -273,7 +287,8 @@ func (e *Executor) ensureProxy(ctx context.Context, h *hostConn) (*proxyOnHost, 
 	restarts := 0
 	info, err := dc.ContainerInspect(ctx, ProxyContainer)
 	switch {
-	case err == nil && info.Config != nil && info.Config.Image == ref && info.Config.Labels[labelProxy] == proxyLayout:
+	case err == nil && info.Config != nil && info.Config.Image == ref && info.Config.Labels[labelProxy] == proxyLayout &&
+		(info.Config.Labels[labelProxyPublish] != proxyUnpublished) == publish:
 		restarts = info.RestartCount
 		if info.State == nil || !info.State.Running {
 			if err := dc.ContainerStart(ctx, ProxyContainer, container.StartOptions{}); err != nil {
@@ -288,12 +303,25 @@ func (e *Executor) ensureProxy(ctx context.Context, h *hostConn) (*proxyOnHost, 
 		}
 		fallthrough
 	case errdefs.IsNotFound(err):
-		if err := e.createProxy(ctx, dc, ref); err != nil {
+		if err := e.createProxy(ctx, dc, ref, publish, true); err != nil {
 			return nil, err
 		}
 	default:
 		return nil, fmt.Errorf("inspect %s: %w", ProxyContainer, err)
 	}
+	pc, err := e.proxyClient(ctx, h, restarts)
+	if err != nil {
+		return nil, err
+	}
+	h.proxy = &proxyOnHost{client: pc}
+	return h.proxy, nil
+}
+
+// proxyClient reads the running proxy's control token and waits until its
+// control API answers, as long as the container runs (and restarted no
+// more than restarts times).
+func (e *Executor) proxyClient(ctx context.Context, h *hostConn, restarts int) (*proxy.Client, error) {
+	dc := h.docker
 	alive := func() error { return proxyAlive(ctx, dc, restarts) }
 	token, err := e.readProxyToken(ctx, dc, alive)
 	if err != nil {
@@ -310,8 +338,7 @@ func (e *Executor) ensureProxy(ctx context.Context, h *hostConn) (*proxyOnHost, 
 	if err := waitProxyUp(ctx, pc, alive); err != nil {
 		return nil, fmt.Errorf("proxy control api on %s: %w", h.name, err)
 	}
-	h.proxy = &proxyOnHost{client: pc}
-	return h.proxy, nil
+	return pc, nil
 }
 
 // proxyDownError is a proxy container that exited or restarted while the
@@ -350,7 +377,9 @@ func proxyAlive(ctx context.Context, dc *client.Client, restarts int) error {
 	}
 }
 
-func (e *Executor) createProxy(ctx context.Context, dc *client.Client, ref string) error {
+// createProxy creates bosun-proxy, publishing its ports unless publish is
+// false, and starts it when start is true.
+func (e *Executor) createProxy(ctx context.Context, dc *client.Client, ref string, publish, start bool) error {
 	httpPort, httpsPort := e.cfg.ProxyHTTPPort, e.cfg.ProxyHTTPSPort
 	if httpPort == 0 {
 		httpPort = 80
@@ -378,8 +407,15 @@ func (e *Executor) createProxy(ctx context.Context, dc *client.Client, ref strin
 		},
 		LogConfig: container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "10m"}},
 	}
+	if !publish {
+		cfg.Labels[labelProxyPublish] = proxyUnpublished
+		hc.PortBindings = nil
+	}
 	if _, err := dc.ContainerCreate(ctx, cfg, hc, &network.NetworkingConfig{}, nil, ProxyContainer); err != nil {
 		return fmt.Errorf("create %s: %w", ProxyContainer, err)
+	}
+	if !start {
+		return nil
 	}
 	if err := dc.ContainerStart(ctx, ProxyContainer, container.StartOptions{}); err != nil {
 		return fmt.Errorf("start %s: %w", ProxyContainer, err)

@@ -82,6 +82,13 @@ func (r *Result) WriteTo(w io.Writer) (int64, error) {
 	for _, svc := range r.ReleasedHolds {
 		fmt.Fprintf(&b, "Hold on %s released: the config repository asks for the held version.\n", svc)
 	}
+	for _, t := range r.Takeovers {
+		if t.Err != nil {
+			fmt.Fprintf(&b, "Takeover of %s from Kamal failed: %v\n", t.Host, t.Err)
+			continue
+		}
+		fmt.Fprintf(&b, "Takeover of %s from Kamal: %s.\n", t.Host, t.summary())
+	}
 	verdict := "Applied"
 	if failed > 0 {
 		verdict = fmt.Sprintf("Failed (%d of %d services)", failed, len(r.Services))

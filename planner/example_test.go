@@ -78,4 +78,7 @@ env:
 	//       proxy.response_timeout: 30s
 	//       readiness_delay: 7s
 	//       stop_timeout: 10s
+	//
+	// Takeover from Kamal:
+	//   - web-2: bosun-proxy comes to this server. If kamal-proxy serves there, bosun takes over: shop/web started and health-checked first, then kamal-proxy stopped and its ports given to bosun-proxy; Kamal's containers of these targets stopped and kept (bosun apply --remove-kamal removes them); accessory data stays where Kamal put it (docs/migrating-from-kamal.md)
 }

@@ -84,6 +84,9 @@ type Plan struct {
 	// commit invalid: a secret that could not be resolved while planning,
 	// a removal on a host that left the inventory.
 	Warnings []string
+	// Takeovers says, per host where the plan puts bosun-proxy for the
+	// first time, what bosun does if Kamal serves there (docs/migrating-from-kamal.md).
+	Takeovers []string
 	// ReleasedHolds names the held services whose desired spec now equals
 	// the held one: the plan treats them as not held, and applying it ends
 	// their holds (executor.Apply, once the service is rolled out).
@@ -195,6 +198,7 @@ func (p *Planner) Plan(ctx context.Context, src fs.FS, in Input) (*Plan, error) 
 	pl.Repo, pl.Commit, pl.Destination = in.Repo, in.Commit, in.Destination
 	pl.Notices = notices
 	pl.Warnings = append(pl.Warnings, l.warnings...)
+	pl.Takeovers = takeoverNotes(pl, in.Applied)
 	sortWarnings(pl)
 	return pl, nil
 }

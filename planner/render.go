@@ -126,6 +126,7 @@ func (pl *Plan) WriteTo(w io.Writer) (int64, error) {
 		fmt.Fprintf(&b, "\nunchanged: %s\n", strings.Join(quiet, ", "))
 	}
 	writeList(&b, "Holds this apply ends (git asks for the held version)", pl.ReleasedHolds)
+	writeList(&b, "Takeover from Kamal", pl.Takeovers)
 	writeList(&b, "Warnings", pl.Warnings)
 	writeList(&b, "Notices", pl.Notices)
 	n, err := w.Write(b.Bytes())
@@ -215,6 +216,7 @@ func (pl *Plan) WriteMarkdown(w io.Writer) error {
 		fmt.Fprintf(&b, "\nUnchanged: %s\n", strings.Join(quiet, ", "))
 	}
 	mdList(&b, "Holds this apply ends (git asks for the held version)", pl.ReleasedHolds)
+	mdList(&b, "Takeover from Kamal", pl.Takeovers)
 	mdList(&b, "Warnings", pl.Warnings)
 	mdList(&b, "Notices", pl.Notices)
 	_, err := w.Write(b.Bytes())
@@ -344,6 +346,7 @@ type planJSON struct {
 	HostsJSON     map[string]hostJS `json:"hosts"`
 	ReleasedHolds []string          `json:"released_holds"`
 	Warnings      []string          `json:"warnings"`
+	Takeovers     []string          `json:"takeovers"`
 	Notices       []string          `json:"notices"`
 }
 
@@ -402,7 +405,7 @@ func (pl *Plan) MarshalJSON() ([]byte, error) {
 		SchemaVersion: 1, Repo: pl.Repo, Commit: pl.Commit, Destination: pl.Destination,
 		Summary: summaryJSON{c.create, c.update, c.remove, c.unchanged, c.held},
 		Changes: []changeJSON{}, Services: []serviceJSON{}, HostsJSON: map[string]hostJS{},
-		ReleasedHolds: nonNil(pl.ReleasedHolds), Warnings: nonNil(pl.Warnings), Notices: nonNil(pl.Notices),
+		ReleasedHolds: nonNil(pl.ReleasedHolds), Warnings: nonNil(pl.Warnings), Takeovers: nonNil(pl.Takeovers), Notices: nonNil(pl.Notices),
 	}
 	for _, ch := range pl.Changes {
 		cj := changeJSON{Service: ch.Service, Role: ch.Role, Host: ch.Host, Action: ch.Action,

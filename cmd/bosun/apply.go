@@ -73,7 +73,15 @@ step and why.
 
 Secrets named by services' env.secret are read from the environment, then
 from --secrets-file files; a missing one is an error before anything runs.
-With --dry-run, apply only plans (as bosun plan does).`, e)
+With --dry-run, apply only plans (as bosun plan does).
+
+On a server that Kamal manages (a kamal-proxy container on ports 80/443,
+Kamal's containers serving), apply takes over: it starts and health-checks
+the new containers behind a bosun-proxy without ports, then stops
+kamal-proxy and gives bosun-proxy its ports, and stops Kamal's containers of
+the deployed services. They are kept; --remove-kamal removes kamal-proxy
+and those stopped containers (Kamal's data directories and volumes always
+stay). See docs/migrating-from-kamal.md.`, e)
 	var rf repoFlags
 	rf.register(fs)
 	var sf sshFlags
@@ -83,6 +91,7 @@ With --dry-run, apply only plans (as bosun plan does).`, e)
 	yes := fs.Bool("yes", false, "apply without asking")
 	dryRun := fs.Bool("dry-run", false, "print the plan and exit (0 nothing to do, 2 changes)")
 	lockWait := fs.Duration("lock-wait", 10*time.Minute, "how long to wait for another rollout of the same service to finish")
+	removeKamal := fs.Bool("remove-kamal", false, "after a successful takeover from Kamal, remove kamal-proxy and Kamal's stopped containers of the deployed services (also on a plan with nothing to change)")
 	if code, err := parseFlags(fs, args, e); code >= 0 {
 		return code, err
 	}
@@ -105,7 +114,7 @@ With --dry-run, apply only plans (as bosun plan does).`, e)
 	if _, err := plan.WriteTo(e.stdout); err != nil {
 		return 1, err
 	}
-	if plan.Empty() {
+	if plan.Empty() && (!*removeKamal || *dryRun) {
 		return 0, nil
 	}
 	if *dryRun {
@@ -128,7 +137,7 @@ With --dry-run, apply only plans (as bosun plan does).`, e)
 		return 1, err
 	}
 	defer x.Close()
-	res, err := x.Apply(ctx, plan, executor.ApplyOpts{Trigger: "bosun apply (" + commitsha.Short(head.sha) + ")", LockWait: *lockWait})
+	res, err := x.Apply(ctx, plan, executor.ApplyOpts{Trigger: "bosun apply (" + commitsha.Short(head.sha) + ")", LockWait: *lockWait, RemoveKamal: *removeKamal})
 	res.WriteTo(e.stdout)
 	if err != nil {
 		return 1, err

@@ -96,6 +96,43 @@ func AppImage(ctx context.Context, name, version string, kind AppKind) (v1.Image
 	return img, nil
 }
 
+// KamalProxyImage is the repository and tag PushKamalProxy pushes, as
+// Kamal 2.12 runs them.
+const KamalProxyImage = "basecamp/kamal-proxy:v0.9.2"
+
+// PushKamalProxy pushes a stand-in for Kamal's proxy image to the bed's
+// registry as REGISTRY/basecamp/kamal-proxy:v0.9.2, labelled as Kamal's
+// (org.opencontainers.image.title=kamal-proxy): the sample app binary as a
+// reverse proxy to $PROXY_TO on ports 80 and 443. It returns the reference
+// the servers pull.
+func (b *Bed) PushKamalProxy(t testing.TB) string {
+	t.Helper()
+	ref, err := b.PushKamalProxyContext(tbContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
+// PushKamalProxyContext is PushKamalProxy for callers without a testing.TB.
+func (b *Bed) PushKamalProxyContext(ctx context.Context) (string, error) {
+	bin, err := sampleAppBinary(ctx)
+	if err != nil {
+		return "", err
+	}
+	img, err := imagebuild.FromBinary(imagebuild.Config{
+		Binary: bin,
+		Path:   "/kamal-proxy",
+		Labels: map[string]string{"org.opencontainers.image.title": "kamal-proxy"},
+		Ports:  []string{"80/tcp", "443/tcp"},
+	})
+	if err != nil {
+		return "", fmt.Errorf("build kamal-proxy stand-in: %w", err)
+	}
+	repo, tag, _ := strings.Cut(KamalProxyImage, ":")
+	return b.Push(ctx, img, repo, tag)
+}
+
 // PushProxy pushes bosun's proxy image (proxy.Image of the bosun binary
 // built by BosunBinary) to the bed's registry as "REGISTRY/bosun-proxy:test"
 // and returns that reference.

@@ -16,6 +16,10 @@
 //
 // `sampleapp check URL` is a health check command for Docker (the image has
 // no shell or curl): it GETs URL and exits 0 on 200, else 1 saying why.
+//
+// With $PROXY_TO set (an http:// URL) it is a stand-in for kamal-proxy
+// instead: a reverse proxy to that URL listening on :80 and :443 (plain
+// HTTP on both), which stops listening at SIGTERM.
 package main
 
 import (
@@ -26,6 +30,8 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
@@ -39,6 +45,12 @@ func main() {
 		if err := check(os.Args[2]); err != nil {
 			fmt.Println(err)
 			os.Exit(1)
+		}
+		return
+	}
+	if to := os.Getenv("PROXY_TO"); to != "" {
+		if err := reverseProxy(to); err != nil {
+			log.Fatal(err)
 		}
 		return
 	}
@@ -148,5 +160,41 @@ func serve(ctx context.Context, l net.Listener, version, mode string, drain time
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
+	return nil
+}
+
+// reverseProxy forwards every request to target on :80 and :443 until
+// SIGTERM, then closes its listeners at once (as a proxy that is stopped).
+func reverseProxy(target string) error {
+	u, err := url.Parse(target)
+	if err != nil || u.Scheme != "http" || u.Host == "" {
+		return fmt.Errorf("PROXY_TO %q: want http://HOST[:PORT]", target)
+	}
+	h := httputil.NewSingleHostReverseProxy(u)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	var srvs []*http.Server
+	served := make(chan error, 2)
+	for _, addr := range []string{":80", ":443"} {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		srvs = append(srvs, srv)
+		go func() { served <- srv.Serve(l) }()
+	}
+	log.Printf("proxy to %s listening on :80 and :443", target)
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, srv := range srvs {
+		_ = srv.Shutdown(sctx)
+	}
+	log.Printf("proxy stopped")
 	return nil
 }
