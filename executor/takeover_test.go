@@ -157,10 +157,10 @@ type gapResult struct {
 
 // finish stops the probe and measures the listener gap between the last
 // answer of version old and the first of version new. A failure counts as
-// outside the gap unless it started after downFrom (when the old proxy
-// was told to stop: it closes its listeners then, while answering what is
-// in flight) and before the first answer of new; an answer of old after
-// one of new counts too.
+// outside the gap unless it was under way at or after downFrom (when the
+// old proxy was told to stop: it closes its listeners then, and a request
+// still on its way to them fails) and started before the first answer of
+// new; an answer of old after one of new counts too.
 func (p *gapProbe) finish(old, new string, downFrom time.Time) gapResult {
 	close(p.stop)
 	p.wg.Wait()
@@ -193,7 +193,7 @@ func (p *gapProbe) finish(old, new string, downFrom time.Time) gapResult {
 			g.failed++
 			// Within the gap: it overlaps the time between the last old
 			// answer and the first new one.
-			if downFrom.IsZero() || g.firstNew.IsZero() || r.start.Before(downFrom) || r.start.After(g.firstNew) {
+			if downFrom.IsZero() || g.firstNew.IsZero() || r.end.Before(downFrom) || r.start.After(g.firstNew) {
 				g.outside++
 				if len(g.bad) < 10 {
 					g.bad = append(g.bad, fmt.Sprintf("at %s: %s%s", r.start.Format("15:04:05.000"), r.version, r.err))
