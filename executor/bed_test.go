@@ -83,7 +83,12 @@ func newBedEnv(t testing.TB, servers int) *bedEnv {
 // newBedEnvOpts is newBedEnv on a bed started with opt.
 func newBedEnvOpts(t testing.TB, opt testbed.Options) *bedEnv {
 	t.Helper()
-	bed := testbed.Start(t, opt)
+	return newBedEnvOn(t, testbed.Start(t, opt))
+}
+
+// newBedEnvOn is a bedEnv on bed with a fresh store, executor and event log.
+func newBedEnvOn(t testing.TB, bed *testbed.Bed) *bedEnv {
+	t.Helper()
 	dbDir := t.TempDir()
 	st, err := state.Open(t.Context(), "sqlite:///"+dbDir+"/s.db")
 	if err != nil {
@@ -130,6 +135,16 @@ func (en *bedEnv) newExecutor(mut func(*Config)) *Executor {
 	}
 	t.Cleanup(func() { _ = ex.Close() })
 	return ex
+}
+
+func (en *bedEnv) server(name string) *testbed.Server {
+	for _, s := range en.bed.Servers {
+		if s.Name == name {
+			return s
+		}
+	}
+	en.t.Fatalf("no server %s", name)
+	return nil
 }
 
 // webSpec is a proxied role of the sample app.
@@ -265,26 +280,55 @@ func (en *bedEnv) expectNowhere(t *testing.T, what, value string) {
 	}
 }
 
-// get asks a server's proxy for / and returns the answering version.
+// get asks a server's proxy for / on the catch-all route and returns the
+// answering version.
 func get(t *testing.T, addr string) string {
 	t.Helper()
-	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := c.Get("http://" + addr + "/")
+	return getHost(t, addr, "")
+}
+
+// getHost asks a server's proxy for / with the Host header host ("": the
+// address itself, which only a catch-all route matches) and returns the
+// answering version.
+func getHost(t *testing.T, addr, host string) string {
+	t.Helper()
+	v, err := getVersion(&http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}, addr, host)
 	if err != nil {
-		t.Fatalf("GET %s: %v", addr, err)
+		t.Fatal(err)
+	}
+	return v
+}
+
+// tryGet is getHost with a short timeout that returns the error.
+func tryGet(addr, host string) (string, error) {
+	return getVersion(&http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}, addr, host)
+}
+
+func getVersion(c *http.Client, addr, host string) (string, error) {
+	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
+	if err != nil {
+		return "", err
+	}
+	req.Host = host
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("GET %s (host %q): %w", addr, host, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 {
-		t.Fatalf("GET %s: %s %s", addr, resp.Status, b)
+		return "", fmt.Errorf("GET %s (host %q): %s %s", addr, host, resp.Status, b)
 	}
-	return strings.Fields(string(b))[0]
+	return strings.Fields(string(b))[0], nil
 }
 
-// load sends GET and POST requests without pause to every address, on a
-// fresh connection and on a kept-alive one each, and checks every answer.
+// load sends GET and POST requests without pause to every address (with
+// the Host header host), on a fresh connection and on a kept-alive one
+// each, and checks every answer.
 type load struct {
+	host          string
 	total, failed atomic.Int64
+	phase         atomic.Int32 // bumped by expectOnly: answers must then be only
 	mu            sync.Mutex
 	seen          map[string]int
 	bad           []string
@@ -294,8 +338,15 @@ type load struct {
 	wg            sync.WaitGroup
 }
 
+// startLoad is startLoadHost on the catch-all route.
 func startLoad(t *testing.T, addrs []string, allowed ...string) *load {
-	l := &load{seen: map[string]int{}, allowed: map[string]bool{}, stop: make(chan struct{})}
+	return startLoadHost(t, "", addrs, allowed...)
+}
+
+// startLoadHost starts a load on the route of host ("": the catch-all)
+// that accepts the versions allowed.
+func startLoadHost(t *testing.T, host string, addrs []string, allowed ...string) *load {
+	l := &load{host: host, seen: map[string]int{}, allowed: map[string]bool{}, stop: make(chan struct{})}
 	for _, a := range allowed {
 		l.allowed[a] = true
 	}
@@ -325,13 +376,20 @@ func (l *load) one(c *http.Client, addr string, post bool) {
 	l.mu.Lock()
 	only := l.only
 	l.mu.Unlock()
-	var resp *http.Response
-	var err error
+	method, body := http.MethodGet, io.Reader(nil)
 	if post {
-		resp, err = c.Post("http://"+addr+"/", "text/plain", strings.NewReader("payload"))
-	} else {
-		resp, err = c.Get("http://" + addr + "/")
+		method, body = http.MethodPost, strings.NewReader("payload")
 	}
+	req, err := http.NewRequest(method, "http://"+addr+"/", body)
+	if err != nil {
+		l.fail(err.Error())
+		return
+	}
+	req.Host = l.host
+	if post {
+		req.Header.Set("Content-Type", "text/plain")
+	}
+	resp, err := c.Do(req)
 	l.total.Add(1)
 	if err != nil {
 		l.fail(fmt.Sprintf("%s: %v", addr, err))
@@ -416,17 +474,3 @@ func containerEvents(t *testing.T, s *testbed.Server, since time.Time, filters .
 }
 
 var _ = context.Background
-
-func tryGet(addr string) (string, error) {
-	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := c.Get("http://" + addr + "/")
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		return "", fmt.Errorf("%s", resp.Status)
-	}
-	return strings.Fields(string(b))[0], nil
-}
