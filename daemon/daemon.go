@@ -362,7 +362,7 @@ func (d *Daemon) insertSync(ctx context.Context, args SyncArgs) error {
 		}
 		return nil
 	}
-	if args.Reason != reasonStartHead {
+	if args.Reason != reasonStartHead && args.Actor == "" { // a person's sync always runs
 		newest, err := d.newestSync(ctx, args.Repo)
 		if err != nil {
 			return err
@@ -843,7 +843,7 @@ func (d *Daemon) Sync(ctx context.Context, repo, actor string) error {
 	if d.q == nil {
 		return errors.New("sync: the daemon is not running")
 	}
-	return d.insert(ctx, SyncArgs{Repo: repo, Reason: "sync by " + actor, Actor: actor})
+	return d.insert(ctx, SyncArgs{Repo: repo, Reason: "sync by " + actor, Actor: actor, Asked: time.Now().UnixNano()})
 }
 
 // queueStats is the queue as the metrics show it: the jobs waiting to

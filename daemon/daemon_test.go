@@ -570,3 +570,30 @@ func TestDaemon_deployStatuses(t *testing.T) {
 		t.Errorf("statuses of a deploy = %q, want pending then success web on web-1…", got)
 	}
 }
+
+// A sync asked for by a person runs each time, even of the commit the last
+// sync ran, and its deployment's trigger names them.
+func TestDaemon_syncAskedTwice(t *testing.T) {
+	td := startDaemon(t, 1)
+	td.waitApplied(t, 2*time.Minute)
+	runs := func() int32 {
+		c, _ := td.syncs.LoadOrStore("repo-00", new(atomic.Int32))
+		return c.(*atomic.Int32).Load()
+	}
+	for i := range 2 {
+		before := runs()
+		if err := td.d.Sync(t.Context(), "repo-00", "github:alice"); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(time.Minute)
+		for runs() == before {
+			if time.Now().After(deadline) {
+				t.Fatalf("sync %d asked by github:alice did not run within a minute", i+1)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if err := td.d.Sync(t.Context(), "nope", "github:alice"); err == nil {
+		t.Errorf("Sync of an unknown repository succeeded")
+	}
+}

@@ -28,6 +28,9 @@ type SyncArgs struct {
 	// Actor is the person or script that asked for the sync (the
 	// dashboard's sync action); "" for pushes and polls.
 	Actor string `json:"actor,omitempty"`
+	// Asked is when the actor asked (Unix nanoseconds): each request is its
+	// own job, not a copy of a running one.
+	Asked int64 `json:"asked,omitempty" river:"unique"`
 	// PushedAt is when the push webhook that asked for it arrived; zero
 	// for other syncs.
 	PushedAt time.Time `json:"pushed_at,omitzero"`
