@@ -43,7 +43,7 @@ func setupKamal(t testing.TB, en *bedEnv, s *testbed.Server) kamalServer {
 		"-e", "PROXY_TO=http://"+ks.app+":80", kp)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		v, err := tryGet(s.HTTPAddr)
+		v, err := tryGet(s.HTTPAddr, "")
 		if err == nil && v == "kamal1" {
 			break
 		}
