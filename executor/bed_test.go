@@ -137,16 +137,6 @@ func (en *bedEnv) newExecutor(mut func(*Config)) *Executor {
 	return ex
 }
 
-func (en *bedEnv) server(name string) *testbed.Server {
-	for _, s := range en.bed.Servers {
-		if s.Name == name {
-			return s
-		}
-	}
-	en.t.Fatalf("no server %s", name)
-	return nil
-}
-
 // webSpec is a proxied role of the sample app.
 func webSpec(ref string) *planner.Spec {
 	return &planner.Spec{
@@ -328,7 +318,6 @@ func getVersion(c *http.Client, addr, host string) (string, error) {
 type load struct {
 	host          string
 	total, failed atomic.Int64
-	phase         atomic.Int32 // bumped by expectOnly: answers must then be only
 	mu            sync.Mutex
 	seen          map[string]int
 	bad           []string
