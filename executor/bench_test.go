@@ -82,60 +82,41 @@ func BenchmarkApply_TwoServers(b *testing.B) {
 		s.Proxy.HealthInterval = planner.Duration(time.Second)
 		return s
 	}
-	b.Run("default-health/new-version/bosun", func(b *testing.B) {
-		var ts timings
-		for i := 0; b.Loop(); i++ {
-			start := time.Now()
-			en.mustApply(en.plan(dflt("d"+strconv.Itoa(i)), pol))
-			ts = append(ts, time.Since(start))
-		}
-		ts.report(b)
-	})
-	en.mustApply(en.plan(dflt("ra"), pol))
-	en.mustApply(en.plan(dflt("rb"), pol))
-	b.Run("default-health/revert/bosun", func(b *testing.B) {
-		var ts timings
-		for i := 0; b.Loop(); i++ {
-			tag := "ra"
-			if i%2 == 1 {
-				tag = "rb"
+	// timed applies the spec of tag(i) under pol once per iteration and
+	// reports the distribution of the wall times.
+	timed := func(name string, pol planner.Service, tag func(i int) string) {
+		b.Run(name, func(b *testing.B) {
+			var ts timings
+			for i := 0; b.Loop(); i++ {
+				start := time.Now()
+				en.mustApply(en.plan(dflt(tag(i)), pol))
+				ts = append(ts, time.Since(start))
 			}
-			start := time.Now()
-			en.mustApply(en.plan(dflt(tag), pol))
-			ts = append(ts, time.Since(start))
-		}
-		ts.report(b)
-	})
+			ts.report(b)
+		})
+	}
+	// revert goes back and forth between two versions, both applied (and
+	// so retained) first.
+	revert := func(name string, pol planner.Service, a, c string) {
+		en.mustApply(en.plan(dflt(a), pol))
+		en.mustApply(en.plan(dflt(c), pol))
+		timed(name, pol, func(i int) string {
+			if i%2 == 1 {
+				return c
+			}
+			return a
+		})
+	}
+	timed("default-health/new-version/bosun", pol, func(i int) string { return "d" + strconv.Itoa(i) })
+	revert("default-health/revert/bosun", pol, "ra", "rb")
 
 	// The same with x-bosun.standby: paused: the version that served until
 	// a switch waits paused, so a revert unpauses it rather than waiting for
 	// `docker start` (0.5-0.8 s on these servers), and a new version pauses
 	// the old one instead of stopping it (stopping the standby before).
 	sb := planner.Service{RetainContainers: 3, Standby: planner.StandbyPaused}
-	b.Run("standby/new-version/bosun", func(b *testing.B) {
-		var ts timings
-		for i := 0; b.Loop(); i++ {
-			start := time.Now()
-			en.mustApply(en.plan(dflt("s"+strconv.Itoa(i)), sb))
-			ts = append(ts, time.Since(start))
-		}
-		ts.report(b)
-	})
-	en.mustApply(en.plan(dflt("sa"), sb))
-	en.mustApply(en.plan(dflt("sb"), sb))
-	b.Run("standby/revert/bosun", func(b *testing.B) {
-		var ts timings
-		for i := 0; b.Loop(); i++ {
-			tag := "sa"
-			if i%2 == 1 {
-				tag = "sb"
-			}
-			start := time.Now()
-			en.mustApply(en.plan(dflt(tag), sb))
-			ts = append(ts, time.Since(start))
-		}
-		ts.report(b)
-	})
+	timed("standby/new-version/bosun", sb, func(i int) string { return "s" + strconv.Itoa(i) })
+	revert("standby/revert/bosun", sb, "sa", "sb")
 }
 
 // timings are the wall times of a benchmark's iterations; report adds
