@@ -64,7 +64,7 @@ func (r *Result) WriteTo(w io.Writer) (int64, error) {
 	b.WriteString("\n")
 	failed := 0
 	for _, s := range r.Services {
-		line := fmt.Sprintf("%-20s %-9s %d deployed", s.Service, s.Status, len(s.Deployed))
+		line := fmt.Sprintf("%-20s %-11s %d deployed", s.Service, s.Status, len(s.Deployed))
 		if len(s.Removed) > 0 {
 			line += fmt.Sprintf(", %d removed", len(s.Removed))
 		}
