@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -223,10 +224,26 @@ func (s *Server) deploymentPage(w http.ResponseWriter, r *http.Request) {
 // under the 100 ms the issue allows between a store write and the browser.
 const streamPoll = 40 * time.Millisecond
 
+// streamWriteWait bounds each write of a stream: a client that takes no
+// bytes for that long (gone, or too slow) ends its stream and frees the
+// handler's goroutine. streamPing is how often an idle stream sends a
+// comment, so that a dead client is found by a write within
+// streamPing + streamWriteWait. Both are variables for tests.
+var (
+	streamWriteWait = 15 * time.Second
+	streamPing      = 15 * time.Second
+)
+
 // stream is GET /deployments/{id}/stream: Server-Sent Events, one "step"
 // event (JSON, as the API's Event) per deployment event in store order,
 // then "end" (the deployment's final status) when it has finished. A
 // reconnecting EventSource sends Last-Event-ID, the count it has seen.
+//
+// A stream lives as long as its rollout, longer than the listener's
+// WriteTimeout and ReadTimeout (made for ordinary requests): it clears the
+// read deadline, which would cancel the request when it passed, and sets a
+// write deadline of streamWriteWait before each write instead of the
+// server's one for the whole response.
 func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id < 1 {
@@ -238,20 +255,43 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		sent = v
 	}
 	rc := http.NewResponseController(w)
+	// Not supported (a test's recorder): the server's deadlines stay.
+	_ = rc.SetReadDeadline(time.Time{})
+	ctx := r.Context()
+	var buf bytes.Buffer
+	// flush writes buf to the client within streamWriteWait; false when
+	// the client is gone or too slow (the stream ends).
+	flush := func() bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteWait))
+		if buf.Len() > 0 {
+			if _, err := w.Write(buf.Bytes()); err != nil {
+				return false
+			}
+			buf.Reset()
+		}
+		if err := rc.Flush(); err != nil {
+			s.log.DebugContext(ctx, "deployment stream client gone", "deployment", id, "err", err)
+			return false
+		}
+		return true
+	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("X-Accel-Buffering", "no")
+	_ = rc.SetWriteDeadline(time.Now().Add(streamWriteWait))
 	w.WriteHeader(http.StatusOK)
-	rc.Flush()
-	ctx := r.Context()
+	if !flush() {
+		return
+	}
 	t := time.NewTicker(streamPoll)
 	defer t.Stop()
+	lastWrite := time.Now()
 	for {
 		d, err := s.opts.Store.GetDeployment(ctx, id)
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.WarnContext(ctx, "deployment stream ended", "deployment", id, "err", err)
-				fmt.Fprintf(w, "event: error\ndata: %q\n\n", "deployment not readable")
-				rc.Flush()
+				fmt.Fprintf(&buf, "event: error\ndata: %q\n\n", "deployment not readable")
+				flush()
 			}
 			return
 		}
@@ -265,14 +305,22 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		for ; sent < len(evs); sent++ {
 			e := evs[sent]
 			b, _ := json.Marshal(Event{DeploymentID: e.DeploymentID, Host: e.Host, Step: e.Step, Status: e.Status, Message: e.Message, Actor: e.Actor, At: e.At})
-			fmt.Fprintf(w, "id: %d\nevent: step\ndata: %s\n\n", sent+1, b)
+			fmt.Fprintf(&buf, "id: %d\nevent: step\ndata: %s\n\n", sent+1, b)
 		}
 		if d.FinishedAt != nil {
-			fmt.Fprintf(w, "event: end\ndata: %q\n\n", string(d.Status))
-			rc.Flush()
+			fmt.Fprintf(&buf, "event: end\ndata: %q\n\n", string(d.Status))
+			flush()
 			return
 		}
-		rc.Flush()
+		if buf.Len() == 0 && time.Since(lastWrite) >= streamPing {
+			buf.WriteString(": ping\n\n")
+		}
+		if buf.Len() > 0 {
+			if !flush() {
+				return
+			}
+			lastWrite = time.Now()
+		}
 		select {
 		case <-ctx.Done():
 			return

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -185,6 +187,11 @@ func stream(tb testing.TB, c *http.Client, u string) <-chan sse {
 // benchServer is a dashboard on a fresh SQLite store, without login: the
 // benchmarks call it as a viewer.
 func benchServer(b *testing.B) (*Server, state.Store, func(http.HandlerFunc) http.Handler) {
+	return benchServerT(b)
+}
+
+// benchServerT is benchServer for tests and benchmarks.
+func benchServerT(b testing.TB) (*Server, state.Store, func(http.HandlerFunc) http.Handler) {
 	st, err := state.Open(b.Context(), "sqlite:///"+filepath.Join(b.TempDir(), "state.db"))
 	if err != nil {
 		b.Fatal(err)
@@ -263,5 +270,78 @@ func BenchmarkFleetPage(b *testing.B) {
 		if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "server-199") || !strings.Contains(rec.Body.String(), "svc-49") {
 			b.Fatalf("GET /fleet: %d", rec.Code)
 		}
+	}
+}
+
+// A stream outlives the listener's WriteTimeout and ReadTimeout (the
+// daemon's are a minute, for ordinary requests): events written after
+// both have passed still arrive.
+func TestDeployment_streamOutlivesServerTimeouts(t *testing.T) {
+	b := newBed(t, sqliteDSN(t), nil)
+	id, err := b.st.CreateDeployment(t.Context(), state.Deployment{Repo: "fleet", Service: "api", Commit: "0123456789abcdef0123456789abcdef01234567", Trigger: "push"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(b.s)
+	srv.Config.ReadTimeout, srv.Config.WriteTimeout = 300*time.Millisecond, 300*time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+	c, _ := b.login(t, bob)
+	jarURL, _ := url.Parse(b.url)
+	srvURL, _ := url.Parse(srv.URL)
+	c.Jar.SetCookies(srvURL, c.Jar.Cookies(jarURL))
+	events := stream(t, c, fmt.Sprintf("%s/deployments/%d/stream", srv.URL, id))
+	for i, step := range []string{"connect", "pull", "start"} {
+		time.Sleep(400 * time.Millisecond) // past both timeouts by the second step
+		if err := b.st.AddEvent(t.Context(), state.Event{DeploymentID: id, Host: "web@server-01", Step: step, Status: "ok"}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case ev, ok := <-events:
+			var e Event
+			if !ok || ev.name != "step" || json.Unmarshal([]byte(ev.data), &e) != nil || e.Step != step {
+				t.Fatalf("step %d (%s), %v after the stream opened: got %+v (open %v)", i, step, time.Duration(i+1)*400*time.Millisecond, ev, ok)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the stream did not send %s", step)
+		}
+	}
+}
+
+// A client that stops reading ends its stream within streamWriteWait of
+// the write it does not take: the handler's goroutine is not held.
+func TestDeployment_streamSlowClient(t *testing.T) {
+	defer func(w time.Duration) { streamWriteWait = w }(streamWriteWait)
+	streamWriteWait = 300 * time.Millisecond
+	s, st, viewer := benchServerT(t)
+	done := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer close(done)
+		r.SetPathValue("id", strings.Split(r.URL.Path, "/")[2])
+		viewer(s.stream).ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	id, err := st.CreateDeployment(t.Context(), state.Deployment{Repo: "fleet", Service: "api", Commit: "0123456789abcdef0123456789abcdef01234567", Trigger: "push"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Far more than the socket buffers hold: the handler's writes block.
+	big := strings.Repeat("x", 1<<20)
+	for i := 0; i < 48; i++ {
+		if err := st.AddEvent(t.Context(), state.Event{DeploymentID: id, Host: "web@server-01", Step: "pull", Status: "ok", Message: big}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /deployments/%d/stream HTTP/1.1\r\nHost: x\r\n\r\n", id)
+	// Read nothing.
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the stream handler still runs 30 s after its client stopped reading")
 	}
 }
