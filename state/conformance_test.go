@@ -294,6 +294,111 @@ func testStore(t *testing.T, newDSN func(t *testing.T) string) {
 		}
 	})
 
+	t.Run("PullRequests", func(t *testing.T) {
+		t.Parallel()
+		s, ctx := fresh(t), t.Context()
+		at := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+		for _, pr := range []PullRequest{
+			{Repo: "r", Number: 7, HeadSHA: "aaa", Title: "old title", Author: "alice", Markdown: "old plan", Status: "success", Summary: "1 to change"},
+			{Repo: "r", Number: 9, HeadSHA: "ccc", Title: "add api", Author: "bob", URL: "https://github.example/o/r/pull/9", Markdown: "**plan**", Status: "failure", Summary: "invalid config", UpdatedAt: at},
+			{Repo: "other", Number: 1, HeadSHA: "ddd"},
+			{Repo: "r", Number: 7, HeadSHA: "bbb", Title: "new title", Author: "alice", Markdown: "new plan", Status: "error", Summary: "refused"},
+		} {
+			if err := s.PutPullRequest(ctx, pr); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.PutPullRequest(ctx, PullRequest{Repo: "r"}); err == nil {
+			t.Errorf("PutPullRequest without a number succeeded")
+		}
+		prs, err := s.ListPullRequests(ctx, "r")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(prs) != 2 || prs[0].Number != 9 || prs[1].Number != 7 {
+			t.Fatalf("ListPullRequests(r) = %+v, want #9 then #7", prs)
+		}
+		want := PullRequest{Repo: "r", Number: 9, HeadSHA: "ccc", Title: "add api", Author: "bob", URL: "https://github.example/o/r/pull/9", Markdown: "**plan**", Status: "failure", Summary: "invalid config", UpdatedAt: at}
+		if prs[0] != want {
+			t.Errorf("round trip: %+v, want %+v", prs[0], want)
+		}
+		if p := prs[1]; p.HeadSHA != "bbb" || p.Title != "new title" || p.Markdown != "new plan" || p.Status != "error" || p.UpdatedAt.IsZero() {
+			t.Errorf("#7 was not replaced by its second plan: %+v", p)
+		}
+		if all, _ := s.ListPullRequests(ctx, ""); len(all) != 3 || all[0].Repo != "other" {
+			t.Errorf("ListPullRequests(\"\") = %+v, want all three, sorted by repo", all)
+		}
+		if err := s.DeletePullRequest(ctx, "r", 7); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeletePullRequest(ctx, "r", 7); err != nil {
+			t.Errorf("deleting a deleted pull request = %v, want nil", err)
+		}
+		if prs, _ := s.ListPullRequests(ctx, "r"); len(prs) != 1 || prs[0].Number != 9 {
+			t.Errorf("after delete = %+v, want #9 only", prs)
+		}
+	})
+
+	t.Run("Actions", func(t *testing.T) {
+		t.Parallel()
+		s, ctx := fresh(t), t.Context()
+		at := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+		var ids []int64
+		for _, a := range []Action{
+			{Actor: "github:alice", Action: "hold", Repo: "r", Service: "web", Detail: "at v1", At: at},
+			{Actor: "token:ci", Action: "sync", Repo: "r"},
+			{Actor: "github:bob", Action: "cancel", Repo: "other", Service: "api", DeploymentID: 42},
+			{Actor: "github:alice", Action: "release", Repo: "r", Service: "web"},
+		} {
+			id, err := s.AddAction(ctx, a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+		if ids[0] >= ids[1] || ids[1] >= ids[2] || ids[2] >= ids[3] {
+			t.Errorf("ids %v do not grow", ids)
+		}
+		if _, err := s.AddAction(ctx, Action{Action: "hold"}); err == nil {
+			t.Errorf("AddAction without an actor succeeded")
+		}
+		all, err := s.ListActions(ctx, ActionFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(all) != 4 || all[0].Action != "release" || all[3].Action != "hold" {
+			t.Fatalf("ListActions = %+v, want 4, newest first", all)
+		}
+		if a := all[3]; a != (Action{ID: ids[0], At: at, Actor: "github:alice", Action: "hold", Repo: "r", Service: "web", Detail: "at v1"}) {
+			t.Errorf("round trip: %+v", a)
+		}
+		if all[1].DeploymentID != 42 || all[0].At.IsZero() {
+			t.Errorf("deployment id or default time lost: %+v", all[:2])
+		}
+		for _, c := range []struct {
+			f    ActionFilter
+			want []string
+		}{
+			{ActionFilter{Repo: "r"}, []string{"release", "sync", "hold"}},
+			{ActionFilter{Repo: "r", Service: "web"}, []string{"release", "hold"}},
+			{ActionFilter{Actor: "github:bob"}, []string{"cancel"}},
+			{ActionFilter{Action: "sync"}, []string{"sync"}},
+			{ActionFilter{Repo: "r", Limit: 1}, []string{"release"}},
+		} {
+			got, err := s.ListActions(ctx, c.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, a := range got {
+				names = append(names, a.Action)
+			}
+			if fmt.Sprint(names) != fmt.Sprint(c.want) {
+				t.Errorf("ListActions(%+v) = %v, want %v", c.f, names, c.want)
+			}
+		}
+	})
+
 	t.Run("Holds", func(t *testing.T) {
 		t.Parallel()
 		s, ctx := fresh(t), t.Context()

@@ -98,6 +98,58 @@ type Store interface {
 	RevokeToken(ctx context.Context, name string) error
 	// TokenByHash returns the token whose hash is hash, or ErrNotFound.
 	TokenByHash(ctx context.Context, hash []byte) (Token, error)
+
+	// PutPullRequest records the last plan of an open pull request,
+	// replacing the one it had. A zero UpdatedAt means now.
+	PutPullRequest(ctx context.Context, pr PullRequest) error
+	// DeletePullRequest forgets a pull request (it was closed or merged).
+	// Deleting one that is not there is not an error.
+	DeletePullRequest(ctx context.Context, repo string, number int) error
+	// ListPullRequests returns the pull requests of repo ("" for every
+	// repository), sorted by repo, then newest number first.
+	ListPullRequests(ctx context.Context, repo string) ([]PullRequest, error)
+
+	// AddAction records an action a person or script took and returns its
+	// id. A zero At means now.
+	AddAction(ctx context.Context, a Action) (int64, error)
+	// ListActions returns the actions matching f, newest first.
+	ListActions(ctx context.Context, f ActionFilter) ([]Action, error)
+}
+
+// PullRequest is the last plan bosun made of an open pull request: the
+// Markdown of its plan comment and the bosun/plan status it posted.
+type PullRequest struct {
+	Repo     string // the repository's name in bosun
+	Number   int
+	HeadSHA  string
+	Title    string
+	Author   string // the forge login of who opened it
+	URL      string // the pull request's page on the forge; "" when unknown
+	Markdown string // the plan comment, without bosun's marker
+	Status   string // the bosun/plan state: success, failure or error
+	Summary  string // the bosun/plan description
+	// UpdatedAt is when the plan was made.
+	UpdatedAt time.Time
+}
+
+// Action is something a person or a script did through bosun: hold,
+// release, sync, cancel, rollback, new-service (a pull request opened from
+// the dashboard's form).
+type Action struct {
+	ID           int64
+	At           time.Time
+	Actor        string // "github:alice", "token:ci"
+	Action       string
+	Repo         string
+	Service      string
+	DeploymentID int64  // the deployment it acted on (cancel); 0 for none
+	Detail       string // what else it said: a version, a reason, a URL
+}
+
+// ActionFilter selects actions; zero fields match everything.
+type ActionFilter struct {
+	Repo, Service, Actor, Action string
+	Limit                        int // at most this many (0: all)
 }
 
 // ErrNotFound is returned when the row an operation names does not exist.

@@ -570,3 +570,98 @@ func collect[T any](rows *sql.Rows, scan func(*sql.Rows) (T, error)) ([]T, error
 	}
 	return out, nil
 }
+
+// PutPullRequest implements Store.
+func (s *sqlStore) PutPullRequest(ctx context.Context, pr PullRequest) error {
+	if pr.Repo == "" || pr.Number < 1 {
+		return fmt.Errorf("put pull request %s#%d: repo and number are required", pr.Repo, pr.Number)
+	}
+	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO pull_requests (repo, number, head_sha, title, author, url, markdown, status, summary, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (repo, number) DO UPDATE SET
+    head_sha = excluded.head_sha, title = excluded.title, author = excluded.author, url = excluded.url,
+    markdown = excluded.markdown, status = excluded.status, summary = excluded.summary, updated_at = excluded.updated_at`),
+		pr.Repo, pr.Number, pr.HeadSHA, pr.Title, pr.Author, pr.URL, pr.Markdown, pr.Status, pr.Summary, s.t(s.nowOr(pr.UpdatedAt)))
+	if err != nil {
+		return fmt.Errorf("put pull request %s#%d: %w", pr.Repo, pr.Number, err)
+	}
+	return nil
+}
+
+// DeletePullRequest implements Store.
+func (s *sqlStore) DeletePullRequest(ctx context.Context, repo string, number int) error {
+	if _, err := s.db.ExecContext(ctx, s.q("DELETE FROM pull_requests WHERE repo = ? AND number = ?"), repo, number); err != nil {
+		return fmt.Errorf("delete pull request %s#%d: %w", repo, number, err)
+	}
+	return nil
+}
+
+// ListPullRequests implements Store.
+func (s *sqlStore) ListPullRequests(ctx context.Context, repo string) ([]PullRequest, error) {
+	query := `SELECT repo, number, head_sha, title, author, url, markdown, status, summary, updated_at FROM pull_requests`
+	var args []any
+	if repo != "" {
+		query += " WHERE repo = ?"
+		args = append(args, repo)
+	}
+	rows, err := s.db.QueryContext(ctx, s.q(query+" ORDER BY repo, number DESC"), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list pull requests: %w", err)
+	}
+	out, err := collect(rows, func(r *sql.Rows) (PullRequest, error) {
+		var p PullRequest
+		err := r.Scan(&p.Repo, &p.Number, &p.HeadSHA, &p.Title, &p.Author, &p.URL, &p.Markdown, &p.Status, &p.Summary, timeCol{&p.UpdatedAt})
+		return p, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list pull requests: %w", err)
+	}
+	return out, nil
+}
+
+// AddAction implements Store.
+func (s *sqlStore) AddAction(ctx context.Context, a Action) (int64, error) {
+	if a.Actor == "" || a.Action == "" {
+		return 0, fmt.Errorf("add action %q by %q: actor and action are required", a.Action, a.Actor)
+	}
+	var id int64
+	err := s.db.QueryRowContext(ctx, s.q(`INSERT INTO actions (at, actor, action, repo, service, deployment_id, detail)
+VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`), s.t(s.nowOr(a.At)), a.Actor, a.Action, a.Repo, a.Service, a.DeploymentID, a.Detail).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("add action %s by %s: %w", a.Action, a.Actor, err)
+	}
+	return id, nil
+}
+
+// ListActions implements Store.
+func (s *sqlStore) ListActions(ctx context.Context, f ActionFilter) ([]Action, error) {
+	var where []string
+	var args []any
+	for _, c := range []struct{ col, val string }{{"repo", f.Repo}, {"service", f.Service}, {"actor", f.Actor}, {"action", f.Action}} {
+		if c.val != "" {
+			where = append(where, c.col+" = ?")
+			args = append(args, c.val)
+		}
+	}
+	query := "SELECT id, at, actor, action, repo, service, deployment_id, detail FROM actions"
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += " ORDER BY id DESC"
+	if f.Limit > 0 {
+		query += " LIMIT " + strconv.Itoa(f.Limit)
+	}
+	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list actions: %w", err)
+	}
+	out, err := collect(rows, func(r *sql.Rows) (Action, error) {
+		var a Action
+		err := r.Scan(&a.ID, timeCol{&a.At}, &a.Actor, &a.Action, &a.Repo, &a.Service, &a.DeploymentID, &a.Detail)
+		return a, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list actions: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,2 @@
+DROP TABLE actions;
+DROP TABLE pull_requests;
