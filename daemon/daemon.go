@@ -498,14 +498,15 @@ func (d *Daemon) leased(ctx context.Context, job *rivertype.JobRow, work func(ct
 	if !ok { // a rescuer is looking at it this moment
 		return river.JobSnooze(time.Second)
 	}
-	lctx, stop := context.WithCancel(ctx)
-	go d.renewLock(lctx, name, owner, jobLease)
-	defer func() {
-		stop()
-		d.deps.Store.ReleaseLock(context.WithoutCancel(ctx), name, owner)
-	}()
-	return work(ctx, owner)
+	held, release := state.HoldLock(ctx, d.deps.Store, name, owner, jobLease, fmt.Errorf("%w: job %d", errLeaseLost, job.ID), d.log)
+	defer release()
+	return work(held, owner)
 }
+
+// errLeaseLost is the cause of a run stopped because a renewal found its
+// job's lease or its repository's lock no longer held: this daemon stalled
+// past the lease, and another daemon (which rescued the job) runs it now.
+var errLeaseLost = errors.New("lease lost")
 
 // rescue makes the jobs whose daemon died available again, so that a live
 // daemon (this one, after a restart) runs them without waiting for a new
@@ -568,12 +569,8 @@ func (d *Daemon) workSync(ctx context.Context, owner string, lastAttempt bool, a
 		log.DebugContext(ctx, "waiting for the repository's running sync", "holder", holder.Owner)
 		return river.JobSnooze(time.Second)
 	}
-	lockCtx, stopRenew := context.WithCancel(ctx)
-	go d.renewLock(lockCtx, lock, owner, repoLockLease)
-	defer func() {
-		stopRenew()
-		d.deps.Store.ReleaseLock(context.WithoutCancel(ctx), lock, owner)
-	}()
+	ctx, release := state.HoldLock(ctx, d.deps.Store, lock, owner, repoLockLease, fmt.Errorf("%w: the lock of %s", errLeaseLost, args.Repo), d.log)
+	defer release()
 	rev, err := rr.w.Sync(ctx)
 	if err != nil {
 		log.WarnContext(ctx, "fetch failed; will retry", "err", err)
@@ -585,6 +582,13 @@ func (d *Daemon) workSync(ctx context.Context, owner string, lastAttempt bool, a
 	var summary string
 	quiet := false // the commit's status is already final
 	defer func() {
+		if cause := context.Cause(ctx); err != nil && errors.Is(cause, errLeaseLost) {
+			// The daemon that took the lease over runs the job and
+			// reports its status; this run only stops.
+			log.WarnContext(ctx, "run stopped: its lease was taken over", "err", cause)
+			err = fmt.Errorf("%w; run stopped: %w", cause, err)
+			return
+		}
 		st, desc, retry := classify(err, summary, time.Since(start))
 		if retry && lastAttempt && st == webhook.StatePending && !errors.Is(err, context.Canceled) {
 			st, desc = webhook.StateError, "gave up after the last attempt: "+strings.TrimPrefix(desc, "retrying: ")
@@ -656,22 +660,6 @@ func deployedAt(plan *planner.Plan, sha string) bool {
 		}
 	}
 	return false
-}
-
-// renewLock keeps a lock's lease alive until ctx ends.
-func (d *Daemon) renewLock(ctx context.Context, name, owner string, lease time.Duration) {
-	t := time.NewTicker(lease / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := d.deps.Store.RenewLock(ctx, name, owner, lease); err != nil && ctx.Err() == nil {
-				d.log.WarnContext(ctx, "lock not renewed", "lock", name, "err", err)
-			}
-		}
-	}
 }
 
 // workPlanPR plans a pull request's head against the applied state and

@@ -142,6 +142,53 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
+// TestDaemon_lostLeaseStopsTheRun takes a running sync's repository lock
+// away, as another daemon does once this one stalled past the lease: the
+// run stops (the rollout's context ends) instead of racing the new owner,
+// leaves the new owner's lock alone, and posts no status of its own.
+func TestDaemon_lostLeaseStopsTheRun(t *testing.T) {
+	dir := t.TempDir()
+	repos, heads := makeRepos(t, dir, 1)
+	gh := testbed.NewFakeGitHub(t)
+	applier := newApplier()
+	applier.started = make(chan string, 8)
+	td := launchDaemonWith(t, "sqlite:///"+filepath.Join(dir, "state.db"), repos, applier, 10*time.Second, webhook.NewReporter(webhook.ReporterConfig{}, gh.Client()))
+	td.heads = heads
+	waitStarted(t, applier, "the start-up sync")
+	td.waitApplied(t, time.Minute)
+
+	release := applier.hold()
+	defer release()
+	sha := commitRepo(t, repos[0].URL, "app:v2")
+	if c := td.deliver(t, "push", "v2", push("acme/repo-00", sha), true); c != http.StatusAccepted {
+		t.Fatalf("push: %d", c)
+	}
+	waitStarted(t, applier, "the push")
+
+	const lock = "sync:repo-00"
+	ok, holder, err := td.store.AcquireLock(t.Context(), lock, "test", time.Minute)
+	if err != nil || ok {
+		t.Fatalf("the running sync does not hold %s: %v %+v %v", lock, ok, holder, err)
+	}
+	if err := td.store.ReleaseLock(t.Context(), lock, holder.Owner); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _, err := td.store.AcquireLock(t.Context(), lock, "another daemon", time.Minute); err != nil || !ok {
+		t.Fatalf("take the lock over: %v %v", ok, err)
+	}
+	// Renewals come every repoLockLease/3.
+	waitFor(t, repoLockLease, "the run to stop", applier.cancelled.Load)
+	time.Sleep(time.Second) // a status the stopped run posted would be out by now
+	if ok, h, _ := td.store.AcquireLock(t.Context(), lock, "test", time.Minute); ok || h.Owner != "another daemon" {
+		t.Errorf("the stopped run gave up the new owner's lock (holder %q)", h.Owner)
+	}
+	for _, st := range gh.Statuses() {
+		if st.SHA == sha && (st.GetState() != "pending" || st.GetDescription() != "deploying") {
+			t.Errorf("the stopped run posted %s %q for %s; the new owner reports the run", st.GetState(), st.GetDescription(), sha)
+		}
+	}
+}
+
 // TestDaemon_rescuesJobOfDeadDaemon leaves a sync job running on a daemon
 // that dies (its store connection closes under it, as a kill -9 does: no
 // lease is renewed, the job is never finished). Another daemon on the same

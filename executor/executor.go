@@ -791,39 +791,9 @@ func (e *Executor) lock(ctx context.Context, repo, service string, opts ApplyOpt
 			return nil, nil, err
 		}
 	}
-	lockCtx, cancel := context.WithCancelCause(ctx)
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(lease / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				err := st.RenewLock(context.Background(), name, e.cfg.Owner, lease)
-				switch {
-				case errors.Is(err, state.ErrNotHeld):
-					cancel(fmt.Errorf("%w of %s: its lease ran out and another rollout may hold it", ErrLockLost, service))
-					return
-				case err != nil:
-					// The store may be back before the lease ends.
-					e.log.Warn("renew lock", "service", service, "err", err)
-				}
-			}
-		}
-	}()
-	return lockCtx, func() {
-		close(stop)
-		<-done
-		lost := errors.Is(context.Cause(lockCtx), ErrLockLost)
-		cancel(nil)
-		if err := st.ReleaseLock(context.Background(), name, e.cfg.Owner); err != nil && !(lost && errors.Is(err, state.ErrNotHeld)) {
-			e.log.Warn("release lock", "service", service, "err", err)
-		}
-	}, nil
+	lost := fmt.Errorf("%w of %s: its lease ran out and another rollout may hold it", ErrLockLost, service)
+	lockCtx, unlock := state.HoldLock(ctx, st, name, e.cfg.Owner, lease, lost, e.log.With("service", service))
+	return lockCtx, unlock, nil
 }
 
 // isNotFound reports a Docker "no such …" answer.

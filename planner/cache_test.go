@@ -8,6 +8,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"testing/fstest"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // hashFS is a MapFS with BlobHash that counts the service files read.
@@ -47,31 +50,19 @@ func TestPlanner_blobHashSkipsUnchangedFiles(t *testing.T) {
 	}
 	p := New(Config{SecretKey: []byte("k")})
 	first, err := p.Plan(t.Context(), src, Input{Repo: "r"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := src.reads.Load(); n != 20 {
-		t.Fatalf("first plan read %d service files, want 20", n)
-	}
+	require.NoError(t, err)
+	require.EqualValues(t, 20, src.reads.Load(), "service files the first plan read")
 	src.reads.Store(0)
 	src.MapFS["services/s03.yml"] = &fstest.MapFile{Data: []byte("service: s03\nimage: app:v2\nservers: [web-1]\nproxy: {host: s03.test}\n")}
 	second, err := p.Plan(t.Context(), src, Input{Repo: "r"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := src.reads.Load(); n != 1 {
-		t.Errorf("second plan read %d service files, want only the changed one", n)
-	}
-	if len(first.Changes) != len(second.Changes) {
-		t.Fatalf("plans differ in size: %d, %d", len(first.Changes), len(second.Changes))
-	}
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, src.reads.Load(), "service files the second plan read: only the changed one")
+	require.Len(t, second.Changes, len(first.Changes), "the plans differ in size")
 	for _, c := range second.Changes {
 		want := "app:v1"
 		if c.Service == "s03" {
 			want = "app:v2"
 		}
-		if c.Desired.Image != want {
-			t.Errorf("%s: image %s, want %s", c.Target, c.Desired.Image, want)
-		}
+		assert.Equal(t, want, c.Desired.Image, "image of %s", c.Target)
 	}
 }

@@ -58,7 +58,7 @@ func spec(t *testing.T, plan *planner.Plan, target string) *planner.Spec {
 			return c.Desired
 		}
 	}
-	t.Fatalf("no target %s in plan", target)
+	require.Fail(t, "no target "+target+" in plan")
 	return nil
 }
 

@@ -1,10 +1,11 @@
 package planner_test
 
 import (
-	"errors"
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/bosunhq/bosun/planner"
 )
@@ -28,33 +29,23 @@ func FuzzLoad(f *testing.F) {
 		plan, err := p.Plan(t.Context(), fsys, planner.Input{Repo: "r", Commit: "c"})
 		if err != nil {
 			var cerrs planner.ConfigErrors
-			if !errors.As(err, &cerrs) {
-				t.Fatalf("want ConfigErrors, got %T %v", err, err)
-			}
-			if plan != nil || len(cerrs) == 0 {
-				t.Fatal("an invalid commit must give errors and no plan")
-			}
+			require.ErrorAs(t, err, &cerrs)
+			require.Nil(t, plan, "an invalid commit must give no plan")
+			require.NotEmpty(t, cerrs, "an invalid commit must give errors")
 			for _, e := range cerrs {
-				if e.File == "" || e.Msg == "" {
-					t.Fatalf("error without file or message: %#v", e)
-				}
+				require.NotEmpty(t, e.File, "error without a file: %#v", e)
+				require.NotEmpty(t, e.Msg, "error without a message: %#v", e)
 			}
 			return
 		}
 		var sb strings.Builder
-		if _, err := plan.WriteTo(&sb); err != nil {
-			t.Fatal(err)
-		}
-		if err := plan.WriteMarkdown(&sb); err != nil {
-			t.Fatal(err)
-		}
-		if strings.Contains(sb.String(), "fuzz-s3cr3t-value") {
-			t.Fatal("the secret value reached the plan")
-		}
+		_, err = plan.WriteTo(&sb)
+		require.NoError(t, err)
+		require.NoError(t, plan.WriteMarkdown(&sb))
+		require.NotContains(t, sb.String(), "fuzz-s3cr3t-value", "the secret value reached the plan")
 		for _, c := range plan.Changes {
-			if c.Desired == nil || c.Version != c.Desired.Version() {
-				t.Fatalf("%s: version %q does not match its spec", c.Target, c.Version)
-			}
+			require.NotNil(t, c.Desired, "%s has no spec", c.Target)
+			require.Equal(t, c.Desired.Version(), c.Version, "%s: version does not match its spec", c.Target)
 		}
 	})
 }

@@ -40,9 +40,7 @@ func checkGolden(t *testing.T, path string, got []byte) {
 		require.NoError(t, os.WriteFile(path, got, 0o644))
 	}
 	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (run go test ./planner -update to create it): %v", err)
-	}
+	require.NoError(t, err, "read golden file (run go test ./planner -update to create it)")
 	if string(want) != string(got) {
 		_ = os.WriteFile(path+".got", got, 0o644)
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // FuzzDecodeDeployRequest feeds arbitrary bytes to the control API's
@@ -25,20 +27,12 @@ func FuzzDecodeDeployRequest(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if err := req.Validate(); err != nil {
-			t.Fatalf("accepted an invalid request: %v", err)
-		}
+		require.NoError(t, req.Validate(), "accepted an invalid request")
 		out, err := json.Marshal(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		again, err := DecodeDeployRequest(bytes.NewReader(out))
-		if err != nil {
-			t.Fatalf("re-decode of %s: %v", out, err)
-		}
+		require.NoError(t, err, "re-decode of %s", out)
 		out2, _ := json.Marshal(again)
-		if !bytes.Equal(out, out2) {
-			t.Fatalf("round trip changed the request:\n%s\n%s", out, out2)
-		}
+		require.Equal(t, string(out), string(out2), "round trip changed the request")
 	})
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -62,7 +63,7 @@ func startProxy(t testing.TB, cfg Config) *harness {
 			case err := <-done:
 				require.NoError(t, err)
 			case <-time.After(15 * time.Second):
-				t.Error("proxy did not stop within 15s")
+				assert.Fail(t, "proxy did not stop within 15s")
 			}
 		})
 	}

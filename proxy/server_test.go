@@ -80,7 +80,7 @@ func TestServer_SlowRequestFinishesOnOldTarget(t *testing.T) {
 	select {
 	case <-a.slowSeen:
 	case <-time.After(10 * time.Second):
-		t.Fatal("slow request never reached A")
+		require.Fail(t, "slow request never reached A")
 	}
 	start := time.Now()
 	req := deployReq("web", b)
@@ -93,7 +93,7 @@ func TestServer_SlowRequestFinishesOnOldTarget(t *testing.T) {
 	case r := <-slow:
 		require.Equal(t, result{200, "A-slow"}, r)
 	case <-time.After(5 * time.Second):
-		t.Fatal("slow request did not finish")
+		require.Fail(t, "slow request did not finish")
 	}
 	_, body, _ := get(t, http.DefaultClient, h.httpAddr, "any.test", "/")
 	require.Equal(t, "B", body)
@@ -168,7 +168,7 @@ func TestServer_WebSocketAcrossSwitch(t *testing.T) {
 	case err := <-deployed:
 		require.NoError(t, err)
 	case <-time.After(15 * time.Second):
-		t.Fatal("deploy did not return after the drain timeout")
+		require.Fail(t, "deploy did not return after the drain timeout")
 	}
 	require.GreaterOrEqual(t, time.Since(start), drain, "deploy returned before the drain timeout with a WebSocket open")
 	// After the drain timeout the session is closed.

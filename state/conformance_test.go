@@ -2,11 +2,16 @@ package state
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/bosunhq/bosun/internal/testutil"
 )
 
 // testStore is the behaviour every Store must have. It runs unchanged on
@@ -492,6 +497,72 @@ func testStore(t *testing.T, newDSN func(t *testing.T) string) {
 		}
 		if _, _, err := s.AcquireLock(ctx, "", "a", time.Minute); err == nil {
 			t.Errorf("AcquireLock with no name succeeded")
+		}
+	})
+
+	t.Run("HoldLock", func(t *testing.T) {
+		t.Parallel()
+		s, ctx := fresh(t), t.Context()
+		var logs testutil.SyncBuffer
+		log := slog.New(slog.NewTextHandler(&logs, nil))
+		const lease = 900 * time.Millisecond // renewed every 300 ms
+		lost := errors.New("lost the test lock")
+		if ok, _, err := s.AcquireLock(ctx, "held", "a", lease); err != nil || !ok {
+			t.Fatalf("AcquireLock = %v %v", ok, err)
+		}
+		held, release := HoldLock(ctx, s, "held", "a", lease, lost, log)
+		// Renewals keep it past its lease.
+		time.Sleep(2 * lease)
+		if err := held.Err(); err != nil {
+			t.Fatalf("held context ended while renewed: %v", context.Cause(held))
+		}
+		if ok, h, _ := s.AcquireLock(ctx, "held", "b", time.Minute); ok || h.Owner != "a" {
+			t.Fatalf("another owner took a renewed lease (holder %q)", h.Owner)
+		}
+		// Taken over, as after an expiry: the holder is told to stop.
+		if err := s.ReleaseLock(ctx, "held", "a"); err != nil {
+			t.Fatal(err)
+		}
+		if ok, _, err := s.AcquireLock(ctx, "held", "b", time.Minute); err != nil || !ok {
+			t.Fatalf("take over: %v %v", ok, err)
+		}
+		select {
+		case <-held.Done():
+		case <-time.After(5 * lease):
+			t.Fatal("the held context did not end when the lease was lost")
+		}
+		if cause := context.Cause(held); cause != lost {
+			t.Errorf("cause = %v, want %v", cause, lost)
+		}
+		release()
+		if ok, h, _ := s.AcquireLock(ctx, "held", "c", time.Minute); ok || h.Owner != "b" {
+			t.Errorf("release gave up the new owner's lease (holder %q)", h.Owner)
+		}
+		if got := logs.String(); got != "" {
+			t.Errorf("a lost lease is the holder's to handle, not a warning; logged:\n%s", got)
+		}
+	})
+
+	t.Run("HoldLockStoreDown", func(t *testing.T) {
+		t.Parallel()
+		s, ctx := fresh(t), t.Context()
+		var logs testutil.SyncBuffer
+		log := slog.New(slog.NewTextHandler(&logs, nil))
+		const lease = 600 * time.Millisecond
+		if ok, _, err := s.AcquireLock(ctx, "held", "a", lease); err != nil || !ok {
+			t.Fatalf("AcquireLock = %v %v", ok, err)
+		}
+		held, release := HoldLock(ctx, s, "held", "a", lease, errors.New("lost"), log)
+		// A store that fails is not a lost lease: the work goes on while
+		// the renewal is retried (the store may be back in time).
+		s.Close()
+		time.Sleep(2 * lease)
+		if err := held.Err(); err != nil {
+			t.Errorf("held context ended when the store failed: %v", context.Cause(held))
+		}
+		release()
+		if got := logs.String(); !strings.Contains(got, "lease not renewed") || !strings.Contains(got, "lease not released") {
+			t.Errorf("failed renewals and release not logged:\n%s", got)
 		}
 	})
 

@@ -2,43 +2,34 @@ package testbed
 
 import (
 	"context"
-	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestPostgres_SchemaPerTest(t *testing.T) {
 	a, b := Postgres(t), Postgres(t)
-	if a == b {
-		t.Fatalf("two calls returned one DSN: %s", a)
-	}
+	require.NotEqual(t, a, b, "two calls returned one DSN")
 	ctx := t.Context()
 	connA, err := pgx.Connect(ctx, a)
-	if err != nil {
-		t.Fatalf("connect to the first schema: %v", err)
-	}
+	require.NoError(t, err, "connect to the first schema")
 	defer connA.Close(context.Background())
 	connB, err := pgx.Connect(ctx, b)
-	if err != nil {
-		t.Fatalf("connect to the second schema: %v", err)
-	}
+	require.NoError(t, err, "connect to the second schema")
 	defer connB.Close(context.Background())
 
 	// An unqualified table lands in the test's own schema only.
-	if _, err := connA.Exec(ctx, "CREATE TABLE only_in_a (x int)"); err != nil {
-		t.Fatalf("create table in the first schema: %v", err)
-	}
+	_, err = connA.Exec(ctx, "CREATE TABLE only_in_a (x int)")
+	require.NoError(t, err, "create table in the first schema")
 	var schemaA string
-	if err := connA.QueryRow(ctx, "SELECT table_schema FROM information_schema.tables WHERE table_name = 'only_in_a'").Scan(&schemaA); err != nil {
-		t.Fatalf("find the table: %v", err)
-	}
-	if !strings.HasPrefix(schemaA, "bosun_") || !strings.Contains(a, schemaA) {
-		t.Errorf("table is in schema %q; want the one named by %s", schemaA, a)
-	}
-	if _, err := connB.Exec(ctx, "SELECT * FROM only_in_a"); err == nil {
-		t.Errorf("the second schema sees the first schema's table")
-	}
+	err = connA.QueryRow(ctx, "SELECT table_schema FROM information_schema.tables WHERE table_name = 'only_in_a'").Scan(&schemaA)
+	require.NoError(t, err, "find the table")
+	assert.Regexp(t, `^bosun_`, schemaA, "the table's schema")
+	assert.Contains(t, a, schemaA, "the table's schema is not the one the DSN names")
+	_, err = connB.Exec(ctx, "SELECT * FROM only_in_a")
+	assert.Error(t, err, "the second schema sees the first schema's table")
 }
 
 func TestPostgres_DroppedAtCleanup(t *testing.T) {
@@ -48,26 +39,18 @@ func TestPostgres_DroppedAtCleanup(t *testing.T) {
 		return
 	}
 	base, err := pgEnsure()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	conn, err := pgx.Connect(t.Context(), base)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
+	require.NoError(t, err, "connect")
 	defer conn.Close(context.Background())
 	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	schema := cfg.RuntimeParams["search_path"]
+	require.NotEmpty(t, schema, "the test's DSN names no schema")
 	var n int
-	if err := conn.QueryRow(t.Context(), "SELECT count(*) FROM information_schema.schemata WHERE schema_name = $1", schema).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	if schema == "" || n != 0 {
-		t.Errorf("schema %q still exists after its test ended (count %d)", schema, n)
-	}
+	err = conn.QueryRow(t.Context(), "SELECT count(*) FROM information_schema.schemata WHERE schema_name = $1", schema).Scan(&n)
+	require.NoError(t, err)
+	assert.Zero(t, n, "schema %q still exists after its test ended", schema)
 }
 
 func TestPgWithSearchPath(t *testing.T) {
@@ -77,21 +60,17 @@ func TestPgWithSearchPath(t *testing.T) {
 		"host=h  password='a b\\'c' user=u":   "postgres:///?host=h&password=a+b%27c&search_path=s1&user=u",
 	} {
 		got, err := pgWithSearchPath(in, "s1")
-		if err == nil {
-			if _, perr := pgx.ParseConfig(got); perr != nil {
-				t.Errorf("pgx cannot parse %q: %v", got, perr)
-			}
+		if assert.NoError(t, err, "pgWithSearchPath(%q)", in) {
+			_, perr := pgx.ParseConfig(got)
+			assert.NoError(t, perr, "pgx cannot parse %q", got)
 		}
-		if err != nil || got != want {
-			t.Errorf("pgWithSearchPath(%q) = %q, %v; want %q", in, got, err, want)
-		}
+		assert.Equal(t, want, got, "pgWithSearchPath(%q)", in)
 	}
 }
 
 func TestPgWithSearchPath_Malformed(t *testing.T) {
 	for _, in := range []string{"host", "host='x", "=x"} {
-		if got, err := pgWithSearchPath(in, "s1"); err == nil {
-			t.Errorf("pgWithSearchPath(%q) = %q, want an error", in, got)
-		}
+		got, err := pgWithSearchPath(in, "s1")
+		assert.Error(t, err, "pgWithSearchPath(%q) = %q, want an error", in, got)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -38,10 +39,8 @@ func TestStart(t *testing.T) {
 		}
 		for _, what := range [][]string{{"ps", "-aq"}, {"network", "ls", "-q"}} {
 			out, err := dockerOut(append(what, "--filter", "label="+testbed.LabelRun+"="+run)...)
-			if err != nil {
-				t.Errorf("list leftovers: %v", err)
-			} else if out != "" {
-				t.Errorf("docker %s: leftovers after cleanup: %s", what[0], out)
+			if assert.NoError(t, err, "list leftovers") {
+				assert.Empty(t, out, "docker %s: leftovers after cleanup", what[0])
 			}
 		}
 	})
@@ -68,17 +67,17 @@ func TestStart(t *testing.T) {
 				HostKeyAlgorithms: []string{ssh.KeyAlgoED25519},
 				Timeout:           10 * time.Second,
 			})
-			if !assertNoError(t, err, "ssh to %s", s.Name) {
+			if !assert.NoError(t, err, "ssh to %s", s.Name) {
 				return
 			}
 			defer c.Close()
 			sess, err := c.NewSession()
-			if !assertNoError(t, err, "session on %s", s.Name) {
+			if !assert.NoError(t, err, "session on %s", s.Name) {
 				return
 			}
 			out, err := sess.Output("hostname && docker version --format '{{.Server.APIVersion}}'")
 			sess.Close()
-			if assertNoError(t, err, "docker version on %s", s.Name) {
+			if assert.NoError(t, err, "docker version on %s", s.Name) {
 				require.Equal(t, s.Name+"\n1.41\n", string(out))
 			}
 		})

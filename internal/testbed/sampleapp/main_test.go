@@ -88,7 +88,7 @@ func TestServe_DrainsInFlightRequests(t *testing.T) {
 	select {
 	case <-inFlight:
 	case <-time.After(5 * time.Second):
-		t.Fatal("slow request not started within 5s")
+		require.Fail(t, "slow request not started within 5s")
 	}
 	stop() // as SIGTERM does
 	select {
@@ -96,7 +96,7 @@ func TestServe_DrainsInFlightRequests(t *testing.T) {
 		require.Equal(t, 200, r.code, r.body)
 		require.Equal(t, "v9 slow 500ms\n", r.body)
 	case <-time.After(10 * time.Second):
-		t.Fatal("slow request not answered within 10s of SIGTERM")
+		require.Fail(t, "slow request not answered within 10s of SIGTERM")
 	}
 	require.NoError(t, <-done)
 	_, err := http.Get(base + "/up")
