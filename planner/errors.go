@@ -14,6 +14,10 @@ type ConfigError struct {
 	File      string // path inside the config repository, e.g. "services/shop.yml"
 	Line, Col int    // 1-based; 0 when the error concerns the whole file
 	Msg       string
+	// Kamal1 marks a key of Kamal 1 (traefik, the HTTP healthcheck), which
+	// Kamal 2 replaced: the whole file predates Kamal 2 (bosun import kamal
+	// refuses it).
+	Kamal1 bool
 }
 
 // Error returns "file:line:col: msg".

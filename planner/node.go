@@ -44,6 +44,13 @@ func (d *doc) errf(n *yaml.Node, format string, a ...any) {
 	d.r.errs = append(d.r.errs, d.at(n, fmt.Sprintf(format, a...)))
 }
 
+// kamal1f reports a Kamal 1 key at n (ConfigError.Kamal1).
+func (d *doc) kamal1f(n *yaml.Node, format string, a ...any) {
+	e := d.at(n, fmt.Sprintf(format, a...))
+	e.Kamal1 = true
+	d.r.errs = append(d.r.errs, e)
+}
+
 func (d *doc) notef(n *yaml.Node, format string, a ...any) {
 	d.r.notices = append(d.r.notices, d.at(n, fmt.Sprintf(format, a...)))
 }

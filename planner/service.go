@@ -185,7 +185,7 @@ func parseService(d *doc, root *yaml.Node) *svcDef {
 		}
 	}
 	if n, ok := fs["traefik"]; ok {
-		d.errf(d.deref(n), "traefik is Kamal 1's proxy: Kamal 2 and bosun run their own proxy. Remove traefik (and traefik.* labels) and route with proxy: {host: …, app_port: …, ssl: true}")
+		d.kamal1f(d.deref(n), "traefik is Kamal 1's proxy: Kamal 2 and bosun run their own proxy. Remove traefik (and traefik.* labels) and route with proxy: {host: …, app_port: …, ssl: true}")
 	}
 	if n, ok := fs["allow_empty_roles"]; ok {
 		s.allowEmptyRoles, _ = d.boolean(n, "allow_empty_roles")
@@ -821,7 +821,7 @@ func (d *doc) health(n *yaml.Node, what string) Health {
 	}
 	for _, k := range []string{"path", "port", "max_attempts", "cord", "log_lines"} {
 		if v, ok := fs[k]; ok {
-			d.errf(d.deref(v), "%s.%s is Kamal 1's HTTP health check: in Kamal 2 and bosun it is proxy.healthcheck (path, interval, timeout) and proxy.app_port; move it there", what, k)
+			d.kamal1f(d.deref(v), "%s.%s is Kamal 1's HTTP health check: in Kamal 2 and bosun it is proxy.healthcheck (path, interval, timeout) and proxy.app_port; move it there", what, k)
 		}
 	}
 	if v, ok := fs["cmd"]; ok {

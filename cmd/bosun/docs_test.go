@@ -11,8 +11,9 @@ var update = flag.Bool("update", false, "rewrite docs/cli.md from the commands' 
 
 // subcommands are the commands that have subcommands, with them.
 var subcommands = map[string][]string{
-	"proxy": {"run", "deploy", "remove", "list"},
-	"token": {"create", "list", "revoke"},
+	"proxy":  {"run", "deploy", "remove", "list"},
+	"import": {"kamal"},
+	"token":  {"create", "list", "revoke"},
 }
 
 // TestDocs_cli keeps docs/cli.md equal to what `bosun --help` and every

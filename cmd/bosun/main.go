@@ -41,7 +41,7 @@ type command struct {
 var commands = map[string]*command{}
 
 // order is the order of commands in `bosun --help`.
-var order = []string{"validate", "plan", "apply", "status", "history", "rollback", "hold", "release", "serve", "token", "proxy", "migrate", "version"}
+var order = []string{"validate", "plan", "apply", "status", "history", "rollback", "hold", "release", "serve", "token", "proxy", "migrate", "import", "version"}
 
 func register(c *command) {
 	if _, dup := commands[c.name]; dup {
