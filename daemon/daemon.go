@@ -424,6 +424,11 @@ func (d *Daemon) Enqueue(ctx context.Context, ev webhook.Event) error {
 			return err
 		}
 	}
+	if ev.Kind == webhook.KindPullRequest && ev.Action == "closed" {
+		if err := d.forgetPR(ctx, ev); err != nil {
+			return err
+		}
+	}
 	if _, err := d.deps.Store.RecordDelivery(ctx, state.Delivery{ID: ev.DeliveryID, Event: string(ev.Kind), Repo: ev.Repo, Payload: ev.Payload, ReceivedAt: ev.ReceivedAt, Outcome: outcome}); err != nil {
 		return fmt.Errorf("record delivery %s: %w", ev.DeliveryID, err)
 	}
@@ -454,11 +459,14 @@ func (d *Daemon) jobsFor(ev webhook.Event) ([]river.JobArgs, string) {
 			}
 			switch ev.Action {
 			case "opened", "synchronize", "reopened":
+			case "closed":
+				outcome = "pull request closed"
+				continue
 			default:
 				outcome = "ignored: pull request " + ev.Action
 				continue
 			}
-			jobs = append(jobs, PlanPRArgs{Repo: name, PR: ev.PR, HeadSHA: ev.HeadSHA, BaseBranch: ev.BaseBranch})
+			jobs = append(jobs, PlanPRArgs{Repo: name, PR: ev.PR, HeadSHA: ev.HeadSHA, BaseBranch: ev.BaseBranch, Title: ev.Title, Author: ev.Author, URL: ev.URL})
 		}
 	}
 	if len(jobs) > 0 {
@@ -469,6 +477,19 @@ func (d *Daemon) jobsFor(ev webhook.Event) ([]river.JobArgs, string) {
 		outcome = "enqueued " + strings.Join(kinds, ", ")
 	}
 	return jobs, outcome
+}
+
+// forgetPR drops a closed (or merged) pull request from the dashboard's
+// list of open ones, for every repository that tracks its forge repository.
+func (d *Daemon) forgetPR(ctx context.Context, ev webhook.Event) error {
+	for _, name := range d.repoNames() {
+		if rr := d.repo(name); rr != nil && rr.cfg.ForgeRepo == ev.Repo {
+			if err := d.deps.Store.DeletePullRequest(ctx, name, ev.PR); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // repoLockLease is how long a repository's sync lock lasts unrenewed; a
@@ -699,7 +720,7 @@ func (d *Daemon) workPlanPR(ctx context.Context, args PlanPRArgs) error {
 		}
 	}
 	if d.deps.Reporter == nil || rr.cfg.ForgeRepo == "" {
-		return nil
+		return d.storePR(ctx, rr, args, body, st, desc)
 	}
 	var refused error
 	if err := d.deps.Reporter.Comment(ctx, rr.cfg.ForgeRepo, args.PR, rr.cfg.Name, body); err != nil {
@@ -710,11 +731,25 @@ func (d *Daemon) workPlanPR(ctx context.Context, args PlanPRArgs) error {
 		refused = err
 		st, desc = webhook.StateError, "the plan comment was refused by the forge; run bosun plan to see the plan ("+desc+")"
 	}
+	if err := d.storePR(ctx, rr, args, body, st, desc); err != nil {
+		return err
+	}
 	if err := d.deps.Reporter.SetStatus(ctx, webhook.Status{Repo: rr.cfg.ForgeRepo, SHA: args.HeadSHA, Context: webhook.ContextPlan, State: st, Description: desc}); err != nil {
 		return err
 	}
 	if refused != nil {
 		return river.JobCancel(refused)
+	}
+	return nil
+}
+
+// storePR keeps a pull request's last plan for the dashboard: the comment's
+// Markdown and the bosun/plan status.
+func (d *Daemon) storePR(ctx context.Context, rr *repoRuntime, args PlanPRArgs, body string, st webhook.State, desc string) error {
+	err := d.deps.Store.PutPullRequest(ctx, state.PullRequest{Repo: rr.cfg.Name, Number: args.PR, HeadSHA: args.HeadSHA,
+		Title: args.Title, Author: args.Author, URL: args.URL, Markdown: body, Status: string(st), Summary: desc})
+	if err != nil {
+		return fmt.Errorf("store the plan of %s#%d: %w", rr.cfg.Name, args.PR, err)
 	}
 	return nil
 }

@@ -59,6 +59,11 @@ type PlanPRArgs struct {
 	PR         int    `json:"pr" river:"unique"`
 	HeadSHA    string `json:"head_sha" river:"unique"`
 	BaseBranch string `json:"base_branch"`
+	// Title, Author and URL are the pull request's, for the dashboard's
+	// list of open pull requests.
+	Title  string `json:"title,omitempty"`
+	Author string `json:"author,omitempty"`
+	URL    string `json:"url,omitempty"`
 }
 
 // Kind is River's job kind.

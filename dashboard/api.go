@@ -168,6 +168,7 @@ func (s *Server) sync(r *http.Request) (status int, msg string) {
 		return http.StatusServiceUnavailable, "the sync could not be queued; see bosun's log"
 	}
 	s.log.InfoContext(r.Context(), "sync asked", "repo", repo, "actor", id.Actor)
+	s.record(r, state.Action{Action: ActionSync, Repo: repo})
 	return http.StatusAccepted, "sync of " + repo + " queued"
 }
 

@@ -27,6 +27,7 @@ func (s *Server) hold(r *http.Request) (int, string) {
 		return http.StatusInternalServerError, "the hold was not stored; see bosun's log"
 	}
 	s.log.InfoContext(r.Context(), "service held", "repo", repo, "service", service, "version", version, "actor", id.Actor)
+	s.record(r, state.Action{Action: ActionHold, Repo: repo, Service: service, Detail: "at " + version + reasonSuffix(r.FormValue("reason"))})
 	return http.StatusOK, service + " (" + repo + ") is held at " + version
 }
 
@@ -43,6 +44,7 @@ func (s *Server) release(r *http.Request) (int, string) {
 		return http.StatusInternalServerError, "the hold was not ended; see bosun's log"
 	}
 	s.log.InfoContext(r.Context(), "service released", "repo", repo, "service", service, "actor", id.Actor)
+	s.record(r, state.Action{Action: ActionRelease, Repo: repo, Service: service})
 	return http.StatusOK, service + " (" + repo + ") is released; the next deploy follows git"
 }
 
@@ -80,4 +82,11 @@ func (s *Server) apiAction(w http.ResponseWriter, code int, msg string) {
 		return
 	}
 	s.json(w, code, map[string]string{"result": msg})
+}
+
+func reasonSuffix(why string) string {
+	if why == "" {
+		return ""
+	}
+	return ": " + why
 }

@@ -19,7 +19,7 @@ var templateFiles embed.FS
 // override the layout's).
 var pages = func() map[string]*template.Template {
 	out := map[string]*template.Template{}
-	for _, name := range []string{"home", "login", "error", "fleet", "history", "deployment"} {
+	for _, name := range []string{"home", "login", "error", "fleet", "history", "deployment", "pulls"} {
 		out[name] = template.Must(template.New(name).Funcs(templateFuncs).ParseFS(templateFiles, "templates/layout.html", "templates/"+name+".html"))
 	}
 	return out

@@ -191,8 +191,17 @@ func (s *Server) historyPage(w http.ResponseWriter, r *http.Request) {
 		v.Set("before", strconv.FormatInt(ds[len(ds)-1].ID, 10))
 		next = "/history?" + v.Encode()
 	}
+	var actions []state.Action
+	if f.Host == "" { // actions name no server
+		af, _ := actionFilter(r)
+		af.Limit = DefaultLimit
+		if actions, err = s.opts.Store.ListActions(r.Context(), af); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
 	s.page(w, r, http.StatusOK, "history", map[string]any{"Deployments": ds, "Filter": f, "Repos": repos, "Statuses": historyStatuses,
-		"PerServer": r.PathValue("server"), "Next": next, "Now": time.Now()})
+		"PerServer": r.PathValue("server"), "Next": next, "Now": time.Now(), "Actions": actions, "Actor": q.Get("actor")})
 }
 
 // deploymentPage is GET /deployments/{id}: one rollout, its steps per
@@ -358,6 +367,16 @@ func (s *Server) script(w http.ResponseWriter, r *http.Request) {
 
 // templateFuncs are the helpers the pages use.
 var templateFuncs = map[string]any{
+	"isURL": func(s string) bool { return strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "http://") },
+	"planClass": func(state string) string { // a bosun/plan state, as a deployment status's badge colour
+		switch state {
+		case "success":
+			return "deployed"
+		case "failure", "error":
+			return "failed"
+		}
+		return "pending"
+	},
 	"short": commitsha.Short,
 	"shortv": func(v string) string {
 		if len(v) > 8 {

@@ -56,6 +56,9 @@ type Event struct {
 	Action     string // opened, synchronize, reopened, closed, …
 	BaseBranch string // the branch the pull request targets
 	HeadSHA    string
+	Title      string // the pull request's title
+	Author     string // the login of who opened it
+	URL        string // its page on the forge (html_url)
 }
 
 // Config configures a Handler.
@@ -316,6 +319,7 @@ func decode(kind Kind, body []byte) (Event, error) {
 		}
 		ev.Repo, ev.PR, ev.Action = p.GetRepo().GetFullName(), pr.GetNumber(), p.GetAction()
 		ev.BaseBranch, ev.HeadSHA = pr.GetBase().GetRef(), pr.GetHead().GetSHA()
+		ev.Title, ev.Author, ev.URL = pr.GetTitle(), pr.GetUser().GetLogin(), pr.GetHTMLURL()
 	}
 	return ev, nil
 }
