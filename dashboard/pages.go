@@ -15,6 +15,12 @@ import (
 //go:embed templates/*.html
 var templateFiles embed.FS
 
+// styleCSS is the pages' stylesheet, served as a file: the pages' CSP
+// (default-src 'self') refuses inline styles.
+//
+//go:embed static/style.css
+var styleCSS []byte
+
 // pages are the parsed templates, one set per page (each page's blocks
 // override the layout's).
 var pages = func() map[string]*template.Template {
@@ -63,4 +69,11 @@ func (s *Server) syncPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, "/?"+url.Values{"flash": {msg}}.Encode(), http.StatusSeeOther)
+}
+
+// style is GET /static/style.css, public: the login and error pages use
+// it too, and it holds nothing but layout.
+func (s *Server) style(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/css; charset=utf-8")
+	w.Write(styleCSS)
 }

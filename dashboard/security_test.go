@@ -42,12 +42,12 @@ func TestRoutes_requireLogin(t *testing.T) {
 			}
 		}
 	}
-	if public != 2 || api < 5 || pages < 3 {
-		t.Errorf("routes: %d public, %d API, %d pages; want the 2 login routes public and the rest behind login: %+v", public, api, pages, routes)
+	if public != 3 || api < 5 || pages < 3 {
+		t.Errorf("routes: %d public, %d API, %d pages; want the 2 login routes and the stylesheet public and the rest behind login: %+v", public, api, pages, routes)
 	}
-	// The public ones are the login flow.
+	// The public ones are the login flow and the stylesheet.
 	for _, rt := range routes {
-		if rt.Access == Public && !strings.HasPrefix(rt.Path, "/login") {
+		if rt.Access == Public && !strings.HasPrefix(rt.Path, "/login") && rt.Path != "/static/style.css" {
 			t.Errorf("%s %s is public", rt.Method, rt.Path)
 		}
 	}

@@ -107,6 +107,7 @@ func New(opts Options) (*Server, error) {
 	s.routes = []route{
 		{"GET", "/login", Public, None, s.login},
 		{"GET", "/login/callback", Public, None, s.callback},
+		{"GET", "/static/style.css", Public, None, s.style},
 		{"POST", "/logout", Page, Viewer, s.logout},
 		{"GET", "/{$}", Page, Viewer, s.home},
 		{"POST", "/repos/{repo}/sync", Page, Deployer, s.syncPage},

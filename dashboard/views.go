@@ -348,7 +348,7 @@ const liveJS = `(function () {
     var e = JSON.parse(m.data);
     var tr = document.createElement("tr");
     tr.className = "step st-" + e.status;
-    [new Date(e.at).toLocaleTimeString(), e.host, e.step, e.status, e.message || "", e.actor || ""].forEach(function (v) {
+    [new Date(e.at).toLocaleTimeString([], {hour12: false}), e.host, e.step, e.status, e.message || "", e.actor || ""].forEach(function (v) {
       var td = document.createElement("td"); td.textContent = v; tr.appendChild(td);
     });
     var empty = document.getElementById("nosteps"); if (empty) empty.remove();

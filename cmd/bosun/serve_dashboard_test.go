@@ -35,7 +35,6 @@ func TestServe_dashboard(t *testing.T) {
 	v2 := bed.PushApp(t, "shop", "v2", testbed.AppOK)
 	proxyImage := bed.PushProxy(t)
 	gh := testbed.NewFakeGitHub(t)
-	gh.SetOAuthApp("Iv1.e2e", "e2e-oauth-secret")
 	srv := bed.Servers[0]
 
 	const forgeRepo = "acme/fleet"
@@ -57,51 +56,8 @@ drain_timeout: 1
 	repoDir := filepath.Join(dir, "fleet")
 	first := testbed.Commit(t, repoDir, "change", map[string]string{"fleet.yml": fleet, "services/shop.yml": service(v1)})
 
-	// The dashboard's own address, known before the start: its base URL
-	// is the OAuth callback's.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dashAddr := l.Addr().String()
-	l.Close()
-	dashURL := "http://" + dashAddr
-
-	dsn := "sqlite:///" + filepath.Join(dir, "state.db")
-	code, out, errOut := runCLI(t, map[string]string{"USER": "ops"}, "token", "create", "--state", dsn, "--role", "viewer", "prometheus")
-	if code != 0 {
-		t.Fatalf("token create: exit %d %s", code, errOut)
-	}
-	viewer := strings.TrimSpace(out)
-
-	cfgPath := filepath.Join(dir, "bosun.yaml")
-	cfg := fmt.Sprintf(`listen: 127.0.0.1:0
-state: %s
-data_dir: %s
-ssh: {key: %s, known_hosts: %s}
-webhook: {secret_env: BOSUN_WEBHOOK_SECRET}
-forge: {kind: github, base_url: %s, token_env: GITHUB_TOKEN}
-grace: 1m
-log: {format: json, level: info}
-repos:
-  - {name: fleet, url: %s, branch: master, poll: 1h, forge_repo: %s}
-dashboard:
-  listen: %s
-  base_url: %s
-  github: {client_id: Iv1.e2e, client_secret_env: BOSUN_OAUTH_SECRET, web_url: %s, api_url: %s}
-  roles:
-    - {org: acme, role: viewer}
-    - {org: acme, team: ops, role: deployer}
-`, dsn, filepath.Join(dir, "data"), bed.KeyPath, bed.KnownHostsPath, gh.BaseURL(), repoDir, forgeRepo, dashAddr, dashURL, gh.WebURL(), gh.BaseURL())
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	d := startServe(t, cfgPath, map[string]string{
-		"BOSUN_WEBHOOK_SECRET": hookSecret,
-		"GITHUB_TOKEN":         "ghp_e2etoken",
-		"BOSUN_OAUTH_SECRET":   "e2e-oauth-secret",
-		"BOSUN_PROXY_IMAGE":    proxyImage,
-	})
+	dd := startDashboard(t, bed, gh, repoDir, forgeRepo, proxyImage)
+	d, dashURL, viewer := dd.daemonUnderTest, dd.URL, dd.Viewer
 	serves := func(version string) func() bool {
 		return func() bool { return strings.Contains(serving(srv.HTTPAddr, "shop.test"), version) }
 	}
@@ -251,6 +207,79 @@ dashboard:
 	if m := scrape(); m[`bosun_deployments_total{repo="fleet",service="shop",status="deployed"}`] != 3 {
 		t.Errorf("deployments after the sync = %v, want 3", m[`bosun_deployments_total{repo="fleet",service="shop",status="deployed"}`])
 	}
+}
+
+// dashboardDaemon is `bosun serve` with the dashboard on its own address,
+// over test servers: the webhooks from the fake GitHub, login through its
+// OAuth App. Roles: org acme is viewer, team acme/ops deployer, user ada
+// admin.
+type dashboardDaemon struct {
+	*daemonUnderTest
+	URL      string // the dashboard's base URL
+	DSN      string // the store
+	Viewer   string // an API token with the viewer role ("prometheus")
+	Deployer string // an API token with the deployer role ("ci")
+}
+
+// startDashboard writes bosun.yaml for repository fleet at repoDir (branch
+// master, forge repository forgeRepo, no polling) and runs `bosun serve`.
+func startDashboard(t *testing.T, bed *testbed.Bed, gh *testbed.FakeGitHub, repoDir, forgeRepo, proxyImage string) *dashboardDaemon {
+	t.Helper()
+	gh.SetOAuthApp("Iv1.e2e", "e2e-oauth-secret")
+	// The dashboard's own address, known before the start: its base URL
+	// is the OAuth callback's.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dashAddr := l.Addr().String()
+	l.Close()
+	dd := &dashboardDaemon{URL: "http://" + dashAddr}
+
+	dir := t.TempDir()
+	dd.DSN = "sqlite:///" + filepath.Join(dir, "state.db")
+	for role, name := range map[string]string{"viewer": "prometheus", "deployer": "ci"} {
+		code, out, errOut := runCLI(t, map[string]string{"USER": "ops"}, "token", "create", "--state", dd.DSN, "--role", role, name)
+		if code != 0 {
+			t.Fatalf("token create: exit %d %s", code, errOut)
+		}
+		if role == "viewer" {
+			dd.Viewer = strings.TrimSpace(out)
+		} else {
+			dd.Deployer = strings.TrimSpace(out)
+		}
+	}
+
+	cfgPath := filepath.Join(dir, "bosun.yaml")
+	cfg := fmt.Sprintf(`listen: 127.0.0.1:0
+state: %s
+data_dir: %s
+ssh: {key: %s, known_hosts: %s}
+webhook: {secret_env: BOSUN_WEBHOOK_SECRET}
+forge: {kind: github, base_url: %s, token_env: GITHUB_TOKEN}
+grace: 1m
+log: {format: json, level: info}
+repos:
+  - {name: fleet, url: %s, branch: master, poll: 1h, forge_repo: %s}
+dashboard:
+  listen: %s
+  base_url: %s
+  github: {client_id: Iv1.e2e, client_secret_env: BOSUN_OAUTH_SECRET, web_url: %s, api_url: %s}
+  roles:
+    - {org: acme, role: viewer}
+    - {org: acme, team: ops, role: deployer}
+    - {user: ada, role: admin}
+`, dd.DSN, filepath.Join(dir, "data"), bed.KeyPath, bed.KnownHostsPath, gh.BaseURL(), repoDir, forgeRepo, dashAddr, dd.URL, gh.WebURL(), gh.BaseURL())
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dd.daemonUnderTest = startServe(t, cfgPath, map[string]string{
+		"BOSUN_WEBHOOK_SECRET": hookSecret,
+		"GITHUB_TOKEN":         "ghp_e2etoken",
+		"BOSUN_OAUTH_SECRET":   "e2e-oauth-secret",
+		"BOSUN_PROXY_IMAGE":    proxyImage,
+	})
+	return dd
 }
 
 func postWith(t *testing.T, u, token string) (int, string) {

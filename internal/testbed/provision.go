@@ -13,7 +13,7 @@ import (
 
 // Provisioning: the one way the harness gets a program onto the machine. A
 // test, benchmark or the demo that needs a program the machine may lack
-// (sshd, dockerd, debootstrap, PostgreSQL, wrk) asks for it here; when it is
+// (sshd, dockerd, debootstrap, PostgreSQL, wrk, chromium) asks for it here; when it is
 // missing, the Debian package that brings it is installed with apt-get, as
 // root, under the harness lock (so that the test binaries `go test ./...`
 // runs in parallel install it once).
@@ -45,6 +45,18 @@ func RequireCommand(t testing.TB, name, pkg string) string {
 		t.Skipf("no %s (set BOSUN_TEST_REQUIRE=1 to fail instead): %v", name, err)
 	}
 	return p
+}
+
+// Chromium is the Debian package (and program) of the browser the
+// dashboard's browser tests drive.
+const Chromium = "chromium"
+
+// RequireChromium is RequireCommand for Debian's chromium, which the
+// dashboard's end-to-end tests drive (with chromedp): it installs the
+// package when the machine lacks it, and returns the program's path.
+func RequireChromium(t testing.TB) string {
+	t.Helper()
+	return RequireCommand(t, Chromium, Chromium)
 }
 
 func lookCommand(name string) string {
