@@ -3,6 +3,8 @@ package planner
 import (
 	"fmt"
 	"sort"
+
+	"github.com/bosunhq/bosun/internal/commitsha"
 )
 
 // AppliedVersion is one spec a role of a service once ran: an entry of the
@@ -68,4 +70,47 @@ func RollbackPlan(repo string, svc Service, hosts map[string]Host, current []App
 		return a.Host < b.Host
 	})
 	return plan, nil
+}
+
+// RollbackFrom is RollbackPlan for service as desired (the plan of the
+// tracked branch's head against the applied state) knows it: its config
+// and hosts, and what runs on each of its targets now.
+func RollbackFrom(desired *Plan, service string, history []AppliedVersion, to string) (*Plan, error) {
+	var svc *Service
+	for i := range desired.Services {
+		if desired.Services[i].Name == service {
+			svc = &desired.Services[i]
+		}
+	}
+	if svc == nil {
+		return nil, fmt.Errorf("service %q is not in the config at %s", service, commitsha.Short(desired.Commit))
+	}
+	var current []Applied
+	for _, ch := range desired.Changes {
+		if ch.Service == service && ch.Current != nil {
+			current = append(current, *ch.Current)
+		}
+	}
+	return RollbackPlan(desired.Repo, *svc, desired.Hosts, current, history, to)
+}
+
+// HeldVersion is the version a rollback plan puts service on (the primary
+// role's, when roles differ): the version to hold it at.
+func (pl *Plan) HeldVersion(service string) string {
+	for _, s := range pl.Services {
+		if s.Name != service {
+			continue
+		}
+		for _, ch := range pl.Changes {
+			if ch.Service == service && ch.Role == s.PrimaryRole && ch.Version != "" {
+				return ch.Version
+			}
+		}
+	}
+	for _, ch := range pl.Changes {
+		if ch.Service == service && ch.Version != "" {
+			return ch.Version
+		}
+	}
+	return ""
 }

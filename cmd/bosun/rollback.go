@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/bosunhq/bosun/executor"
-	"github.com/bosunhq/bosun/internal/commitsha"
 	"github.com/bosunhq/bosun/planner"
 	"github.com/bosunhq/bosun/state"
 )
@@ -58,26 +57,11 @@ way back is to revert the commit.`, e)
 	if err != nil {
 		return 1, printConfigErrors(e, err)
 	}
-	var svc *planner.Service
-	for i := range desired.Services {
-		if desired.Services[i].Name == service {
-			svc = &desired.Services[i]
-		}
-	}
-	if svc == nil {
-		return 1, fmt.Errorf("service %q is not in the config at %s", service, commitsha.Short(c.sha))
-	}
-	var current []planner.Applied
-	for _, ch := range desired.Changes {
-		if ch.Service == service && ch.Current != nil {
-			current = append(current, *ch.Current)
-		}
-	}
 	history, err := executor.LoadHistory(ctx, st, name, service)
 	if err != nil {
 		return 1, err
 	}
-	plan, err := planner.RollbackPlan(name, *svc, desired.Hosts, current, history, *to)
+	plan, err := planner.RollbackFrom(desired, service, history, *to)
 	if err != nil {
 		return 1, err
 	}
@@ -101,33 +85,12 @@ way back is to revert the commit.`, e)
 	if err != nil {
 		return 1, err
 	}
-	held := heldVersion(plan, service)
+	held := plan.HeldVersion(service)
 	if err := st.PutHold(ctx, state.Hold{Repo: name, Service: service, Version: held, Reason: holdReason(*reason, "rollback"), CreatedAt: time.Now().UTC()}); err != nil {
 		return 1, fmt.Errorf("rolled back, but the hold was not recorded (an automatic deploy may undo it): %w", err)
 	}
 	fmt.Fprintf(e.stdout, "%s is held at %s; bosun release %s ends the hold.\n", service, held, service)
 	return 0, nil
-}
-
-// heldVersion is the version a rollback plan puts the service on (the
-// primary role's, when roles differ).
-func heldVersion(plan *planner.Plan, service string) string {
-	for _, s := range plan.Services {
-		if s.Name != service {
-			continue
-		}
-		for _, ch := range plan.Changes {
-			if ch.Service == service && ch.Role == s.PrimaryRole && ch.Version != "" {
-				return ch.Version
-			}
-		}
-	}
-	for _, ch := range plan.Changes {
-		if ch.Service == service && ch.Version != "" {
-			return ch.Version
-		}
-	}
-	return ""
 }
 
 func holdReason(given, dflt string) string {

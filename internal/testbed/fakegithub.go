@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -32,6 +34,24 @@ type FakeGitHub struct {
 	stallCode   int // status posts wait for stall to close, then get this
 
 	oauth fakeOAuth // the OAuth web flow (fakeoauth.go)
+
+	branches map[string]string // "owner/repo:branch" -> the commit it was made from
+	pulls    []*OpenedPR
+}
+
+// OpenedPR is a pull request opened through the fake, with the branch it
+// came from and every file written on that branch through the contents API.
+type OpenedPR struct {
+	Repo        string // "owner/repo"
+	Number      int
+	URL         string
+	Title, Body string
+	Head, Base  string // branches
+	BaseSHA     string // the commit the head branch was made from
+	// Files are the files written on the head branch (path -> content),
+	// and Messages their commit messages, in order.
+	Files    map[string]string
+	Messages []string
 }
 
 // BotLogin is the login of the user the fake's API callers act as.
@@ -45,7 +65,7 @@ type PostedStatus struct {
 
 // NewFakeGitHub starts a fake GitHub API, closed at the end of the test.
 func NewFakeGitHub(t testing.TB) *FakeGitHub {
-	f := &FakeGitHub{comments: map[string][]*github.IssueComment{}, nextID: 1000}
+	f := &FakeGitHub{comments: map[string][]*github.IssueComment{}, nextID: 1000, branches: map[string]string{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/v3/repos/{owner}/{repo}/statuses/{sha}", func(w http.ResponseWriter, r *http.Request) {
 		var st github.RepoStatus
@@ -146,6 +166,7 @@ func NewFakeGitHub(t testing.TB) *FakeGitHub {
 		json.NewEncoder(w).Encode(github.User{Login: github.String(BotLogin), Type: github.String("User")})
 	})
 	f.oauthRoutes(mux)
+	f.proposalRoutes(mux)
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		if f.fail > 0 {
@@ -245,4 +266,114 @@ func (f *FakeGitHub) Calls() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]string(nil), f.calls...)
+}
+
+// proposalRoutes serve what a pull request opened by bosun needs: a branch
+// (POST git/refs), files on it (PUT contents/PATH, refused when the file
+// was written on that branch already), and the pull request (POST pulls).
+func (f *FakeGitHub) proposalRoutes(mux *http.ServeMux) {
+	written := map[string]map[string]string{} // "owner/repo:branch" -> path -> content
+	messages := map[string][]string{}
+	mux.HandleFunc("POST /api/v3/repos/{owner}/{repo}/git/refs", func(w http.ResponseWriter, r *http.Request) {
+		var in struct{ Ref, SHA string } // GitHub's body: {"ref": "refs/heads/B", "sha": SHA}
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil || in.Ref == "" || in.SHA == "" {
+			http.Error(w, `{"message":"bad ref"}`, http.StatusUnprocessableEntity)
+			return
+		}
+		branch, ok := strings.CutPrefix(in.Ref, "refs/heads/")
+		key := r.PathValue("owner") + "/" + r.PathValue("repo") + ":" + branch
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if _, exists := f.branches[key]; exists || !ok {
+			f.calls = append(f.calls, "refused ref "+key)
+			http.Error(w, `{"message":"Reference already exists"}`, http.StatusUnprocessableEntity)
+			return
+		}
+		f.branches[key] = in.SHA
+		f.calls = append(f.calls, "create ref "+key)
+		w.WriteHeader(http.StatusCreated)
+		json.NewEncoder(w).Encode(github.Reference{Ref: github.String(in.Ref), Object: &github.GitObject{SHA: github.String(in.SHA)}})
+	})
+	mux.HandleFunc("PUT /api/v3/repos/{owner}/{repo}/contents/{path...}", func(w http.ResponseWriter, r *http.Request) {
+		var in github.RepositoryContentFileOptions
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil || in.Branch == nil || in.Message == nil {
+			http.Error(w, `{"message":"bad contents body"}`, http.StatusUnprocessableEntity)
+			return
+		}
+		key := r.PathValue("owner") + "/" + r.PathValue("repo") + ":" + in.GetBranch()
+		p := r.PathValue("path")
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if _, ok := f.branches[key]; !ok {
+			http.Error(w, `{"message":"Branch not found"}`, http.StatusNotFound)
+			return
+		}
+		if _, ok := written[key][p]; ok {
+			http.Error(w, `{"message":"sha wasn't supplied"}`, http.StatusUnprocessableEntity)
+			return
+		}
+		if written[key] == nil {
+			written[key] = map[string]string{}
+		}
+		written[key][p] = string(in.Content)
+		messages[key] = append(messages[key], in.GetMessage())
+		f.calls = append(f.calls, "write "+key+" "+p)
+		w.WriteHeader(http.StatusCreated)
+		json.NewEncoder(w).Encode(github.RepositoryContentResponse{Content: &github.RepositoryContent{Path: github.String(p)}})
+	})
+	mux.HandleFunc("POST /api/v3/repos/{owner}/{repo}/pulls", func(w http.ResponseWriter, r *http.Request) {
+		var in github.NewPullRequest
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil || in.Head == nil || in.Base == nil || in.Title == nil {
+			http.Error(w, `{"message":"bad pull request"}`, http.StatusUnprocessableEntity)
+			return
+		}
+		repo := r.PathValue("owner") + "/" + r.PathValue("repo")
+		key := repo + ":" + in.GetHead()
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		base, ok := f.branches[key]
+		if !ok {
+			http.Error(w, `{"message":"Validation Failed: head"}`, http.StatusUnprocessableEntity)
+			return
+		}
+		n := 1
+		for _, p := range f.pulls {
+			if p.Repo == repo {
+				n = max(n, p.Number+1)
+			}
+		}
+		files := map[string]string{}
+		for k, v := range written[key] {
+			files[k] = v
+		}
+		pr := &OpenedPR{Repo: repo, Number: n, URL: fmt.Sprintf("%s/%s/pull/%d", f.Server.URL, repo, n), Title: in.GetTitle(), Body: in.GetBody(),
+			Head: in.GetHead(), Base: in.GetBase(), BaseSHA: base, Files: files, Messages: append([]string(nil), messages[key]...)}
+		f.pulls = append(f.pulls, pr)
+		f.calls = append(f.calls, fmt.Sprintf("open pull %s#%d", repo, n))
+		w.WriteHeader(http.StatusCreated)
+		json.NewEncoder(w).Encode(github.PullRequest{Number: github.Int(n), HTMLURL: github.String(pr.URL), Title: in.Title})
+	})
+}
+
+// PullRequests returns the pull requests opened through the fake, in order.
+func (f *FakeGitHub) PullRequests() []OpenedPR {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]OpenedPR, len(f.pulls))
+	for i, p := range f.pulls {
+		out[i] = *p
+	}
+	return out
+}
+
+// Branches returns the branches made through the fake ("owner/repo:branch").
+func (f *FakeGitHub) Branches() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]string, 0, len(f.branches))
+	for k := range f.branches {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
