@@ -10,6 +10,10 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/errdefs"
 
 	"github.com/bosunhq/bosun/planner"
 	"github.com/bosunhq/bosun/state"
@@ -520,13 +524,25 @@ func (kh *kamalHost) nameOf(id string) string {
 	return shortID(id)
 }
 
-// moveProxyPorts gives bosun-proxy the ports kamal-proxy holds: the
-// unpublished bosun-proxy is replaced by one created with the ports (not
-// started), kamal-proxy is stopped, and the new bosun-proxy started at
-// once; it serves the routes saved on its volume as soon as it listens.
-// If it does not come up, kamal-proxy is started again. It returns when
-// kamal-proxy was told to stop and the time from then to bosun-proxy's
-// control API answering.
+// moveProxyPorts gives bosun-proxy the ports kamal-proxy holds, with as
+// little as possible between kamal-proxy closing its listeners and
+// bosun-proxy answering (the listener gap):
+//
+//  1. Before the gap, the unpublished bosun-proxy is replaced by one created
+//     with the ports but attached only to TakeoverNetwork, an internal
+//     network, where Docker publishes nothing (it has no gateway), so it
+//     starts while kamal-proxy holds the ports. bosun's running containers
+//     join that network too, so its health checks of its routes (loaded
+//     from its volume) pass, and its control API is awaited.
+//  2. The gap: kamal-proxy is stopped (kamalProxyStopTimeout for in-flight
+//     requests), and bosun-proxy is connected to the bosun network, which
+//     gives it a gateway: Docker publishes its ports then. No container
+//     starts in the gap.
+//
+// When Docker does not publish the ports on the connect, bosun-proxy is
+// made again on the bosun network and started (the slower way); if it does
+// not come up, kamal-proxy is started again. It returns when kamal-proxy was
+// told to stop and the time from then to bosun-proxy serving the ports.
 func (e *Executor) moveProxyPorts(ctx context.Context, hc *hostConn, kp *kamalContainer) (time.Time, time.Duration, error) {
 	var zero time.Time
 	bg := context.WithoutCancel(ctx)
@@ -539,41 +555,107 @@ func (e *Executor) moveProxyPorts(ctx context.Context, hc *hostConn, kp *kamalCo
 		_ = dc.ContainerRemove(bg, ProxyContainer, container.RemoveOptions{Force: true})
 		_ = e.createProxy(bg, dc, src.ref, false, true)
 	}
+	prep := time.Now()
+	if err := e.joinTakeoverNetwork(bg, dc); err != nil {
+		return zero, 0, err
+	}
 	if err := dc.ContainerRemove(bg, ProxyContainer, container.RemoveOptions{Force: true}); err != nil && !isNotFound(err) {
 		return zero, 0, fmt.Errorf("remove the unpublished %s: %w", ProxyContainer, err)
 	}
-	if err := e.createProxy(bg, dc, src.ref, true, false); err != nil {
+	if err := e.createProxyOn(bg, dc, src.ref, TakeoverNetwork, true, true); err != nil {
 		restage()
 		return zero, 0, err
 	}
-	stopWait := 10
+	pc, err := e.proxyClient(bg, hc, 0)
+	if err != nil {
+		restage()
+		return zero, 0, fmt.Errorf("%s with the ports, before the switch: %w", ProxyContainer, err)
+	}
+	stopWait := kamalProxyStopTimeout
 	start := time.Now()
 	if err := dc.ContainerStop(bg, kp.ID, container.StopOptions{Timeout: &stopWait}); err != nil {
 		restage()
 		return zero, 0, fmt.Errorf("stop %s: %w", KamalProxyContainer, err)
 	}
-	backToKamal := func() {
-		_ = dc.ContainerStop(bg, ProxyContainer, container.StopOptions{})
-		_ = dc.ContainerStart(bg, kp.ID, container.StartOptions{})
-		restage()
-	}
 	stopped := time.Now()
-	if err := dc.ContainerStart(bg, ProxyContainer, container.StartOptions{}); err != nil {
-		backToKamal()
-		return zero, 0, fmt.Errorf("start %s with the ports: %w", ProxyContainer, err)
+	how := "network connect"
+	err = dc.NetworkConnect(bg, NetworkName, ProxyContainer, &network.EndpointSettings{})
+	if err == nil {
+		err = proxyPublishes(bg, dc)
 	}
-	started := time.Now()
-	pc, err := e.proxyClient(bg, hc, 0)
 	if err != nil {
-		backToKamal()
-		return zero, 0, fmt.Errorf("%s with the ports: %w", ProxyContainer, err)
+		// The slower way: a container start with the ports.
+		e.log.Warn("ports not published on network connect; starting bosun-proxy again on the bosun network", "host", hc.name, "err", err)
+		how = "container start"
+		_ = dc.ContainerRemove(bg, ProxyContainer, container.RemoveOptions{Force: true})
+		if err = e.createProxy(bg, dc, src.ref, true, true); err == nil {
+			pc, err = e.proxyClient(bg, hc, 0)
+		}
+		if err != nil {
+			_ = dc.ContainerStop(bg, ProxyContainer, container.StopOptions{})
+			_ = dc.ContainerStart(bg, kp.ID, container.StartOptions{})
+			restage()
+			return zero, 0, fmt.Errorf("%s with the ports: %w", ProxyContainer, err)
+		}
 	}
 	d := time.Since(start)
-	e.log.Debug("proxy ports moved", "host", hc.name, "kamal_stop", stopped.Sub(start), "bosun_start", started.Sub(stopped), "control_api", time.Since(started))
+	e.log.Debug("proxy ports moved", "host", hc.name, "how", how, "prepare", start.Sub(prep), "kamal_stop", stopped.Sub(start), "bosun_ports", time.Since(stopped))
 	hc.proxyMu.Lock()
 	hc.proxy = &proxyOnHost{client: pc}
 	hc.proxyMu.Unlock()
 	return start, d, nil
+}
+
+// kamalProxyStopTimeout is how long kamal-proxy has to finish in-flight
+// requests when the ports move (docker stop -t): its listeners are closed
+// all that time, so it bounds the listener gap.
+const kamalProxyStopTimeout = 3
+
+// TakeoverNetwork is the internal Docker network bosun-proxy starts on
+// before it takes kamal-proxy's ports (moveProxyPorts). It stays: the
+// proxy and the containers of the takeover remain attached to it until they
+// are replaced.
+const TakeoverNetwork = "bosun-takeover"
+
+// joinTakeoverNetwork creates TakeoverNetwork (internal) when missing and
+// connects bosun's running containers to it, so that a proxy attached only
+// there reaches them by name.
+func (e *Executor) joinTakeoverNetwork(ctx context.Context, dc *client.Client) error {
+	if _, err := dc.NetworkInspect(ctx, TakeoverNetwork, network.InspectOptions{}); errdefs.IsNotFound(err) {
+		_, err = dc.NetworkCreate(ctx, TakeoverNetwork, network.CreateOptions{Driver: "bridge", Internal: true, Labels: map[string]string{"bosun.managed": "true"}})
+		if err != nil && !errdefs.IsConflict(err) {
+			return fmt.Errorf("create network %s: %w", TakeoverNetwork, err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("inspect network %s: %w", TakeoverNetwork, err)
+	}
+	ctrs, err := dc.ContainerList(ctx, container.ListOptions{Filters: filters.NewArgs(filters.Arg("label", LabelService), filters.Arg("network", NetworkName))})
+	if err != nil {
+		return fmt.Errorf("list bosun's containers: %w", err)
+	}
+	for _, c := range ctrs {
+		if c.NetworkSettings != nil {
+			if _, ok := c.NetworkSettings.Networks[TakeoverNetwork]; ok {
+				continue
+			}
+		}
+		if err := dc.NetworkConnect(ctx, TakeoverNetwork, c.ID, &network.EndpointSettings{}); err != nil && !errdefs.IsForbidden(err) {
+			return fmt.Errorf("connect %s to network %s: %w", strings.TrimPrefix(firstName(c.Names), "/"), TakeoverNetwork, err)
+		}
+	}
+	return nil
+}
+
+// proxyPublishes checks that Docker published bosun-proxy's ports.
+func proxyPublishes(ctx context.Context, dc *client.Client) error {
+	info, err := dc.ContainerInspect(ctx, ProxyContainer)
+	if err != nil {
+		return fmt.Errorf("inspect %s: %w", ProxyContainer, err)
+	}
+	if info.NetworkSettings == nil || len(info.NetworkSettings.Ports["80/tcp"]) == 0 || len(info.NetworkSettings.Ports["443/tcp"]) == 0 {
+		return errors.New("Docker did not publish its ports on network connect")
+	}
+	return nil
 }
 
 // removeKamal removes kamal-proxy (once it serves nothing) and Kamal's

@@ -377,9 +377,14 @@ func proxyAlive(ctx context.Context, dc *client.Client, restarts int) error {
 	}
 }
 
-// createProxy creates bosun-proxy, publishing its ports unless publish is
-// false, and starts it when start is true.
+// createProxy creates bosun-proxy on the bosun network, publishing its
+// ports unless publish is false, and starts it when start is true.
 func (e *Executor) createProxy(ctx context.Context, dc *client.Client, ref string, publish, start bool) error {
+	return e.createProxyOn(ctx, dc, ref, NetworkName, publish, start)
+}
+
+// createProxyOn is createProxy on Docker network net.
+func (e *Executor) createProxyOn(ctx context.Context, dc *client.Client, ref, net string, publish, start bool) error {
 	httpPort, httpsPort := e.cfg.ProxyHTTPPort, e.cfg.ProxyHTTPSPort
 	if httpPort == 0 {
 		httpPort = 80
@@ -393,7 +398,7 @@ func (e *Executor) createProxy(ctx context.Context, dc *client.Client, ref strin
 		ExposedPorts: nat.PortSet{"80/tcp": {}, "443/tcp": {}},
 	}
 	hc := &container.HostConfig{
-		NetworkMode:   NetworkName,
+		NetworkMode:   container.NetworkMode(net),
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
 		Mounts:        []mount.Mount{{Type: mount.TypeVolume, Source: ProxyVolume, Target: proxy.ImageStateDir}},
 		// The control API's unix socket, on the server's filesystem: the
