@@ -123,6 +123,9 @@ func (d *Daemon) Run(ctx context.Context, hooks *webhook.Handler, ln net.Listene
 	river.AddWorker(workers, river.WorkFunc(func(ctx context.Context, job *river.Job[PlanPRArgs]) error {
 		return d.leased(ctx, job.JobRow, func(ctx context.Context, _ string) error { return d.workPlanPR(ctx, job.Args) })
 	}))
+	river.AddWorker(workers, river.WorkFunc(func(ctx context.Context, job *river.Job[RollbackArgs]) error {
+		return d.leased(ctx, job.JobRow, func(ctx context.Context, owner string) error { return d.workRollback(ctx, owner, job.Args) })
+	}))
 	q, err := d.deps.NewQueue(ctx, workers)
 	if err != nil {
 		return err
@@ -535,7 +538,7 @@ var errLeaseLost = errors.New("lease lost")
 // jobLease and nobody holds its lease. The rescuer holds the lease while
 // it rescues, so two daemons never rescue one job twice.
 func (d *Daemon) rescue(ctx context.Context) {
-	res, err := d.q.JobList(ctx, river.NewJobListParams().Kinds(SyncArgs{}.Kind(), PlanPRArgs{}.Kind()).States(rivertype.JobStateRunning).First(1000))
+	res, err := d.q.JobList(ctx, river.NewJobListParams().Kinds(SyncArgs{}.Kind(), PlanPRArgs{}.Kind(), RollbackArgs{}.Kind()).States(rivertype.JobStateRunning).First(1000))
 	if err != nil {
 		d.log.WarnContext(ctx, "orphaned jobs not checked", "err", err)
 		return

@@ -42,6 +42,13 @@ func sqliteDSN(t *testing.T) string { return "sqlite:///" + filepath.Join(t.Temp
 // (whose base URL is the server's).
 func newBed(t *testing.T, dsn string, edit func(*Config)) *bed {
 	t.Helper()
+	return newBedWith(t, dsn, edit, nil)
+}
+
+// newBedWith is newBed whose Options more may change (a Daemon, Changes),
+// knowing the fake GitHub.
+func newBedWith(t *testing.T, dsn string, edit func(*Config), more func(*Options, *testbed.FakeGitHub)) *bed {
+	t.Helper()
 	st, err := state.Open(t.Context(), dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +72,11 @@ func newBed(t *testing.T, dsn string, edit func(*Config)) *bed {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("test config: %v", err)
 	}
-	b.s, err = New(Options{Config: cfg, ClientSecret: clientSecret, SecretKey: key, Store: st, Metrics: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "metrics\n") })})
+	opts := Options{Config: cfg, ClientSecret: clientSecret, SecretKey: key, Store: st, Metrics: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "metrics\n") })}
+	if more != nil {
+		more(&opts, gh)
+	}
+	b.s, err = New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -140,8 +140,10 @@ func TestRoutes_roles(t *testing.T) {
 		}
 		code, h, _ := do(t, browser(t, false), rt.Method, pub.url+path(rt.Path), "", nil)
 		switch {
-		case rt.Method == "GET" && code != http.StatusOK && code != http.StatusNotFound:
+		case rt.Method == "GET" && rt.Role <= Viewer && code != http.StatusOK && code != http.StatusNotFound:
 			t.Errorf("public_read: GET %s without login: %d, want it readable", rt.Path, code)
+		case rt.Method == "GET" && rt.Role > Viewer && code != http.StatusForbidden:
+			t.Errorf("public_read: GET %s (a %s's page) without login: %d, want 403", rt.Path, rt.Role, code)
 		case rt.Method != "GET" && code != http.StatusUnauthorized && code != http.StatusSeeOther:
 			t.Errorf("public_read: %s %s without login: %d (Location %q), want 401 or a redirect to login", rt.Method, rt.Path, code, h.Get("Location"))
 		}

@@ -34,6 +34,7 @@ type Options struct {
 	SecretKey []byte
 	Store     state.Store
 	Daemon    Daemon       // nil: no daemon actions (they answer 503)
+	Changes   Changes      // nil: no new-service form nor rollback (503)
 	Metrics   http.Handler // served at /metrics; nil: none
 	// ForgeCall, when set, is told of every call to the forge's API (for
 	// metrics).
@@ -118,6 +119,8 @@ func New(opts Options) (*Server, error) {
 		{"GET", "/deployments/{id}/stream", Page, Viewer, s.stream},
 		{"GET", "/static/live.js", Page, Viewer, s.script},
 		{"GET", "/pulls", Page, Viewer, s.pullsPage},
+		{"GET", "/services/new", Page, Deployer, s.newServicePage},
+		{"POST", "/services/new", Page, Deployer, s.newService},
 
 		{"GET", "/api/v1/whoami", API, Viewer, s.apiWhoami},
 		{"GET", "/api/v1/deployments", API, Viewer, s.apiDeployments},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -149,7 +150,7 @@ config kept. See docs/daemon.md.`, e)
 // newDashboard builds the dashboard from its config section: the OAuth
 // client secret read from its env or file, the cookie key derived from the
 // store's secret key.
-func newDashboard(ctx context.Context, dc dashboard.Config, st state.Store, d dashboard.Daemon, m *metrics.Metrics, getenv func(string) string, log *slog.Logger) (*dashboard.Server, error) {
+func newDashboard(ctx context.Context, dc dashboard.Config, st state.Store, d *daemonRef, m *metrics.Metrics, getenv func(string) string, log *slog.Logger) (*dashboard.Server, error) {
 	var clientSecret string
 	if dc.OAuth() {
 		var err error
@@ -161,7 +162,7 @@ func newDashboard(ctx context.Context, dc dashboard.Config, st state.Store, d da
 	if err != nil {
 		return nil, err
 	}
-	return dashboard.New(dashboard.Options{Config: dc, ClientSecret: clientSecret, SecretKey: key, Store: st, Daemon: d,
+	return dashboard.New(dashboard.Options{Config: dc, ClientSecret: clientSecret, SecretKey: key, Store: st, Daemon: d, Changes: d,
 		Metrics: m.Handler(), ForgeCall: m.ForgeCall, Logger: log})
 }
 
@@ -170,6 +171,18 @@ func newDashboard(ctx context.Context, dc dashboard.Config, st state.Store, d da
 type daemonRef struct{ d *daemon.Daemon }
 
 func (r *daemonRef) Repos() []string { return r.d.Repos() }
+func (r *daemonRef) Head(ctx context.Context, repo string) (iofs.FS, string, error) {
+	return r.d.Head(ctx, repo)
+}
+func (r *daemonRef) Check(ctx context.Context, repo, sha string, fsys iofs.FS) error {
+	return r.d.Check(ctx, repo, sha, fsys)
+}
+func (r *daemonRef) Propose(ctx context.Context, repo string, p webhook.Proposal) (webhook.ProposedPR, error) {
+	return r.d.Propose(ctx, repo, p)
+}
+func (r *daemonRef) Rollback(ctx context.Context, repo, service, to, actor, reason string) error {
+	return r.d.Rollback(ctx, repo, service, to, actor, reason)
+}
 func (r *daemonRef) Sync(ctx context.Context, repo, actor string) error {
 	return r.d.Sync(ctx, repo, actor)
 }
