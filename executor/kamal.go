@@ -300,7 +300,7 @@ type Takeover struct {
 	Host       string
 	Found      []string      // kamal-proxy and Kamal's containers, each "name (state)"
 	PortsMoved bool          // bosun-proxy took the ports from kamal-proxy
-	Switch     time.Duration // from stopping kamal-proxy to bosun-proxy's control API answering
+	Switch     time.Duration // from stopping kamal-proxy to Docker publishing bosun-proxy's ports
 	ProxyStop  time.Time     // when kamal-proxy was told to stop (its listeners close then)
 	Stopped    []string      // Kamal's containers stopped (and kept)
 	Removed    []string      // removed (ApplyOpts.RemoveKamal)
