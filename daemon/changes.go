@@ -109,14 +109,18 @@ func (d *Daemon) Rollback(ctx context.Context, repo, service, to, actor, reason 
 		found = found || to == "" || v.Version == to
 	}
 	if !found || len(vs) == 0 {
-		return fmt.Errorf("rollback %s: %w", service, ErrNoVersion)
+		what := "any version"
+		if to != "" {
+			what = "version " + to
+		}
+		return fmt.Errorf("rollback: %s never ran %s from %s: %w", service, what, repo, ErrNoVersion)
 	}
 	return d.insert(ctx, RollbackArgs{Repo: repo, Service: service, To: to, Actor: actor, Reason: reason})
 }
 
 // ErrNoVersion is returned by Rollback when the service never ran the
-// version asked for (or never ran at all).
-var ErrNoVersion = errors.New("no such retained version")
+// version asked for (or never ran at all); it is state.ErrNotFound.
+var ErrNoVersion = state.ErrNotFound
 
 // workRollback runs a rollback under the repository's sync lock, so no
 // sync deploys git's version between the rollback and its hold.

@@ -33,7 +33,8 @@ type Changes interface {
 	// are paths inside the config folder.
 	Propose(ctx context.Context, repo string, p webhook.Proposal) (webhook.ProposedPR, error)
 	// Rollback queues a rollback of service to version to ("": the
-	// previous one), then a hold, asked by actor.
+	// previous one), then a hold, asked by actor. A service or version
+	// that never ran is an error wrapping state.ErrNotFound.
 	Rollback(ctx context.Context, repo, service, to, actor, reason string) error
 }
 

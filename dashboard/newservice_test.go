@@ -28,6 +28,7 @@ type gitChanges struct {
 
 	mu        sync.Mutex
 	rollbacks []string
+	err       error // Rollback's answer
 }
 
 func newGitChanges(t *testing.T, src string, gh *testbed.FakeGitHub) *gitChanges {
@@ -61,7 +62,7 @@ func (g *gitChanges) Rollback(ctx context.Context, repo, service, to, actor, rea
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.rollbacks = append(g.rollbacks, repo+" "+service+" to="+to+" by "+actor+": "+reason)
-	return nil
+	return g.err
 }
 
 // formRepo is a config repository with two servers (tagged) and a

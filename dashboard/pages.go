@@ -25,7 +25,7 @@ var styleCSS []byte
 // override the layout's).
 var pages = func() map[string]*template.Template {
 	out := map[string]*template.Template{}
-	for _, name := range []string{"home", "login", "error", "fleet", "history", "deployment", "pulls", "newservice"} {
+	for _, name := range []string{"home", "login", "error", "fleet", "history", "deployment", "pulls", "newservice", "service"} {
 		out[name] = template.Must(template.New(name).Funcs(templateFuncs).ParseFS(templateFiles, "templates/layout.html", "templates/"+name+".html"))
 	}
 	return out

@@ -121,6 +121,10 @@ func New(opts Options) (*Server, error) {
 		{"GET", "/pulls", Page, Viewer, s.pullsPage},
 		{"GET", "/services/new", Page, Deployer, s.newServicePage},
 		{"POST", "/services/new", Page, Deployer, s.newService},
+		{"GET", "/repos/{repo}/services/{service}", Page, Viewer, s.servicePage},
+		{"POST", "/repos/{repo}/services/{service}/hold", Page, Deployer, s.servicePost(s.hold)},
+		{"POST", "/repos/{repo}/services/{service}/release", Page, Deployer, s.servicePost(s.release)},
+		{"POST", "/repos/{repo}/services/{service}/rollback", Page, Deployer, s.servicePost(s.rollback)},
 
 		{"GET", "/api/v1/whoami", API, Viewer, s.apiWhoami},
 		{"GET", "/api/v1/deployments", API, Viewer, s.apiDeployments},
@@ -132,6 +136,7 @@ func New(opts Options) (*Server, error) {
 		{"POST", "/api/v1/repos/{repo}/sync", API, Deployer, s.apiSync},
 		{"POST", "/api/v1/repos/{repo}/services/{service}/hold", API, Deployer, s.apiHold},
 		{"POST", "/api/v1/repos/{repo}/services/{service}/release", API, Deployer, s.apiRelease},
+		{"POST", "/api/v1/repos/{repo}/services/{service}/rollback", API, Deployer, s.apiRollback},
 	}
 	if opts.Metrics != nil {
 		// Scrapers use a viewer token (or public_read).

@@ -367,6 +367,7 @@ func (s *Server) script(w http.ResponseWriter, r *http.Request) {
 
 // templateFuncs are the helpers the pages use.
 var templateFuncs = map[string]any{
+	"image": imageOf,
 	"isURL": func(s string) bool { return strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "http://") },
 	"planClass": func(state string) string { // a bosun/plan state, as a deployment status's badge colour
 		switch state {
