@@ -85,10 +85,19 @@ type Daemon struct {
 }
 
 type repoRuntime struct {
-	cfg    RepoConfig
-	w      *watcher.Watcher
-	synced atomic.Bool
-	cancel context.CancelFunc // stops its watcher on reload
+	cfg     RepoConfig
+	w       *watcher.Watcher
+	synced  atomic.Bool
+	cancel  context.CancelFunc // stops its watcher on reload
+	servers atomic.Pointer[Servers]
+}
+
+// Servers are the servers a repository's last plan named: how to reach
+// them and their fleet.yml tags (for the dashboard's live check and tag
+// filter).
+type Servers struct {
+	Hosts []planner.Host // sorted by name
+	Tags  map[string][]string
 }
 
 // New makes a daemon for cfg; Run starts it.
@@ -640,6 +649,7 @@ func (d *Daemon) workSync(ctx context.Context, owner string, lastAttempt bool, a
 	if err != nil {
 		return err
 	}
+	rr.servers.Store(serversOf(plan))
 	log.DebugContext(ctx, "planned", "fetch", fetched.Sub(start), "plan", time.Since(fetched), "changes", changed(plan))
 	if plan.Empty() {
 		// Run again for a commit it deployed (a restart, a poll, a
@@ -854,6 +864,25 @@ func changed(p *planner.Plan) int {
 		}
 	}
 	return n
+}
+
+// serversOf is the servers of a plan.
+func serversOf(plan *planner.Plan) *Servers {
+	sv := &Servers{Tags: plan.Tags}
+	for _, h := range plan.Hosts {
+		sv.Hosts = append(sv.Hosts, h)
+	}
+	sort.Slice(sv.Hosts, func(i, j int) bool { return sv.Hosts[i].Name < sv.Hosts[j].Name })
+	return sv
+}
+
+// Servers returns the servers repo's last sync planned for, with their
+// tags; nil before its first sync in this process.
+func (d *Daemon) Servers(repo string) *Servers {
+	if rr := d.repo(repo); rr != nil {
+		return rr.servers.Load()
+	}
+	return nil
 }
 
 // Repos names the configured repositories (for the dashboard).

@@ -14,13 +14,16 @@ import (
 
 // Deployment is one deployment as the API shows it.
 type Deployment struct {
-	ID         int64      `json:"id"`
-	Repo       string     `json:"repo"`
-	Service    string     `json:"service"`
-	Commit     string     `json:"commit"`
-	Status     string     `json:"status"`
-	Trigger    string     `json:"trigger"`
-	Error      string     `json:"error,omitempty"`
+	ID      int64  `json:"id"`
+	Repo    string `json:"repo"`
+	Service string `json:"service"`
+	Commit  string `json:"commit"`
+	Status  string `json:"status"`
+	Trigger string `json:"trigger"`
+	Error   string `json:"error,omitempty"`
+	// Plan is the plan that caused it, as text; only in
+	// GET /api/v1/deployments/{id}.
+	Plan       string     `json:"plan,omitempty"`
 	StartedAt  time.Time  `json:"started_at"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
 }
@@ -51,7 +54,72 @@ type Whoami struct {
 
 func apiDeployment(d state.Deployment) Deployment {
 	return Deployment{ID: d.ID, Repo: d.Repo, Service: d.Service, Commit: d.Commit, Status: string(d.Status), Trigger: d.Trigger,
-		Error: d.Error, StartedAt: d.StartedAt, FinishedAt: d.FinishedAt}
+		Error: d.Error, Plan: d.Plan, StartedAt: d.StartedAt, FinishedAt: d.FinishedAt}
+}
+
+// Fleet is the answer of GET /api/v1/fleet: what the fleet page shows, one
+// target per service and server of the matrix (missing ones too).
+type Fleet struct {
+	Servers []FleetServer `json:"servers"`
+	Targets []FleetTarget `json:"targets"`
+	// LiveCheckedAt is when the last live check of the servers finished;
+	// absent without a live check or before the first.
+	LiveCheckedAt *time.Time `json:"live_checked_at,omitempty"`
+}
+
+// FleetServer is one server of the fleet.
+type FleetServer struct {
+	Name string   `json:"name"`
+	Tags []string `json:"tags,omitempty"`
+	// Unreachable says why the last live check could not read it.
+	Unreachable string `json:"unreachable,omitempty"`
+}
+
+// FleetTarget is one service on one server.
+type FleetTarget struct {
+	Repo    string `json:"repo"`
+	Service string `json:"service"`
+	Server  string `json:"server"`
+	// Health is running, unhealthy or missing: from the last rollout and
+	// the live check.
+	Health    string     `json:"health"`
+	Version   string     `json:"version,omitempty"`
+	Image     string     `json:"image,omitempty"`
+	Commit    string     `json:"commit,omitempty"`
+	AppliedAt *time.Time `json:"applied_at,omitempty"`
+	// Rollout is the last rollout's result (ok, failed); Live what the live
+	// check found ("running, healthy", "no container running", …).
+	Rollout string `json:"rollout,omitempty"`
+	Live    string `json:"live,omitempty"`
+	Held    bool   `json:"held,omitempty"`
+}
+
+// apiFleet is GET /api/v1/fleet, with the fleet page's filters: repo,
+// service, server, tag.
+func (s *Server) apiFleet(w http.ResponseWriter, r *http.Request) {
+	d, err := s.fleet(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := Fleet{Servers: make([]FleetServer, 0, len(d.Rows)), Targets: []FleetTarget{}}
+	if !d.LiveAt.IsZero() {
+		at := d.LiveAt.UTC()
+		out.LiveCheckedAt = &at
+	}
+	for _, row := range d.Rows {
+		out.Servers = append(out.Servers, FleetServer{Name: row.Server, Tags: row.Tags, Unreachable: row.Unreachable})
+		for i, c := range row.Cells {
+			t := FleetTarget{Repo: d.Columns[i].Repo, Service: d.Columns[i].Service, Server: row.Server, Health: c.Health,
+				Version: c.Version, Image: c.Image, Commit: c.Commit, Rollout: c.Rollout, Live: c.Live, Held: c.Held}
+			if !c.At.IsZero() {
+				at := c.At.UTC()
+				t.AppliedAt = &at
+			}
+			out.Targets = append(out.Targets, t)
+		}
+	}
+	s.json(w, http.StatusOK, out)
 }
 
 // DefaultLimit and MaxLimit bound a page of deployments.

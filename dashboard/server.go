@@ -33,9 +33,13 @@ type Options struct {
 	// the others' sessions.
 	SecretKey []byte
 	Store     state.Store
-	Daemon    Daemon       // nil: no daemon actions (they answer 503)
-	Changes   Changes      // nil: no new-service form nor rollback (503)
-	Metrics   http.Handler // served at /metrics; nil: none
+	Daemon    Daemon  // nil: no daemon actions (they answer 503); may be a ServerLister too
+	Changes   Changes // nil: no new-service form nor rollback (503)
+	// Status, when set, reads what runs on servers now for the fleet's
+	// live check (at most once per 30 s, in the background); nil: the
+	// fleet's health is the last rollout's only.
+	Status  StatusFunc
+	Metrics http.Handler // served at /metrics; nil: none
 	// ForgeCall, when set, is told of every call to the forge's API (for
 	// metrics).
 	ForgeCall func(*http.Response, error)
@@ -55,6 +59,7 @@ type Server struct {
 	log          *slog.Logger
 	routes       []route
 	mux          *http.ServeMux
+	live         *liveChecker // nil without Options.Status
 }
 
 // Access says who may use a route.
@@ -105,6 +110,9 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{cfg: opts.Config, clientSecret: opts.ClientSecret, opts: opts, signer: newSigner(opts.SecretKey),
 		http: opts.HTTPClient, log: opts.Logger.With("component", "dashboard"), mux: http.NewServeMux()}
+	if opts.Status != nil {
+		s.live = &liveChecker{status: opts.Status}
+	}
 	s.routes = []route{
 		{"GET", "/login", Public, None, s.login},
 		{"GET", "/login/callback", Public, None, s.callback},
@@ -127,6 +135,7 @@ func New(opts Options) (*Server, error) {
 		{"POST", "/repos/{repo}/services/{service}/rollback", Page, Deployer, s.servicePost(s.rollback)},
 
 		{"GET", "/api/v1/whoami", API, Viewer, s.apiWhoami},
+		{"GET", "/api/v1/fleet", API, Viewer, s.apiFleet},
 		{"GET", "/api/v1/deployments", API, Viewer, s.apiDeployments},
 		{"GET", "/api/v1/deployments/{id}", API, Viewer, s.apiDeployment},
 		{"GET", "/api/v1/deployments/{id}/events", API, Viewer, s.apiEvents},

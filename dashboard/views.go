@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"html"
+	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/bosunhq/bosun/internal/commitsha"
+	"github.com/bosunhq/bosun/planner"
 	"github.com/bosunhq/bosun/state"
 )
 
@@ -22,14 +26,22 @@ import (
 type fleetCell struct {
 	Version, Image, Commit string
 	At                     time.Time
-	Health                 string // "running", "unhealthy" (its last rollout failed) or "missing"
-	Held                   bool
+	// Health is "running", "unhealthy" (its last rollout failed, or the
+	// live check found it unhealthy or not running) or "missing" (not
+	// applied there, or the live check found no container of it).
+	Health string
+	// Rollout is the last rollout's result ("ok", "failed"), Live what the
+	// live check found ("" before one read the server).
+	Rollout, Live string
+	Held          bool
 }
 
 // fleetRow is one server of the fleet matrix.
 type fleetRow struct {
-	Server string
-	Cells  []fleetCell // one per column
+	Server      string
+	Tags        []string    // fleet.yml's
+	Unreachable string      // why the live check could not read it
+	Cells       []fleetCell // one per column
 }
 
 // fleetColumn is one service of the fleet matrix.
@@ -37,33 +49,72 @@ type fleetColumn struct{ Repo, Service string }
 
 // fleetData is the fleet page's data.
 type fleetData struct {
-	Columns               []fleetColumn
-	Rows                  []fleetRow
-	Repos                 []string
-	Repo, Service, Server string
-	Now                   time.Time
+	Columns                    []fleetColumn
+	Rows                       []fleetRow
+	Repos                      []string
+	Tags                       []string // every server tag, for the filter
+	Repo, Service, Server, Tag string
+	Live                       bool      // a live check is configured
+	LiveAt                     time.Time // when the last live check finished; zero: none yet
+	Now                        time.Time
 }
 
-// fleet gathers the fleet matrix from the store: what is applied per repo,
-// the holds, and the last deployment of each service (a failed or rolled
-// back one marks its cells unhealthy). Health comes from the last rollout's
-// result, not from a live check of the servers.
+// fleet gathers the fleet matrix from the store: per repo what is applied
+// (ListFleet: the newest target per service and host, without specs), the
+// holds, and the last deployment of each service (a failed or rolled back
+// one marks its cells unhealthy); and, with a live check, what the last
+// check found on the servers.
 func (s *Server) fleet(r *http.Request) (fleetData, error) {
 	ctx := r.Context()
 	q := r.URL.Query()
-	d := fleetData{Repo: q.Get("repo"), Service: q.Get("service"), Server: q.Get("server"), Now: time.Now()}
+	d := fleetData{Repo: q.Get("repo"), Service: q.Get("service"), Server: q.Get("server"), Tag: q.Get("tag"), Now: time.Now()}
 	if s.opts.Daemon != nil {
 		d.Repos = s.opts.Daemon.Repos()
 	}
+	// The servers' tags and, for the live check, how to reach them.
+	tags := map[string][]string{}
+	var hosts []planner.Host
+	if sl, ok := s.opts.Daemon.(ServerLister); ok {
+		seen := map[string]bool{}
+		allTags := map[string]bool{}
+		for _, repo := range d.Repos {
+			hs, ts, ok := sl.Servers(repo)
+			if !ok {
+				continue
+			}
+			for _, h := range hs {
+				if !seen[h.Name] {
+					seen[h.Name] = true
+					hosts = append(hosts, h)
+				}
+			}
+			for h, t := range ts {
+				tags[h] = t
+				for _, x := range t {
+					allTags[x] = true
+				}
+			}
+		}
+		for t := range allTags {
+			d.Tags = append(d.Tags, t)
+		}
+		sort.Strings(d.Tags)
+	}
+	var live liveView
+	if s.live != nil {
+		d.Live = true
+		live = s.live.current(hosts, func(err error) { s.log.Warn("fleet live check: some servers not read", "err", err) })
+		d.LiveAt = live.At
+	}
 	type key struct{ repo, service, host string }
-	cells := map[key]fleetCell{}
+	cells := make(map[key]fleetCell, 1024)
 	servers := map[string]bool{}
 	cols := map[fleetColumn]bool{}
 	for _, repo := range d.Repos {
 		if d.Repo != "" && repo != d.Repo {
 			continue
 		}
-		applied, err := s.opts.Store.ListApplied(ctx, repo)
+		applied, err := s.opts.Store.ListFleet(ctx, repo)
 		if err != nil {
 			return d, fmt.Errorf("list what is applied for %s: %w", repo, err)
 		}
@@ -77,7 +128,7 @@ func (s *Server) fleet(r *http.Request) (fleetData, error) {
 		}
 		failed := map[string]bool{}
 		for _, a := range applied {
-			if d.Service != "" && a.Service != d.Service || d.Server != "" && a.Host != d.Server {
+			if d.Service != "" && a.Service != d.Service || d.Server != "" && a.Host != d.Server || d.Tag != "" && !slices.Contains(tags[a.Host], d.Tag) {
 				continue
 			}
 			col := fleetColumn{repo, a.Service}
@@ -90,14 +141,25 @@ func (s *Server) fleet(r *http.Request) (fleetData, error) {
 				failed[a.Service] = len(last) == 1 && (last[0].Status == state.StatusFailed || last[0].Status == state.StatusRolledBack)
 			}
 			servers[a.Host] = true
-			c := fleetCell{Version: a.Version, Image: imageOf(a.Spec), Commit: a.Commit, At: a.AppliedAt, Health: "running", Held: held[a.Service]}
+			c := fleetCell{Version: a.Version, Image: a.Image, Commit: a.Commit, At: a.AppliedAt, Health: "running", Rollout: "ok", Held: held[a.Service]}
 			if failed[a.Service] {
-				c.Health = "unhealthy"
+				c.Health, c.Rollout = "unhealthy", "failed"
 			}
-			k := key{repo, a.Service, a.Host}
-			if old, ok := cells[k]; !ok || c.At.After(old.At) { // roles of one service on one host: the newest
-				cells[k] = c
+			if live.Checked[a.Host] {
+				switch run, ok := live.Runs[liveKey{a.Service, a.Host}]; {
+				case !ok:
+					c.Health, c.Live = "missing", "no container running"
+				case run.State != "running":
+					c.Health, c.Live = "unhealthy", run.State
+				case run.Health == "unhealthy":
+					c.Health, c.Live = "unhealthy", "running, unhealthy"
+				case run.Health != "":
+					c.Live = "running, " + run.Health
+				default:
+					c.Live = "running"
+				}
 			}
+			cells[key{repo, a.Service, a.Host}] = c
 		}
 	}
 	for c := range cols {
@@ -113,7 +175,7 @@ func (s *Server) fleet(r *http.Request) (fleetData, error) {
 	}
 	sort.Strings(names)
 	for _, h := range names {
-		row := fleetRow{Server: h, Cells: make([]fleetCell, len(d.Columns))}
+		row := fleetRow{Server: h, Tags: tags[h], Unreachable: live.Unreachable[h], Cells: make([]fleetCell, len(d.Columns))}
 		for i, c := range d.Columns {
 			cell, ok := cells[key{c.Repo, c.Service, h}]
 			if !ok {
@@ -126,18 +188,71 @@ func (s *Server) fleet(r *http.Request) (fleetData, error) {
 	return d, nil
 }
 
-// imageOf reads the image reference of a spec (planner.Spec's JSON).
-func imageOf(spec []byte) string {
-	var v struct {
-		Image string `json:"image"`
+// Matrix renders the fleet matrix's rows. It is Go, not the page's
+// template: 200 servers × 50 services are 10,000 cells, and a template
+// spends most of the 100 ms the page may take on its reflection calls.
+// Every value is escaped here.
+func (d fleetData) Matrix() template.HTML {
+	var b strings.Builder
+	b.Grow(len(d.Rows) * len(d.Columns) * 300)
+	esc := html.EscapeString
+	for _, row := range d.Rows {
+		b.WriteString(`<tr><th><a href="/servers/`)
+		b.WriteString(esc(url.PathEscape(row.Server)))
+		b.WriteString(`">`)
+		b.WriteString(esc(row.Server))
+		b.WriteString("</a>")
+		if len(row.Tags) > 0 {
+			b.WriteString(`<div class="muted small">`)
+			b.WriteString(esc(strings.Join(row.Tags, ", ")))
+			b.WriteString("</div>")
+		}
+		if row.Unreachable != "" {
+			b.WriteString(`<div class="badge h-unhealthy" title="`)
+			b.WriteString(esc(row.Unreachable))
+			b.WriteString(`">unreachable</div>`)
+		}
+		b.WriteString("</th>")
+		for _, c := range row.Cells {
+			h := esc(c.Health)
+			b.WriteString(`<td class="cell h-`)
+			b.WriteString(h)
+			b.WriteString(`">`)
+			if c.Version == "" {
+				b.WriteString(`<span class="muted">missing</span></td>`)
+				continue
+			}
+			b.WriteString(`<span class="badge h-`)
+			b.WriteString(h)
+			b.WriteString(`" title="last rollout: `)
+			b.WriteString(esc(c.Rollout))
+			if c.Live != "" {
+				b.WriteString("; live check: ")
+				b.WriteString(esc(c.Live))
+			}
+			b.WriteString(`">`)
+			b.WriteString(h)
+			b.WriteString(`</span>`)
+			if c.Held {
+				b.WriteString(` <span class="badge held" title="held: bosun does not deploy this service">held</span>`)
+			}
+			b.WriteString("\n" + `<div class="mono">`)
+			b.WriteString(esc(shortVersion(c.Version)))
+			b.WriteString(" · ")
+			b.WriteString(esc(imageTag(c.Image)))
+			b.WriteString(`</div><div class="mono muted small">`)
+			b.WriteString(esc(commitsha.Short(c.Commit)))
+			b.WriteString(` · <span title="`)
+			b.WriteString(absTime(c.At))
+			b.WriteString(`">`)
+			b.WriteString(age(d.Now, c.At))
+			b.WriteString("</span></div></td>")
+		}
+		b.WriteString("</tr>\n")
 	}
-	if json.Unmarshal(spec, &v) != nil {
-		return ""
-	}
-	return v.Image
+	return template.HTML(b.String())
 }
 
-// fleetPage is GET /fleet.
 func (s *Server) fleetPage(w http.ResponseWriter, r *http.Request) {
 	d, err := s.fleet(r)
 	if err != nil {
@@ -378,24 +493,11 @@ var templateFuncs = map[string]any{
 		}
 		return "pending"
 	},
-	"short": commitsha.Short,
-	"shortv": func(v string) string {
-		if len(v) > 8 {
-			return v[:8]
-		}
-		return v
-	},
-	"tag": func(image string) string { // the tag (or digest) of an image reference
-		if i := strings.LastIndex(image, "@"); i >= 0 {
-			return image[i+1:]
-		}
-		if i := strings.LastIndex(image, ":"); i > strings.LastIndex(image, "/") {
-			return image[i+1:]
-		}
-		return "latest"
-	},
+	"short":   commitsha.Short,
+	"shortv":  shortVersion,
+	"tag":     imageTag,
 	"age":     age,
-	"abstime": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
+	"abstime": absTime,
 	"took": func(start time.Time, end *time.Time) string {
 		return end.Sub(start).Round(100 * time.Millisecond).String()
 	},
@@ -406,6 +508,27 @@ var templateFuncs = map[string]any{
 		return host
 	},
 }
+
+// shortVersion is a version's first 8 characters.
+func shortVersion(v string) string {
+	if len(v) > 8 {
+		return v[:8]
+	}
+	return v
+}
+
+// imageTag is the tag (or digest) of an image reference.
+func imageTag(image string) string {
+	if i := strings.LastIndex(image, "@"); i >= 0 {
+		return image[i+1:]
+	}
+	if i := strings.LastIndex(image, ":"); i > strings.LastIndex(image, "/") {
+		return image[i+1:]
+	}
+	return "latest"
+}
+
+func absTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }
 
 // age says how long ago t was, in one unit: "45s", "12m", "3h", "5d".
 func age(now, t time.Time) string {

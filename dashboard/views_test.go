@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -12,9 +13,12 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/bosunhq/bosun/executor"
+	"github.com/bosunhq/bosun/planner"
 	"github.com/bosunhq/bosun/state"
 )
 
@@ -343,5 +347,90 @@ func TestDeployment_streamSlowClient(t *testing.T) {
 	case <-done:
 	case <-time.After(30 * time.Second):
 		t.Fatal("the stream handler still runs 30 s after its client stopped reading")
+	}
+}
+
+// fleetDaemon is a Daemon that knows its repositories' servers and tags.
+type fleetDaemon struct {
+	repos
+	hosts []planner.Host
+	tags  map[string][]string
+}
+
+func (f fleetDaemon) Servers(string) ([]planner.Host, map[string][]string, bool) {
+	return f.hosts, f.tags, true
+}
+
+// The fleet filters by server tag, and its health joins the last rollout
+// with the live check: a service whose container is not running is
+// missing, an unhealthy one unhealthy, an unreachable server is marked.
+// The check runs in the background, at most once per liveInterval, never
+// while the page waits; /api/v1/fleet says the same as the page.
+func TestFleet_tagsAndLiveCheck(t *testing.T) {
+	b := newBed(t, sqliteDSN(t), nil)
+	names := []string{"server-01", "server-02", "server-03"}
+	var hosts []planner.Host
+	for _, n := range names {
+		hosts = append(hosts, planner.Host{Name: n, Address: n})
+		for _, svc := range []string{"api", "worker"} {
+			if err := b.st.PutApplied(t.Context(), state.Applied{Repo: "fleet", Service: svc, Role: "web", Host: n, Version: "abcdef0123456789", Commit: "1111111111111111111111111111111111111111", Spec: []byte(`{"image":"ghcr.io/acme/` + svc + `:v1"}`)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	b.s.opts.Daemon = fleetDaemon{repos: repos{"fleet"}, hosts: hosts, tags: map[string][]string{"server-01": {"eu-west", "web"}, "server-02": {"us-east"}}}
+	var checks atomic.Int32
+	b.s.live = &liveChecker{status: func(ctx context.Context, hs []planner.Host) ([]executor.ContainerStatus, error) {
+		checks.Add(1)
+		if len(hs) != 3 {
+			t.Errorf("the live check got %d hosts, want 3", len(hs))
+		}
+		return []executor.ContainerStatus{
+			{Host: "server-01", Service: "api", State: "running", Health: "healthy"},
+			{Host: "server-01", Service: "worker", State: "running"},
+			{Host: "server-02", Service: "api", State: "running", Health: "unhealthy"},
+			// server-02's worker runs no container.
+			{Host: "server-03", Err: errors.New("ssh: connection refused")},
+		}, errors.New("status: server-03: ssh: connection refused")
+	}}
+	c, _ := b.login(t, bob)
+	_, _, body := do(t, c, "GET", b.url+"/fleet", "", nil)
+	if !strings.Contains(body, "the first is running") || strings.Contains(body, "badge h-missing") {
+		t.Errorf("the first fleet page (live check started, not finished):\n%s", body)
+	}
+	b.s.live.mu.Lock()
+	done := b.s.live.done
+	b.s.live.mu.Unlock()
+	<-done
+	_, _, body = do(t, c, "GET", b.url+"/fleet", "", nil)
+	if n := checks.Load(); n != 1 {
+		t.Errorf("%d live checks after two pages within liveInterval, want 1", n)
+	}
+	for _, want := range []string{`title="last rollout: ok; live check: running, healthy"`, `badge h-unhealthy" title="last rollout: ok; live check: running, unhealthy"`,
+		`badge h-missing" title="last rollout: ok; live check: no container running"`, `title="ssh: connection refused">unreachable<`, "eu-west, web", `<option>us-east</option>`, "last read"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the fleet page after the live check lacks %q:\n%s", want, body)
+		}
+	}
+	_, _, body = do(t, c, "GET", b.url+"/fleet?tag=eu-west", "", nil)
+	if !strings.Contains(body, `href="/servers/server-01"`) || strings.Contains(body, `href="/servers/server-02"`) || strings.Contains(body, `href="/servers/server-03"`) {
+		t.Errorf("the fleet filtered by tag eu-west:\n%s", body)
+	}
+
+	tok, err := CreateToken(t.Context(), b.st, "reader", Viewer, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, body := do(t, http.DefaultClient, "GET", b.url+"/api/v1/fleet?tag=us-east", tok, nil)
+	f := decode[Fleet](t, body)
+	if code != http.StatusOK || len(f.Servers) != 1 || f.Servers[0].Name != "server-02" || f.LiveCheckedAt == nil || len(f.Targets) != 2 {
+		t.Fatalf("GET /api/v1/fleet?tag=us-east: %d %+v", code, f)
+	}
+	got := map[string]string{}
+	for _, x := range f.Targets {
+		got[x.Service] = x.Health + " / " + x.Live + " / " + x.Image
+	}
+	if want := map[string]string{"api": "unhealthy / running, unhealthy / ghcr.io/acme/api:v1", "worker": "missing / no container running / ghcr.io/acme/worker:v1"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("the API's targets on server-02: %v, want %v", got, want)
 	}
 }

@@ -369,6 +369,23 @@ type rollout struct {
 	localRegErr  error // checkLocalRegistry's answer, asked once per rollout
 }
 
+// servicePlan is the plan's text (as `bosun plan` prints it) for one
+// service: what its deployment records as its cause.
+func servicePlan(plan *planner.Plan, service string) string {
+	p := *plan
+	p.Changes = nil
+	for _, ch := range plan.Changes {
+		if ch.Service == service {
+			p.Changes = append(p.Changes, ch)
+		}
+	}
+	var b strings.Builder
+	if _, err := p.WriteTo(&b); err != nil {
+		return ""
+	}
+	return b.String()
+}
+
 // switched is a target put on its new version, with how to go back.
 type switched struct {
 	ch   planner.Change
@@ -402,7 +419,8 @@ func (e *Executor) applyService(ctx context.Context, plan *planner.Plan, pol pla
 
 	flushEvents := func() {}
 	if st := e.cfg.Store; st != nil {
-		id, err := st.CreateDeployment(ctx, state.Deployment{Repo: plan.Repo, Service: pol.Name, Commit: plan.Commit, Status: state.StatusDeploying, Trigger: opts.Trigger, StartedAt: time.Now().UTC()})
+		id, err := st.CreateDeployment(ctx, state.Deployment{Repo: plan.Repo, Service: pol.Name, Commit: plan.Commit, Status: state.StatusDeploying, Trigger: opts.Trigger,
+			Plan: servicePlan(plan, pol.Name), StartedAt: time.Now().UTC()})
 		if err != nil {
 			sr.Status, sr.Err = state.StatusFailed, fmt.Errorf("record deployment of %s: %w", pol.Name, err)
 			return

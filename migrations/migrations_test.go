@@ -18,7 +18,7 @@ import (
 func TestMain(m *testing.M) { os.Exit(testbed.PostgresMain(m)) }
 
 // wantTables are the tables of the newest schema, besides schema_migrations.
-var wantTables = []string{"actions", "api_tokens", "applied", "deployment_events", "deployments", "holds", "locks", "meta", "pull_requests", "spec_versions", "webhook_deliveries"}
+var wantTables = []string{"actions", "api_tokens", "applied", "applied_generations", "deployment_events", "deployments", "holds", "locks", "meta", "pull_requests", "spec_versions", "webhook_deliveries"}
 
 type dialectCase struct {
 	d Dialect

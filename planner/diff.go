@@ -85,6 +85,14 @@ func diffState(ds *desiredState, in *Input) *Plan {
 	slices.SortFunc(pl.Changes, func(a, b Change) int {
 		return strings.Compare(a.Service+"\x00"+a.Role+"\x00"+a.Host, b.Service+"\x00"+b.Role+"\x00"+b.Host)
 	})
+	for name := range pl.Hosts {
+		if srv := ds.fleet.servers[name]; srv != nil && len(srv.tags) > 0 {
+			if pl.Tags == nil {
+				pl.Tags = map[string][]string{}
+			}
+			pl.Tags[name] = slices.Clone(srv.tags)
+		}
+	}
 	applyHolds(pl, in.Holds)
 	return pl
 }

@@ -79,7 +79,10 @@ type Plan struct {
 	Changes      []Change        // one per target, sorted by service, role, host
 	Services     []Service       // rollout policy per service in the desired config, sorted by name
 	Hosts        map[string]Host // connection details of every host a change names (when known)
-	Notices      []string        // ignored keys etc., each "file:line:col: ..."
+	// Tags are the fleet.yml tags of the hosts in Hosts that have some
+	// (the dashboard filters servers by them).
+	Tags    map[string][]string
+	Notices []string // ignored keys etc., each "file:line:col: ..."
 	// Warnings are things a reviewer should know that do not make the
 	// commit invalid: a secret that could not be resolved while planning,
 	// a removal on a host that left the inventory.

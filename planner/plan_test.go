@@ -114,3 +114,17 @@ func TestPlan_Empty(t *testing.T) {
 	require.Equal(t, []string{"app"}, held.ReleasedHolds)
 	require.False(t, held.Empty(), "a plan that ends a hold is not empty")
 }
+
+// A plan carries the fleet.yml tags of its hosts (the dashboard filters
+// servers by them); hosts without tags have none.
+func TestPlan_Tags(t *testing.T) {
+	t.Parallel()
+	repo := map[string]string{
+		"fleet.yml":        "servers:\n  web-1: {host: 10.0.0.11, tags: [web, eu-west]}\n  web-2: {host: 10.0.0.12}\n",
+		"services/app.yml": "service: app\nimage: a/b:1\nservers: [web-1, web-2]\n",
+	}
+	pl, err := planner.New(planner.Config{SecretKey: []byte("k")}).Plan(t.Context(), mapFS(repo), planner.Input{Repo: "r", Commit: "c1"})
+	require.NoError(t, err)
+	require.Equal(t, map[string][]string{"web-1": {"web", "eu-west"}}, pl.Tags)
+	require.Len(t, pl.Hosts, 2)
+}

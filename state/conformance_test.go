@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bosunhq/bosun/internal/testutil"
+	"github.com/bosunhq/bosun/migrations"
 )
 
 // testStore is the behaviour every Store must have. It runs unchanged on
@@ -85,6 +86,95 @@ func testStore(t *testing.T, newDSN func(t *testing.T) string) {
 		}
 	})
 
+	t.Run("Fleet", func(t *testing.T) {
+		t.Parallel()
+		dsn := newDSN(t)
+		s, ctx := open(t, dsn), t.Context()
+		t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+		for _, a := range []Applied{
+			{Repo: "r", Service: "web", Role: "web", Host: "web-1", Version: "v1", Commit: "c1", Spec: []byte(`{"image":"ghcr.io/a/web:1"}`), AppliedAt: t0},
+			// A later role of web on web-1 is what the fleet shows.
+			{Repo: "r", Service: "web", Role: "worker", Host: "web-1", Version: "v2", Commit: "c2", Spec: []byte(`{"image":"ghcr.io/a/web:2"}`), AppliedAt: t0.Add(time.Minute)},
+			{Repo: "r", Service: "web", Role: "web", Host: "web-2", Version: "v1", Commit: "c1", Spec: []byte(`{"image":"ghcr.io/a/web:1"}`), AppliedAt: t0},
+			{Repo: "r", Service: "api", Role: "web", Host: "web-2", Version: "v9", Commit: "c1", Spec: []byte(`{}`), Image: "given:9", AppliedAt: t0},
+			{Repo: "r", Service: "db", Role: "db", Host: "db-1", Version: "v3", Commit: "c1", Spec: []byte(`not json`), AppliedAt: t0},
+			{Repo: "other", Service: "web", Role: "web", Host: "web-1", Version: "v7", Commit: "c0", Spec: []byte(`{"image":"x"}`)},
+		} {
+			if err := s.PutApplied(ctx, a); err != nil {
+				t.Fatalf("PutApplied(%+v): %v", a, err)
+			}
+		}
+		check := func(when string) {
+			t.Helper()
+			got, err := s.ListFleet(ctx, "r")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rows []string
+			for _, a := range got {
+				if a.Spec != nil {
+					t.Errorf("%s: ListFleet returned the spec of %s@%s", when, a.Service, a.Host)
+				}
+				rows = append(rows, fmt.Sprintf("%s/%s@%s:%s %s %s %s", a.Service, a.Role, a.Host, a.Version, a.Commit, a.Image, a.AppliedAt.UTC().Format(time.TimeOnly)))
+			}
+			want := []string{
+				"api/web@web-2:v9 c1 given:9 03:04:05",
+				"db/db@db-1:v3 c1  03:04:05",
+				"web/worker@web-1:v2 c2 ghcr.io/a/web:2 03:05:05",
+				"web/web@web-2:v1 c1 ghcr.io/a/web:1 03:04:05",
+			}
+			if !equalStrings(rows, want) {
+				t.Errorf("%s: ListFleet = %q, want %q (the newest role per service and host, sorted by service and host)", when, rows, want)
+			}
+		}
+		check("after PutApplied")
+		if got := mustApplied(t, s, "r"); got[len(got)-1].Image != "ghcr.io/a/web:2" || got[0].Image != "given:9" {
+			t.Errorf("ListApplied's images: %+v", got)
+		}
+		// Another process's writes show at once (ListFleet caches until the
+		// repo's generation moves).
+		s2 := open(t, dsn)
+		if err := s2.PutApplied(ctx, Applied{Repo: "r", Service: "web", Role: "web", Host: "web-3", Version: "v1", Commit: "c1", Spec: []byte(`{"image":"ghcr.io/a/web:1"}`), AppliedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.ListFleet(ctx, "r"); err != nil || len(got) != 5 || got[4].Host != "web-3" {
+			t.Errorf("after another store's PutApplied ListFleet = %+v, %v; want web@web-3 last", got, err)
+		}
+		if err := s2.DeleteApplied(ctx, "r", "web", "web", "web-3"); err != nil {
+			t.Fatal(err)
+		}
+		check("after another store's DeleteApplied")
+		if err := s2.DeleteApplied(ctx, "r", "web", "web", "nowhere"); err != nil {
+			t.Errorf("DeleteApplied of a missing target: %v", err)
+		}
+		// A copy: changing the answer changes no later one.
+		got, _ := s.ListFleet(ctx, "r")
+		got[0].Version = "changed"
+		check("after changing an answer")
+
+		// Migration 4 fills the image of rows applied before it existed.
+		s.Close()
+		db, dialect, closeDB, err := OpenDB(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := migrations.Down(ctx, db, dialect, 1); err != nil {
+			t.Fatalf("down one migration: %v", err)
+		}
+		closeDB()
+		s = open(t, dsn)
+		got, err = s.ListFleet(ctx, "r")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range got {
+			want := map[string]string{"api": "", "db": "", "web": "ghcr.io/a/web:"}[a.Service]
+			if want == "" && a.Image != "" || want != "" && !strings.HasPrefix(a.Image, want) {
+				t.Errorf("after the migration %s@%s has image %q, want %q… (from its spec)", a.Service, a.Host, a.Image, want)
+			}
+		}
+	})
+
 	t.Run("Versions", func(t *testing.T) {
 		t.Parallel()
 		s, ctx := fresh(t), t.Context()
@@ -137,7 +227,7 @@ func testStore(t *testing.T, newDSN func(t *testing.T) string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d.ID != id1 || d.Status != StatusPending || d.Repo != "r" || d.Service != "web" || d.Commit != "c1" || d.Trigger != "push" || d.FinishedAt != nil || d.StartedAt.Before(before) || d.StartedAt.After(time.Now()) {
+		if d.ID != id1 || d.Status != StatusPending || d.Repo != "r" || d.Plan != "" || d.Service != "web" || d.Commit != "c1" || d.Trigger != "push" || d.FinishedAt != nil || d.StartedAt.Before(before) || d.StartedAt.After(time.Now()) {
 			t.Errorf("new deployment = %+v; want pending, started now, not finished", d)
 		}
 		if err := s.FinishDeployment(ctx, id1, StatusFailed, "web-1: health: timeout"); err != nil {
@@ -210,6 +300,23 @@ func testStore(t *testing.T, newDSN func(t *testing.T) string) {
 			if fmt.Sprint(got) != fmt.Sprint(c.want) {
 				t.Errorf("ListDeployments(%+v) = %v, want %v", c.f, got, c.want)
 			}
+		}
+	})
+
+	t.Run("DeploymentPlan", func(t *testing.T) {
+		t.Parallel()
+		s, ctx := fresh(t), t.Context()
+		plan := "Plan for r at 0123456: 1 to update.\n\nweb\n  ~ web@web-1  v1 -> v2\n"
+		id, err := s.CreateDeployment(ctx, Deployment{Repo: "r", Service: "web", Commit: "c1", Trigger: "push", Plan: plan})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d, err := s.GetDeployment(ctx, id); err != nil || d.Plan != plan {
+			t.Errorf("GetDeployment's plan = %q, %v; want %q", d.Plan, err, plan)
+		}
+		ds, err := s.ListDeployments(ctx, DeploymentFilter{Repo: "r"})
+		if err != nil || len(ds) != 1 || ds[0].ID != id || ds[0].Plan != "" {
+			t.Errorf("ListDeployments = %+v, %v; want deployment %d without its plan", ds, err, id)
 		}
 	})
 

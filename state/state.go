@@ -30,10 +30,15 @@ type Store interface {
 	// ListApplied returns what is applied for repo, sorted by service, role
 	// and host.
 	ListApplied(ctx context.Context, repo string) ([]Applied, error)
+	// ListFleet returns what the fleet matrix shows of repo: per service
+	// and host, the target applied last (of the service's roles on that
+	// host), sorted by service and host, without its spec (Spec is nil;
+	// Image summarises it).
+	ListFleet(ctx context.Context, repo string) ([]Applied, error)
 	// PutApplied records that a.Spec (version a.Version) now runs on the
 	// target (repo, service, role, host), replacing what was there, and
 	// adds the spec to the service's version history. A zero AppliedAt
-	// means now.
+	// means now; an empty Image is read from the spec's "image".
 	PutApplied(ctx context.Context, a Applied) error
 	// DeleteApplied forgets the target (after its containers are removed).
 	// Deleting a target that is not there is not an error. The version
@@ -176,7 +181,10 @@ type Applied struct {
 	Version                   string
 	Commit                    string
 	Spec                      []byte
-	AppliedAt                 time.Time
+	// Image is the spec's image reference, kept beside it so that the
+	// fleet reads no spec.
+	Image     string
+	AppliedAt time.Time
 }
 
 // Version is one spec that was applied for a role of a service: when it was
@@ -222,13 +230,17 @@ func (s Status) Final() bool {
 // Deployment is one run of the executor for a repository (all of its
 // changed services, or the one named by Service).
 type Deployment struct {
-	ID         int64
-	Repo       string
-	Service    string // "" for a deployment of every changed service
-	Commit     string
-	Status     Status
-	Trigger    string // who or what started it: "push", "poll", "rollback by alice", …
-	Error      string // why it failed, for failed and rolled_back
+	ID      int64
+	Repo    string
+	Service string // "" for a deployment of every changed service
+	Commit  string
+	Status  Status
+	Trigger string // who or what started it: "push", "poll", "rollback by alice", …
+	Error   string // why it failed, for failed and rolled_back
+	// Plan is the plan that caused it, as text (planner.Plan.WriteTo of
+	// the deployment's service). GetDeployment returns it;
+	// ListDeployments leaves it empty.
+	Plan       string
 	StartedAt  time.Time
 	FinishedAt *time.Time // nil until it finishes
 }

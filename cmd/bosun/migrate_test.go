@@ -22,12 +22,14 @@ func TestCLI_migrate(t *testing.T) {
 				args []string
 				want string
 			}{
-				{[]string{"migrate", "--state", dsn}, "applied 0001_init\napplied 0002_dashboard\n"},
-				{[]string{"migrate", "--state", dsn}, "schema up to date (version 0002)"},
+				{[]string{"migrate", "--state", dsn}, "applied 0001_init\napplied 0002_dashboard\napplied 0003_pulls_actions\napplied 0004_fleet\n"},
+				{[]string{"migrate", "--state", dsn}, "schema up to date (version 0004)"},
+				{[]string{"migrate", "--state", dsn, "--down", "1"}, "reverted 0004_fleet\n"},
+				{[]string{"migrate", "--state", dsn, "--down", "1"}, "reverted 0003_pulls_actions\n"},
 				{[]string{"migrate", "--state", dsn, "--down", "1"}, "reverted 0002_dashboard\n"},
 				{[]string{"migrate", "--state", dsn, "--down", "1"}, "reverted 0001_init\n"},
 				{[]string{"migrate", "--state", dsn, "--down", "1"}, "no migration to revert"},
-				{[]string{"migrate", "--state", dsn}, "applied 0001_init\napplied 0002_dashboard\n"},
+				{[]string{"migrate", "--state", dsn}, "applied 0001_init\napplied 0002_dashboard\napplied 0003_pulls_actions\napplied 0004_fleet\n"},
 			}
 			for _, s := range steps {
 				code, out, errOut := runCLI(t, nil, s.args...)

@@ -99,7 +99,11 @@ config kept. See docs/daemon.md.`, e)
 	defer x.Close()
 
 	ref := &daemonRef{}
-	dash, err := newDashboard(ctx, cfg.Dashboard, st, ref, m, e.getenv, log)
+	// The fleet's live check reads the servers as bosun status does.
+	status := func(ctx context.Context, hosts []planner.Host) ([]executor.ContainerStatus, error) {
+		return x.Status(ctx, hosts, false)
+	}
+	dash, err := newDashboard(ctx, cfg.Dashboard, st, ref, status, m, e.getenv, log)
 	if err != nil {
 		return 1, err
 	}
@@ -150,7 +154,7 @@ config kept. See docs/daemon.md.`, e)
 // newDashboard builds the dashboard from its config section: the OAuth
 // client secret read from its env or file, the cookie key derived from the
 // store's secret key.
-func newDashboard(ctx context.Context, dc dashboard.Config, st state.Store, d *daemonRef, m *metrics.Metrics, getenv func(string) string, log *slog.Logger) (*dashboard.Server, error) {
+func newDashboard(ctx context.Context, dc dashboard.Config, st state.Store, d *daemonRef, status dashboard.StatusFunc, m *metrics.Metrics, getenv func(string) string, log *slog.Logger) (*dashboard.Server, error) {
 	var clientSecret string
 	if dc.OAuth() {
 		var err error
@@ -162,7 +166,7 @@ func newDashboard(ctx context.Context, dc dashboard.Config, st state.Store, d *d
 	if err != nil {
 		return nil, err
 	}
-	return dashboard.New(dashboard.Options{Config: dc, ClientSecret: clientSecret, SecretKey: key, Store: st, Daemon: d, Changes: d,
+	return dashboard.New(dashboard.Options{Config: dc, ClientSecret: clientSecret, SecretKey: key, Store: st, Daemon: d, Changes: d, Status: status,
 		Metrics: m.Handler(), ForgeCall: m.ForgeCall, Logger: log})
 }
 
@@ -182,6 +186,15 @@ func (r *daemonRef) Propose(ctx context.Context, repo string, p webhook.Proposal
 }
 func (r *daemonRef) Rollback(ctx context.Context, repo, service, to, actor, reason string) error {
 	return r.d.Rollback(ctx, repo, service, to, actor, reason)
+}
+
+// Servers makes the daemon a dashboard.ServerLister.
+func (r *daemonRef) Servers(repo string) ([]planner.Host, map[string][]string, bool) {
+	sv := r.d.Servers(repo)
+	if sv == nil {
+		return nil, nil, false
+	}
+	return sv.Hosts, sv.Tags, true
 }
 func (r *daemonRef) Sync(ctx context.Context, repo, actor string) error {
 	return r.d.Sync(ctx, repo, actor)

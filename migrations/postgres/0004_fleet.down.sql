@@ -1,0 +1,3 @@
+DROP TABLE applied_generations;
+ALTER TABLE deployments DROP COLUMN plan;
+ALTER TABLE applied DROP COLUMN image;
