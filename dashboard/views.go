@@ -509,6 +509,18 @@ var templateFuncs = map[string]any{
 	},
 }
 
+// imageOf reads the image reference of a spec (planner.Spec's JSON), for
+// pages that show one spec (the fleet reads Applied.Image instead).
+func imageOf(spec []byte) string {
+	var v struct {
+		Image string `json:"image"`
+	}
+	if json.Unmarshal(spec, &v) != nil {
+		return ""
+	}
+	return v.Image
+}
+
 // shortVersion is a version's first 8 characters.
 func shortVersion(v string) string {
 	if len(v) > 8 {
