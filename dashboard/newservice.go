@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -273,11 +274,15 @@ func (f *serviceForm) serviceFile(head fs.FS) ([]byte, []string) {
 		}
 		doc = file
 	}
-	b, err := yaml.Marshal(doc)
-	if err != nil {
+	var b bytes.Buffer
+	b.WriteString("# Added from bosun's dashboard.\n")
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(doc); err != nil {
 		return nil, []string{"the service file could not be written: " + err.Error()}
 	}
-	return append([]byte("# Added from bosun's dashboard.\n"), b...), nil
+	enc.Close()
+	return b.Bytes(), nil
 }
 
 // check plans the repository as the pull request would make it, with the
