@@ -153,6 +153,7 @@ func (ro *rollout) deployTarget(ctx context.Context, ch planner.Change) (undo fu
 	// Kamal's running containers of this target are replaced like old
 	// ones (a stateful one stopped first, so two never share its data),
 	// except behind kamal-proxy: they serve until the ports move.
+	var kamalOlds []kamalContainer // stopped once the new one is ready (not stateful)
 	for _, k := range kh.match(ch, ro.plan.Destination) {
 		if !k.running() {
 			continue
@@ -165,6 +166,7 @@ func (ro *rollout) deployTarget(ctx context.Context, ch planner.Change) (undo fu
 		}
 		ev(StepStop, StatusStarted, "Kamal's container "+k.Name+" is stopped (and kept) once "+name+" is ready")
 		olds = append(olds, k.ID)
+		kamalOlds = append(kamalOlds, k)
 	}
 	if staged {
 		kh.mu.Lock()
@@ -295,6 +297,14 @@ func (ro *rollout) deployTarget(ctx context.Context, ch planner.Change) (undo fu
 
 	if !stateful {
 		ro.retireOlds(bg, ch, dc, spec, px != nil, others, paused)
+		// Kamal's are not bosun's olds: retireOlds does not see them.
+		for _, k := range kamalOlds {
+			if err := stopAll(bg, dc, []string{k.ID}, spec); err != nil {
+				ev(StepStop, StatusFailed, "Kamal's container "+k.Name+": "+err.Error())
+				continue
+			}
+			ev(StepStop, StatusOK, "Kamal's container "+k.Name+" stopped (kept)")
+		}
 	}
 	if err := ro.record(bg, ch, spec, ch.Version); err != nil {
 		e.log.Error("record applied state", "service", ch.Service, "host", ch.Host, "err", err)

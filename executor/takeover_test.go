@@ -22,22 +22,38 @@ import (
 // container, and kamal-proxy (a stand-in named and labelled as Kamal's)
 // on ports 80/443 routing to it.
 type kamalServer struct {
-	s        *testbed.Server
-	app, acc string // Kamal's container names
+	s             *testbed.Server
+	app, acc, job string // Kamal's container names (job: "" when none)
 }
 
 func setupKamal(t testing.TB, en *bedEnv, s *testbed.Server) kamalServer {
 	t.Helper()
+	return setupKamalAs(t, en, s, "", false)
+}
+
+// setupKamalAs is setupKamal for Kamal destination dest ("": none), with
+// an unproxied role job (Kamal's `proxy: false`) beside web when job is set.
+func setupKamalAs(t testing.TB, en *bedEnv, s *testbed.Server, dest string, job bool) kamalServer {
+	t.Helper()
 	kp := en.bed.PushKamalProxy(t)
 	appRef := en.bed.PushApp(t, "shop", "kamal1", testbed.AppOK)
 	dbRef := en.bed.PushApp(t, "shop-db", "kamaldb", testbed.AppOK)
-	ks := kamalServer{s: s, app: "shop-web-0123456789abcdef", acc: "shop-db"}
+	infix := ""
+	if dest != "" {
+		infix = "-" + dest
+	}
+	ks := kamalServer{s: s, app: "shop-web" + infix + "-0123456789abcdef", acc: "shop-db"}
 	s.Exec(t, "sh", "-c", "docker network inspect kamal >/dev/null 2>&1 || docker network create kamal")
 	s.Exec(t, "sh", "-c", "mkdir -p /root/shop-db/data && echo kamal-data > /root/shop-db/data/kamal-file")
 	s.Exec(t, "docker", "run", "-d", "--name", ks.acc, "--network", "kamal", "--label", "service=shop-db",
 		"--restart", "unless-stopped", "-v", "/root/shop-db/data:/data", dbRef)
 	s.Exec(t, "docker", "run", "-d", "--name", ks.app, "--network", "kamal", "--label", "service=shop", "--label", "role=web",
-		"--label", "destination=", "--restart", "unless-stopped", appRef)
+		"--label", "destination="+dest, "--restart", "unless-stopped", appRef)
+	if job {
+		ks.job = "shop-job" + infix + "-0123456789abcdef"
+		s.Exec(t, "docker", "run", "-d", "--name", ks.job, "--network", "kamal", "--label", "service=shop", "--label", "role=job",
+			"--label", "destination="+dest, "--restart", "unless-stopped", appRef)
+	}
 	s.Exec(t, "docker", "run", "-d", "--name", KamalProxyContainer, "--network", "kamal", "-p", "80:80", "-p", "443:443",
 		"-v", "kamal-proxy-config:/home/kamal-proxy/.config/kamal-proxy", "--restart", "unless-stopped",
 		"-e", "PROXY_TO=http://"+ks.app+":80", kp)
@@ -330,8 +346,8 @@ func resetKamal(t testing.TB, s *testbed.Server) {
 // pause, each on a fresh connection. Each iteration lays out a Kamal
 // server again (not timed) and takes it over with a fresh state store.
 // Reported: the gap's median, min and max over the iterations, and the
-// executor's own measure (kamal-proxy told to stop until bosun-proxy's
-// control API answers). Run it with -benchtime=5x or more.
+// executor's own measure (kamal-proxy told to stop until Docker published
+// bosun-proxy's ports). Run it with -benchtime=5x or more.
 func BenchmarkTakeover_listenerGap(b *testing.B) {
 	en := newBedEnv(b, 1)
 	s := en.bed.Servers[0]
@@ -375,4 +391,150 @@ func BenchmarkTakeover_listenerGap(b *testing.B) {
 	b.ReportMetric(ms(gaps[0]), "gap-min-ms")
 	b.ReportMetric(ms(gaps[len(gaps)-1]), "gap-max-ms")
 	b.ReportMetric(ms(switches[len(switches)/2]), "executor-median-ms")
+}
+
+// TestApply_KamalTakeoverTwoServers takes over two servers that Kamal
+// manages with destination staging, where the service has an unproxied
+// role (job, Kamal's `proxy: false`) beside web:
+//   - another Kamal destination running behind kamal-proxy is refused;
+//   - a rollout whose new containers fail their health check leaves Kamal
+//     as it was on both servers: kamal-proxy serves throughout (no request
+//     fails), every Kamal container runs, nothing is recorded applied;
+//   - the next apply takes both over: no request fails outside each
+//     server's listener gap, Kamal's web, job and kamal-proxy are stopped
+//     and kept, bosun's job runs, and a stopped Kamal container of the
+//     other destination is left alone.
+func TestApply_KamalTakeoverTwoServers(t *testing.T) {
+	en := newBedEnv(t, 2)
+	kss := make([]kamalServer, 2)
+	for i, s := range en.bed.Servers {
+		kss[i] = setupKamalAs(t, en, s, "staging", true)
+	}
+	s1, s2 := en.bed.Servers[0], en.bed.Servers[1]
+	withDest := func(pl *planner.Plan) *planner.Plan { pl.Destination = "staging"; return pl }
+	job := &planner.Spec{
+		Service: "shop", Role: "job", Image: en.bed.PushApp(t, "shop", "b1", testbed.AppOK),
+		ReadinessDelay: planner.Duration(300 * time.Millisecond), DeployTimeout: planner.Duration(10 * time.Second),
+		DrainTimeout: planner.Duration(time.Second),
+	}
+	// One service, two roles: web (proxied) and job.
+	plan := func(web *planner.Spec) *planner.Plan {
+		pol := planner.Service{Name: "shop", PrimaryRole: "web", Roles: []string{"web", "job"}}
+		pl := en.plan(web, pol)
+		pl.Changes = append(pl.Changes, en.plan(job, pol).Changes...)
+		sort.SliceStable(pl.Changes, func(i, j int) bool { return pl.Changes[i].Role < pl.Changes[j].Role })
+		return withDest(pl)
+	}
+	kamalRuns := func(t *testing.T, when string) {
+		t.Helper()
+		for _, ks := range kss {
+			for _, name := range []string{KamalProxyContainer, ks.app, ks.job, ks.acc} {
+				if st := ks.state(t, name); st != "running" {
+					t.Errorf("%s %s: Kamal's %s is %q, want running (untouched)", when, ks.s.Name, name, st)
+				}
+			}
+			if v, err := tryGet(ks.s.HTTPAddr, ""); err != nil || v != "kamal1" {
+				t.Errorf("%s %s: port 80 answers %q (%v), want Kamal's kamal1", when, ks.s.Name, v, err)
+			}
+		}
+	}
+
+	t.Run("other destination refused", func(t *testing.T) {
+		prodRef := en.bed.PushApp(t, "shop", "kamalprod", testbed.AppOK)
+		s2.Exec(t, "docker", "run", "-d", "--name", "shop-web-production-0123456789abcdef", "--network", "kamal",
+			"--label", "service=shop", "--label", "role=web", "--label", "destination=production", prodRef)
+		defer s2.Exec(t, "docker", "rm", "-f", "shop-web-production-0123456789abcdef")
+		web := webSpec(en.bed.PushApp(t, "shop", "b1", testbed.AppOK))
+		web.Service = "shop"
+		_, err := en.ex.Apply(t.Context(), plan(web), ApplyOpts{Trigger: "test"})
+		if err == nil || !strings.Contains(err.Error(), "shop/web (destination production) in shop-web-production-0123456789abcdef") {
+			t.Fatalf("apply = %v, want a refusal naming Kamal's production container", err)
+		}
+		kamalRuns(t, "after the refusal")
+	})
+
+	t.Run("new containers fail health", func(t *testing.T) {
+		probes := []*gapProbe{startGapProbe(s1.HTTPAddr, 2), startGapProbe(s2.HTTPAddr, 2)}
+		bad := webSpec(en.bed.PushApp(t, "shop", "sick1", testbed.AppUnhealthy))
+		bad.Service = "shop"
+		res, err := en.ex.Apply(t.Context(), plan(bad), ApplyOpts{Trigger: "test"})
+		for i, p := range probes {
+			g := p.finish("kamal1", "sick1", time.Time{})
+			if g.failed > 0 || !g.firstNew.IsZero() {
+				t.Errorf("%s during the failed takeover: %d of %d requests failed (%s), bosun's answered: %v", en.bed.Servers[i].Name, g.failed, g.total, strings.Join(g.bad, "; "), !g.firstNew.IsZero())
+			}
+		}
+		if err == nil {
+			t.Fatalf("apply of an unhealthy web succeeded: %+v", res)
+		}
+		for _, tk := range res.Takeovers {
+			if tk.PortsMoved {
+				t.Errorf("ports moved on %s although web failed there", tk.Host)
+			}
+		}
+		kamalRuns(t, "after the failed takeover")
+		for _, s := range en.bed.Servers {
+			if _, ok := en.appliedRecord("shop", "web", s.Name); ok {
+				t.Errorf("shop/web is recorded applied on %s, which kamal-proxy still serves", s.Name)
+			}
+			if pub := s.Exec(t, "docker", "inspect", "--format", `{{index .Config.Labels "bosun.proxy.publish"}}`, ProxyContainer); strings.TrimSpace(pub) != "none" {
+				t.Errorf("%s: bosun-proxy publishes ports (%q) after a failed takeover", s.Name, pub)
+			}
+		}
+	})
+
+	t.Run("takeover", func(t *testing.T) {
+		// A stopped container of Kamal's production destination: not this plan's.
+		prodRef := en.bed.PushApp(t, "shop", "kamalprod", testbed.AppOK)
+		s1.Exec(t, "docker", "create", "--name", "shop-web-production-0123456789abcdef", "--network", "kamal",
+			"--label", "service=shop", "--label", "role=web", "--label", "destination=production", prodRef)
+		probes := []*gapProbe{startGapProbe(s1.HTTPAddr, 2), startGapProbe(s2.HTTPAddr, 2)}
+		time.Sleep(200 * time.Millisecond)
+		web := webSpec(en.bed.PushApp(t, "shop", "b1", testbed.AppOK))
+		web.Service = "shop"
+		res, err := en.ex.Apply(t.Context(), plan(web), ApplyOpts{Trigger: "test"})
+		time.Sleep(500 * time.Millisecond)
+		stops := map[string]time.Time{}
+		if err == nil {
+			for _, tk := range res.Takeovers {
+				if tk.PortsMoved {
+					stops[tk.Host] = tk.ProxyStop
+				}
+			}
+		}
+		for i, p := range probes {
+			s := en.bed.Servers[i]
+			g := p.finish("kamal1", "b1", stops[s.Name])
+			t.Logf("%s: %d requests, %d failed, listener gap %s", s.Name, g.total, g.failed, g.gap)
+			if g.outside > 0 {
+				t.Errorf("%s: %d requests failed outside the listener gap: %s", s.Name, g.outside, strings.Join(g.bad, "; "))
+			}
+		}
+		if err != nil {
+			t.Fatalf("apply: %v\noutput:\n%s", err, en.out.String())
+		}
+		if len(stops) != 2 {
+			t.Fatalf("takeovers = %+v, want the ports moved on both servers", res.Takeovers)
+		}
+		for _, ks := range kss {
+			if got := get(t, ks.s.HTTPAddr); got != "b1" {
+				t.Errorf("%s: port 80 answers %s after the takeover, want b1", ks.s.Name, got)
+			}
+			for _, name := range []string{KamalProxyContainer, ks.app, ks.job} {
+				if st := ks.state(t, name); st != "exited" {
+					t.Errorf("%s: Kamal's %s is %q, want stopped and kept", ks.s.Name, name, st)
+				}
+			}
+			if st := ks.state(t, ks.acc); st != "running" {
+				t.Errorf("%s: Kamal's accessory %s is %q: this plan does not deploy it, so it runs on", ks.s.Name, ks.acc, st)
+			}
+			ids := strings.Fields(ks.s.Exec(t, "docker", "ps", "-q", "--filter", "label="+LabelService+"=shop", "--filter", "label="+LabelRole+"=job"))
+			if len(ids) != 1 {
+				t.Errorf("%s: %d running bosun job containers, want 1", ks.s.Name, len(ids))
+			}
+		}
+		if st := kss[0].state(t, "shop-web-production-0123456789abcdef"); st != "created" {
+			t.Errorf("Kamal's production container is %q, want it left as it was (created)", st)
+		}
+	})
 }
