@@ -201,7 +201,7 @@ func (d *Daemon) Run(ctx context.Context, hooks *webhook.Handler, ln net.Listene
 	}
 	g.Go(func() error {
 		<-gctx.Done()
-		d.log.Info("stopping: intake closed, waiting for running work", "grace", time.Duration(d.cfg.Grace))
+		d.log.InfoContext(ctx, "stopping: intake closed, waiting for running work", "grace", time.Duration(d.cfg.Grace))
 		shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		for _, sv := range servers {
@@ -211,7 +211,7 @@ func (d *Daemon) Run(ctx context.Context, hooks *webhook.Handler, ln net.Listene
 		stopCtx, cancelStop := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(d.cfg.Grace))
 		defer cancelStop()
 		if err := q.Stop(stopCtx); err != nil {
-			d.log.Warn("grace period over: cancelling running work", "err", err)
+			d.log.WarnContext(ctx, "grace period over: cancelling running work", "err", err)
 			cancelJobs()
 			hardCtx, cancelHard := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			defer cancelHard()
@@ -223,7 +223,7 @@ func (d *Daemon) Run(ctx context.Context, hooks *webhook.Handler, ln net.Listene
 	if dln := d.deps.DashboardListener; dln != nil && d.deps.Dashboard != nil {
 		attrs = append(attrs, "dashboard", dln.Addr().String())
 	}
-	d.log.Info("bosun serve started", attrs...)
+	d.log.InfoContext(ctx, "bosun serve started", attrs...)
 	return g.Wait()
 }
 

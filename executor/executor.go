@@ -428,13 +428,13 @@ func (e *Executor) applyService(ctx context.Context, plan *planner.Plan, pol pla
 		ro.depID, sr.DeploymentID = id, id
 		ro.storeEvents = make(chan state.Event, 256)
 		eventsDone := make(chan struct{})
-		go ro.recordEvents(st, eventsDone)
+		go ro.recordEvents(bg, st, eventsDone)
 		flushEvents = func() {
 			close(ro.storeEvents)
 			<-eventsDone
 		}
 	}
-	ro.emit(Event{Service: pol.Name, Step: StepLock, Status: StatusOK, Message: "rollout of commit " + commitsha.Short(plan.Commit)})
+	ro.emit(ctx, Event{Service: pol.Name, Step: StepLock, Status: StatusOK, Message: "rollout of commit " + commitsha.Short(plan.Commit)})
 
 	err = ro.run(lockCtx, chs, sr)
 	sr.Foreign = ro.foreign
@@ -452,11 +452,11 @@ func (e *Executor) applyService(ctx context.Context, plan *planner.Plan, pol pla
 	if err != nil {
 		doneStatus = StatusFailed
 	}
-	ro.emit(Event{Service: pol.Name, Step: StepDone, Status: doneStatus, Message: string(status)})
+	ro.emit(ctx, Event{Service: pol.Name, Step: StepDone, Status: doneStatus, Message: string(status)})
 	flushEvents()
 	if st := e.cfg.Store; st != nil {
 		if ferr := st.FinishDeployment(bg, ro.depID, status, msg); ferr != nil {
-			e.log.Error("record deployment result", "service", pol.Name, "err", ferr)
+			e.log.ErrorContext(ctx, "record deployment result", "service", pol.Name, "err", ferr)
 		}
 	}
 }
@@ -539,15 +539,15 @@ func (ro *rollout) run(ctx context.Context, chs []planner.Change, sr *ServiceRes
 		bg := context.WithoutCancel(ctx)
 		for i := len(ro.switched) - 1; i >= 0; i-- {
 			s := ro.switched[i]
-			ro.emit(Event{Service: s.ch.Service, Role: s.ch.Role, Host: s.ch.Host, Version: versionOf(s.ch.Current), Step: StepRollback, Status: StatusStarted})
+			ro.emit(ctx, Event{Service: s.ch.Service, Role: s.ch.Role, Host: s.ch.Host, Version: versionOf(s.ch.Current), Step: StepRollback, Status: StatusStarted})
 			if err := s.undo(bg); err != nil {
 				rerr.Undo = append(rerr.Undo, fmt.Errorf("%s: %w", s.ch.Target, err))
-				ro.emit(Event{Service: s.ch.Service, Role: s.ch.Role, Host: s.ch.Host, Step: StepRollback, Status: StatusFailed, Message: err.Error()})
+				ro.emit(ctx, Event{Service: s.ch.Service, Role: s.ch.Role, Host: s.ch.Host, Step: StepRollback, Status: StatusFailed, Message: err.Error()})
 				continue
 			}
 			rerr.RolledBack = append(rerr.RolledBack, s.ch.Target.String())
 			sr.RolledBack = append(sr.RolledBack, s.ch.Target)
-			ro.emit(Event{Service: s.ch.Service, Role: s.ch.Role, Host: s.ch.Host, Version: versionOf(s.ch.Current), Step: StepRollback, Status: StatusOK})
+			ro.emit(ctx, Event{Service: s.ch.Service, Role: s.ch.Role, Host: s.ch.Host, Version: versionOf(s.ch.Current), Step: StepRollback, Status: StatusOK})
 		}
 		return rerr
 	}
@@ -650,7 +650,7 @@ func (ro *rollout) runBatch(ctx context.Context, chs []planner.Change) error {
 // container is still running (and healthy, where Docker knows).
 func (ro *rollout) watchCanary(ctx context.Context, chs []planner.Change, watch time.Duration) error {
 	for _, ch := range chs {
-		ro.emit(Event{Service: ch.Service, Role: ch.Role, Host: ch.Host, Version: ch.Version, Step: StepCanary, Status: StatusStarted, Message: "watching for " + watch.String()})
+		ro.emit(ctx, Event{Service: ch.Service, Role: ch.Role, Host: ch.Host, Version: ch.Version, Step: StepCanary, Status: StatusStarted, Message: "watching for " + watch.String()})
 	}
 	if err := sleepCtx(ctx, watch); err != nil {
 		return err
@@ -667,10 +667,10 @@ func (ro *rollout) watchCanary(ctx context.Context, chs []planner.Change, watch 
 		}
 		if err != nil {
 			se := &StepError{Host: ch.Host, Service: ch.Service, Role: ch.Role, Step: StepCanary, Err: err, Logs: lastLogs(context.WithoutCancel(ctx), hc.docker, name, 20)}
-			ro.emit(Event{Service: ch.Service, Role: ch.Role, Host: ch.Host, Version: ch.Version, Step: StepCanary, Status: StatusFailed, Message: err.Error()})
+			ro.emit(ctx, Event{Service: ch.Service, Role: ch.Role, Host: ch.Host, Version: ch.Version, Step: StepCanary, Status: StatusFailed, Message: err.Error()})
 			return se
 		}
-		ro.emit(Event{Service: ch.Service, Role: ch.Role, Host: ch.Host, Version: ch.Version, Step: StepCanary, Status: StatusOK})
+		ro.emit(ctx, Event{Service: ch.Service, Role: ch.Role, Host: ch.Host, Version: ch.Version, Step: StepCanary, Status: StatusOK})
 	}
 	return nil
 }
@@ -689,7 +689,7 @@ func describeState(s *container.State) string {
 }
 
 // emit records an event and hands it to the progress callback.
-func (ro *rollout) emit(ev Event) {
+func (ro *rollout) emit(ctx context.Context, ev Event) {
 	ev.Time = time.Now().UTC()
 	ev.DeploymentID = ro.depID
 	e := ro.e
@@ -708,7 +708,7 @@ func (ro *rollout) emit(ev Event) {
 	if ev.Message != "" {
 		attrs = append(attrs, "msg", ev.Message)
 	}
-	e.log.Debug("rollout event", attrs...)
+	e.log.DebugContext(ctx, "rollout event", attrs...)
 	if st := e.cfg.Store; st != nil && ro.depID != 0 {
 		host := ev.Host
 		if ev.Role != "" {
@@ -721,11 +721,11 @@ func (ro *rollout) emit(ev Event) {
 
 // recordEvents writes the rollout's events to the store until the channel
 // is closed.
-func (ro *rollout) recordEvents(st Store, done chan<- struct{}) {
+func (ro *rollout) recordEvents(ctx context.Context, st Store, done chan<- struct{}) {
 	defer close(done)
 	for ev := range ro.storeEvents {
 		if err := st.AddEvent(context.Background(), ev); err != nil {
-			ro.e.log.Warn("record deployment event", "step", ev.Step, "host", ev.Host, "err", err)
+			ro.e.log.WarnContext(ctx, "record deployment event", "step", ev.Step, "host", ev.Host, "err", err)
 		}
 	}
 }
@@ -800,7 +800,7 @@ func (e *Executor) lock(ctx context.Context, repo, service string, opts ApplyOpt
 				e.cfg.Progress(Event{Time: time.Now().UTC(), Service: service, Step: StepLock, Status: StatusWaiting, Message: msg})
 			}
 			e.emitMu.Unlock()
-			e.log.Info("waiting for lock", "service", service, "holder", holder.Owner)
+			e.log.InfoContext(ctx, "waiting for lock", "service", service, "holder", holder.Owner)
 		}
 		if err := sleepCtx(waitCtx, min(time.Duration(i+1)*100*time.Millisecond, time.Second)); err != nil {
 			if ctx.Err() == nil {

@@ -32,7 +32,7 @@ func (ro *rollout) deployTarget(ctx context.Context, ch planner.Change) (undo fu
 	e := ro.e
 	spec := ch.Desired
 	ev := func(step Step, st EventStatus, msg string) {
-		ro.emit(Event{Service: ch.Service, Role: ch.Role, Host: ch.Host, Version: ch.Version, Step: step, Status: st, Message: msg})
+		ro.emit(ctx, Event{Service: ch.Service, Role: ch.Role, Host: ch.Host, Version: ch.Version, Step: step, Status: st, Message: msg})
 	}
 	var secretVals []string
 	fail := func(step Step, err error, logs string) error {
@@ -148,7 +148,7 @@ func (ro *rollout) deployTarget(ctx context.Context, ch planner.Change) (undo fu
 	for _, c := range others {
 		olds = append(olds, c.ID)
 	}
-	ro.noticeForeign(ch, slices.Concat(others, paused))
+	ro.noticeForeign(ctx, ch, slices.Concat(others, paused))
 	stateful := spec.Stateful || ch.Disruptive
 	// Kamal's running containers of this target are replaced like old
 	// ones (a stateful one stopped first, so two never share its data),
@@ -307,7 +307,7 @@ func (ro *rollout) deployTarget(ctx context.Context, ch planner.Change) (undo fu
 		}
 	}
 	if err := ro.record(bg, ch, spec, ch.Version); err != nil {
-		e.log.Error("record applied state", "service", ch.Service, "host", ch.Host, "err", err)
+		e.log.ErrorContext(ctx, "record applied state", "service", ch.Service, "host", ch.Host, "err", err)
 		ev(StepRecord, StatusFailed, err.Error())
 	} else {
 		ev(StepRecord, StatusOK, "")
@@ -343,7 +343,7 @@ func (ro *rollout) pull(ctx context.Context, hc *hostConn, spec *planner.Spec, l
 // stopped. Failures are warnings: the new version serves.
 func (ro *rollout) retireOlds(ctx context.Context, ch planner.Change, dc *client.Client, spec *planner.Spec, proxied bool, running, paused []container.Summary) {
 	ev := func(st EventStatus, msg string) {
-		ro.emit(Event{Service: ch.Service, Role: ch.Role, Host: ch.Host, Version: ch.Version, Step: StepStop, Status: st, Message: msg})
+		ro.emit(ctx, Event{Service: ch.Service, Role: ch.Role, Host: ch.Host, Version: ch.Version, Step: StepStop, Status: st, Message: msg})
 	}
 	keep, keepName := "", ""
 	if proxied && ro.pol.Standby == planner.StandbyPaused && ch.Current != nil {
@@ -404,10 +404,10 @@ func (ro *rollout) pruneTarget(ctx context.Context, ch planner.Change) {
 	switch {
 	case err != nil:
 		ev.Status, ev.Message = StatusFailed, err.Error()
-		ro.emit(ev)
+		ro.emit(ctx, ev)
 	case n > 0:
 		ev.Status, ev.Message = StatusOK, fmt.Sprintf("removed %d old container(s)", n)
-		ro.emit(ev)
+		ro.emit(ctx, ev)
 	}
 }
 
@@ -543,7 +543,7 @@ func inspectOrZero(ctx context.Context, dc *client.Client, name string) containe
 // recorded there. They are stopped with the other old containers once the
 // role is switched, so no stale version keeps running; the event and
 // ServiceResult.Foreign say so.
-func (ro *rollout) noticeForeign(ch planner.Change, others []container.Summary) {
+func (ro *rollout) noticeForeign(ctx context.Context, ch planner.Change, others []container.Summary) {
 	if ro.storeID == "" {
 		return
 	}
@@ -560,9 +560,9 @@ func (ro *rollout) noticeForeign(ch planner.Change, others []container.Summary) 
 		ro.mu.Lock()
 		ro.foreign = append(ro.foreign, fc)
 		ro.mu.Unlock()
-		ro.emit(Event{Service: ch.Service, Role: ch.Role, Host: ch.Host, Version: ch.Version, Step: StepStop, Status: StatusStarted,
+		ro.emit(ctx, Event{Service: ch.Service, Role: ch.Role, Host: ch.Host, Version: ch.Version, Step: StepStop, Status: StatusStarted,
 			Message: fmt.Sprintf("running container %s (version %s, commit %s) was made by %s; it is stopped after the switch", fc.Container, ver, commitsha.Short(fc.Commit), by)})
-		ro.e.log.Warn("container made by another store", "service", ch.Service, "role", ch.Role, "host", ch.Host, "container", fc.Container, "store", st)
+		ro.e.log.WarnContext(ctx, "container made by another store", "service", ch.Service, "role", ch.Role, "host", ch.Host, "container", fc.Container, "store", st)
 	}
 }
 
@@ -756,7 +756,7 @@ func (ro *rollout) undoTarget(ctx context.Context, hc *hostConn, px *proxyOnHost
 func (ro *rollout) remove(ctx context.Context, ch planner.Change) error {
 	e := ro.e
 	ev := func(st EventStatus, msg string) {
-		ro.emit(Event{Service: ch.Service, Role: ch.Role, Host: ch.Host, Step: StepRemove, Status: st, Message: msg})
+		ro.emit(ctx, Event{Service: ch.Service, Role: ch.Role, Host: ch.Host, Step: StepRemove, Status: st, Message: msg})
 	}
 	fail := func(err error) error {
 		ev(StatusFailed, err.Error())

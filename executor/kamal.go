@@ -185,7 +185,7 @@ func (tk *takeovers) get(ctx context.Context, host string, hc *hostConn) (*kamal
 	sv.once.Do(func() {
 		sv.kh, sv.err = tk.e.surveyHost(ctx, tk.plan, host, hc, tk.routes[host])
 		if sv.kh != nil {
-			tk.e.announce(sv.kh, tk.opts)
+			tk.e.announce(ctx, sv.kh, tk.opts)
 		}
 	})
 	return sv.kh, sv.err
@@ -321,19 +321,19 @@ func (kh *kamalHost) found() []string {
 
 // hostEvent reports a host-wide step (no service) to the progress
 // callback and the log.
-func (e *Executor) hostEvent(host string, st EventStatus, msg string) {
+func (e *Executor) hostEvent(ctx context.Context, host string, st EventStatus, msg string) {
 	ev := Event{Time: time.Now().UTC(), Host: host, Step: StepTakeover, Status: st, Message: msg}
 	e.emitMu.Lock()
 	if e.cfg.Progress != nil {
 		e.cfg.Progress(ev)
 	}
 	e.emitMu.Unlock()
-	e.log.Info("takeover", "host", host, "status", string(st), "msg", msg)
+	e.log.InfoContext(ctx, "takeover", "host", host, "status", string(st), "msg", msg)
 }
 
 // announce says what the survey found on a host and what will happen to
 // it.
-func (e *Executor) announce(kh *kamalHost, opts ApplyOpts) {
+func (e *Executor) announce(ctx context.Context, kh *kamalHost, opts ApplyOpts) {
 	then := "Kamal's containers of the services deployed here are stopped once bosun's serve, and kept"
 	if kh.takeover {
 		then = "new containers are started and health-checked behind bosun-proxy without ports, then kamal-proxy is stopped and bosun-proxy takes its ports; " + then
@@ -343,7 +343,7 @@ func (e *Executor) announce(kh *kamalHost, opts ApplyOpts) {
 	} else {
 		then += " (bosun apply --remove-kamal removes them)"
 	}
-	e.hostEvent(kh.host, StatusStarted, "found "+strings.Join(kh.found(), ", ")+": "+then)
+	e.hostEvent(ctx, kh.host, StatusStarted, "found "+strings.Join(kh.found(), ", ")+": "+then)
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -428,9 +428,9 @@ func (tk *takeovers) finish(ctx context.Context, res *Result) error {
 		}
 		if t.Err != nil {
 			errs = append(errs, fmt.Errorf("takeover of %s: %w", h, t.Err))
-			e.hostEvent(h, StatusFailed, t.Err.Error())
+			e.hostEvent(ctx, h, StatusFailed, t.Err.Error())
 		} else {
-			e.hostEvent(h, StatusOK, t.summary())
+			e.hostEvent(ctx, h, StatusOK, t.summary())
 		}
 		res.Takeovers = append(res.Takeovers, t)
 	}
@@ -498,7 +498,7 @@ func (e *Executor) moveOrForget(ctx context.Context, plan *planner.Plan, kh *kam
 	if st := e.cfg.Store; st != nil {
 		for _, ch := range staged {
 			if err := st.DeleteApplied(bg, plan.Repo, ch.Service, ch.Role, ch.Host); err != nil {
-				e.log.Error("forget a target kamal-proxy still serves", "service", ch.Service, "host", ch.Host, "err", err)
+				e.log.ErrorContext(ctx, "forget a target kamal-proxy still serves", "service", ch.Service, "host", ch.Host, "err", err)
 			}
 		}
 	}
@@ -599,7 +599,7 @@ func (e *Executor) moveProxyPorts(ctx context.Context, hc *hostConn, kp *kamalCo
 		}
 	}
 	d := time.Since(start)
-	e.log.Debug("proxy ports moved", "host", hc.name, "how", how, "prepare", start.Sub(prep), "kamal_stop", stopped.Sub(start), "bosun_ports", time.Since(stopped))
+	e.log.DebugContext(ctx, "proxy ports moved", "host", hc.name, "how", how, "prepare", start.Sub(prep), "kamal_stop", stopped.Sub(start), "bosun_ports", time.Since(stopped))
 	hc.proxyMu.Lock()
 	hc.proxy = &proxyOnHost{client: pc}
 	hc.proxyMu.Unlock()

@@ -297,7 +297,7 @@ func (e *Executor) ensureProxyMode(ctx context.Context, h *hostConn, publish boo
 		}
 	case err == nil:
 		// Another bosun's proxy: replace it. Routes survive on the volume.
-		e.log.Info("replacing proxy", "host", h.name, "old_image", info.Config.Image, "image", ref)
+		e.log.InfoContext(ctx, "replacing proxy", "host", h.name, "old_image", info.Config.Image, "image", ref)
 		if err := dc.ContainerRemove(ctx, ProxyContainer, container.RemoveOptions{Force: true}); err != nil {
 			return nil, fmt.Errorf("remove old %s: %w", ProxyContainer, err)
 		}

@@ -121,9 +121,9 @@ func (e *Executor) releaseHolds(ctx context.Context, plan *planner.Plan, ok map[
 		switch {
 		case err == nil, errors.Is(err, state.ErrNotFound): // released by hand meanwhile
 			released = append(released, svc)
-			e.log.Info("hold released", "repo", plan.Repo, "service", svc)
+			e.log.InfoContext(ctx, "hold released", "repo", plan.Repo, "service", svc)
 		default:
-			e.log.Warn("hold not released", "repo", plan.Repo, "service", svc, "err", err)
+			e.log.WarnContext(ctx, "hold not released", "repo", plan.Repo, "service", svc, "err", err)
 		}
 	}
 	return released

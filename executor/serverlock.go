@@ -171,7 +171,7 @@ func (e *Executor) serverLock(ctx context.Context, plan *planner.Plan, pol plann
 				e.cfg.Progress(Event{Time: time.Now().UTC(), Service: pol.Name, Host: h.Name, Step: StepLock, Status: StatusWaiting, Message: msg})
 			}
 			e.emitMu.Unlock()
-			e.log.Info("waiting for the lock on the server", "service", pol.Name, "host", h.Name, "holder", holder)
+			e.log.InfoContext(ctx, "waiting for the lock on the server", "service", pol.Name, "host", h.Name, "holder", holder)
 		}
 		if err := sleepCtx(waitCtx, min(time.Duration(i+1)*100*time.Millisecond, time.Second)); err != nil {
 			if ctx.Err() == nil {
@@ -189,7 +189,7 @@ func (e *Executor) serverLock(ctx context.Context, plan *planner.Plan, pol plann
 			err = dc.VolumeRemove(bg, name, false)
 		}
 		if err != nil && !isNotFound(err) {
-			e.log.Warn("release the rollout lock on the server", "service", pol.Name, "host", h.Name, "volume", name, "err", err)
+			e.log.WarnContext(ctx, "release the rollout lock on the server", "service", pol.Name, "host", h.Name, "volume", name, "err", err)
 		}
 	}, nil
 }

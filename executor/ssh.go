@@ -279,9 +279,9 @@ func (c *sshConn) keepalive(cl *ssh.Client) {
 			if err == nil {
 				continue
 			}
-			c.pool.log.Warn("ssh keepalive failed", "host", c.name, "err", err)
+			c.pool.log.WarnContext(context.Background(), "ssh keepalive failed", "host", c.name, "err", err)
 		case <-time.After(iv):
-			c.pool.log.Warn("ssh keepalive unanswered", "host", c.name)
+			c.pool.log.WarnContext(context.Background(), "ssh keepalive unanswered", "host", c.name)
 		case <-c.stop:
 			return
 		}
@@ -355,7 +355,7 @@ func (p *sshPool) dial(ctx context.Context, c *sshConn) (*ssh.Client, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	cc, err := p.clientConfig(c.name, c.user, c.addr, timeout)
+	cc, err := p.clientConfig(ctx, c.name, c.user, c.addr, timeout)
 	if err != nil {
 		return nil, err
 	}
@@ -398,7 +398,7 @@ func (p *sshPool) dial(ctx context.Context, c *sshConn) (*ssh.Client, error) {
 		}
 		return nil, fmt.Errorf("ssh to %s (%s): %w", c.name, c.addr, err)
 	}
-	p.log.Debug("ssh connected", "host", c.name, "addr", c.addr)
+	p.log.DebugContext(ctx, "ssh connected", "host", c.name, "addr", c.addr)
 	return ssh.NewClient(sc, chans, reqs), nil
 }
 
@@ -413,7 +413,7 @@ func portOf(addr string) int {
 // check against known_hosts and HostKeyAlgorithms limited to the key types
 // known_hosts holds for it (otherwise the server may offer another type and
 // knownhosts reports a mismatch).
-func (p *sshPool) clientConfig(name, user, addr string, timeout time.Duration) (*ssh.ClientConfig, error) {
+func (p *sshPool) clientConfig(ctx context.Context, name, user, addr string, timeout time.Duration) (*ssh.ClientConfig, error) {
 	file := p.knownHostsFile()
 	algos, err := p.knownAlgorithms(file, addr)
 	if err != nil {
@@ -425,7 +425,7 @@ func (p *sshPool) clientConfig(name, user, addr string, timeout time.Duration) (
 		HostKeyAlgorithms: algos,
 		Timeout:           timeout,
 		HostKeyCallback: func(hostname string, remote net.Addr, key ssh.PublicKey) error {
-			return p.checkHostKey(name, addr, file, key)
+			return p.checkHostKey(ctx, name, addr, file, key)
 		},
 	}, nil
 }
@@ -498,7 +498,7 @@ func algorithmsForKeyType(t string) []string {
 
 // checkHostKey verifies key against known_hosts, recording it on first use
 // when that is configured.
-func (p *sshPool) checkHostKey(name, addr, file string, key ssh.PublicKey) error {
+func (p *sshPool) checkHostKey(ctx context.Context, name, addr, file string, key ssh.PublicKey) error {
 	p.khMu.Lock()
 	defer p.khMu.Unlock()
 	cb, err := p.hostKeyCallback(file)
@@ -523,7 +523,7 @@ func (p *sshPool) checkHostKey(name, addr, file string, key ssh.PublicKey) error
 	if err := appendKnownHost(file, addr, key); err != nil {
 		return fmt.Errorf("record host key of %s: %w", name, err)
 	}
-	p.log.Warn("host key trusted on first use", "host", name, "addr", addr, "fingerprint", hk.Fingerprint, "file", file)
+	p.log.WarnContext(ctx, "host key trusted on first use", "host", name, "addr", addr, "fingerprint", hk.Fingerprint, "file", file)
 	return nil
 }
 

@@ -167,4 +167,4 @@ func (c queueCollector) Collect(ch chan<- prometheus.Metric) {
 // slogPrinter logs promhttp's errors through slog.
 type slogPrinter struct{}
 
-func (slogPrinter) Println(v ...any) { slog.Warn("metrics", "err", v) }
+func (slogPrinter) Println(v ...any) { slog.WarnContext(context.Background(), "metrics", "err", v) }

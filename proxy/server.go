@@ -210,7 +210,7 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 		srv := &http.Server{Handler: s.metrics.handler(s.cfg.Pprof), ReadHeaderTimeout: 10 * time.Second, ErrorLog: s.stdErrLog}
 		start(l.Metrics, srv, func() error { return srv.Serve(l.Metrics) })
 	}
-	s.log.Info("proxy serving", "routes", len(s.table.Load().services))
+	s.log.InfoContext(ctx, "proxy serving", "routes", len(s.table.Load().services))
 	g.Go(func() error {
 		<-ctx.Done()
 		shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -353,7 +353,7 @@ func (s *Server) Deploy(ctx context.Context, req DeployRequest) (Route, error) {
 	start := time.Now()
 	if err := waitHealthy(ctx, req); err != nil {
 		s.metrics.deploy(req.Service, "unhealthy")
-		log.Warn("deploy refused", "err", err)
+		log.WarnContext(ctx, "deploy refused", "err", err)
 		return Route{}, err
 	}
 	t := newTarget(s, req)
@@ -379,11 +379,11 @@ func (s *Server) Deploy(ctx context.Context, req DeployRequest) (Route, error) {
 	s.table.Store(tab)
 	s.mu.Unlock()
 	go t.monitor()
-	log.Info("route switched", "healthy_after", time.Since(start))
+	log.InfoContext(ctx, "route switched", "healthy_after", time.Since(start))
 
 	if old != nil {
 		clean := old.target.drain(time.Duration(req.DrainTimeout))
-		log.Info("old target drained", "old_target", old.req.Target, "clean", clean)
+		log.InfoContext(ctx, "old target drained", "old_target", old.req.Target, "clean", clean)
 	}
 	s.metrics.deploy(req.Service, "ok")
 	return svc.route(), nil
@@ -412,7 +412,7 @@ func (s *Server) Remove(ctx context.Context, name string) error {
 	s.table.Store(tab)
 	s.mu.Unlock()
 	old.target.drain(time.Duration(old.req.DrainTimeout))
-	s.log.Info("route removed", "service", name, "target", old.req.Target)
+	s.log.InfoContext(ctx, "route removed", "service", name, "target", old.req.Target)
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -120,7 +121,7 @@ func (s *Server) restore() error {
 	for _, svc := range services {
 		go svc.target.monitor()
 	}
-	s.log.Info("routes restored", "routes", len(services))
+	s.log.InfoContext(context.Background(), "routes restored", "routes", len(services))
 	return nil
 }
 

@@ -255,7 +255,7 @@ func (t *target) errorHandler(w http.ResponseWriter, r *http.Request, err error)
 	if errors.As(err, &ne) && ne.Timeout() && !(errors.As(err, &oe) && oe.Op == "dial") {
 		status = http.StatusGatewayTimeout
 	}
-	t.srv.log.Debug("target error", "service", t.service, "target", t.addr, "err", err)
+	t.srv.log.DebugContext(r.Context(), "target error", "service", t.service, "target", t.addr, "err", err)
 	writeShort(w, status)
 }
 

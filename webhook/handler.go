@@ -180,15 +180,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	delivery := r.Header.Get("X-GitHub-Delivery")
 	event := r.Header.Get("X-GitHub-Event")
 	log := h.log.With("delivery_id", delivery, "event", event)
+	ctx := r.Context()
 
 	if len(delivery) > MaxDeliveryIDBytes {
 		log = h.log.With("delivery_id", delivery[:MaxDeliveryIDBytes]+"…", "event", event)
-		log.Warn("webhook refused", "reason", "delivery id too long")
+		log.WarnContext(ctx, "webhook refused", "reason", "delivery id too long")
 		http.Error(w, fmt.Sprintf("X-GitHub-Delivery is longer than %d bytes", MaxDeliveryIDBytes), http.StatusBadRequest)
 		return
 	}
 	if ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); strings.TrimSpace(ct) == "application/x-www-form-urlencoded" {
-		log.Warn("webhook refused", "reason", "form-encoded")
+		log.WarnContext(ctx, "webhook refused", "reason", "form-encoded")
 		http.Error(w, "the webhook is form-encoded: set its content type to application/json in the forge's webhook settings", http.StatusUnsupportedMediaType)
 		return
 	}
@@ -196,13 +197,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer h.release(reserved) // held until the handler returns: body is live until then
 	switch {
 	case errors.Is(err, errBudget):
-		log.Warn("webhook refused", "reason", "unverified bytes budget spent")
+		log.WarnContext(ctx, "webhook refused", "reason", "unverified bytes budget spent")
 		w.Header().Set("Retry-After", "5")
 		w.Header().Set("Connection", "close")
 		http.Error(w, "busy: too many unverified webhook bytes in flight; retry", http.StatusServiceUnavailable)
 		return
 	case errors.Is(err, errTooBig):
-		log.Warn("webhook refused", "reason", "body too large")
+		log.WarnContext(ctx, "webhook refused", "reason", "body too large")
 		w.Header().Set("Connection", "close")
 		http.Error(w, "body larger than 25 MB", http.StatusRequestEntityTooLarge)
 		return
@@ -211,7 +212,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !h.validSignature(r.Header.Get("X-Hub-Signature-256"), body) {
-		log.Warn("webhook refused", "reason", "bad signature")
+		log.WarnContext(ctx, "webhook refused", "reason", "bad signature")
 		http.Error(w, "missing or wrong X-Hub-Signature-256", http.StatusUnauthorized)
 		return
 	}
@@ -230,18 +231,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ev, err := decode(Kind(event), body)
 	if err != nil {
-		log.Warn("webhook refused", "reason", "malformed payload", "err", err)
+		log.WarnContext(ctx, "webhook refused", "reason", "malformed payload", "err", err)
 		http.Error(w, "malformed payload (the webhook must send JSON, content type application/json): "+err.Error(), http.StatusBadRequest)
 		return
 	}
 	ev.DeliveryID, ev.ReceivedAt = delivery, time.Now().UTC()
 	ev.Payload = ev.summary()
-	if err := h.enqueue(r.Context(), ev); err != nil {
-		log.Error("webhook not stored", "repo", ev.Repo, "err", err)
+	if err := h.enqueue(ctx, ev); err != nil {
+		log.ErrorContext(ctx, "webhook not stored", "repo", ev.Repo, "err", err)
 		http.Error(w, "could not store the delivery; retry", http.StatusServiceUnavailable)
 		return
 	}
-	log.Info("webhook accepted", "repo", ev.Repo, "kind", string(ev.Kind))
+	log.InfoContext(ctx, "webhook accepted", "repo", ev.Repo, "kind", string(ev.Kind))
 	w.WriteHeader(http.StatusAccepted)
 	fmt.Fprintln(w, "accepted")
 }

@@ -142,7 +142,7 @@ Access log: one JSON line per request on stdout; events on stderr.`, e)
 			return 1, fmt.Errorf("listen: %w", err)
 		}
 		*x.ln = ln
-		logger.Info("listening", "component", "proxy", "addr", ln.Addr().String())
+		logger.InfoContext(ctx, "listening", "component", "proxy", "addr", ln.Addr().String())
 	}
 	if err := srv.Serve(ctx, l); err != nil {
 		return 1, err
@@ -463,7 +463,7 @@ func (f *flushWriter) loop() {
 			f.w.Write(out)
 		}
 		if drops > 0 && f.log != nil {
-			f.log.Warn("access log lines dropped: output blocked", "component", "proxy", "lines", drops)
+			f.log.WarnContext(context.Background(), "access log lines dropped: output blocked", "component", "proxy", "lines", drops)
 		}
 		spare = out
 		if cap(spare) > flushMax/4 {

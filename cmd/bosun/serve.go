@@ -141,7 +141,7 @@ config kept. See docs/daemon.md.`, e)
 	}
 	go func() {
 		if err := d.WatchConfig(ctx, *configPath); err != nil {
-			log.Warn("config file not watched", "err", err)
+			log.WarnContext(ctx, "config file not watched", "err", err)
 		}
 	}()
 	hooks := webhook.NewHandler(webhook.Config{Secret: []byte(hookSecret), Logger: log}, d.Enqueue)
