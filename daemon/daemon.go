@@ -570,7 +570,9 @@ func (d *Daemon) rescue(ctx context.Context) {
 	}
 	defer func() {
 		for _, j := range orphans {
-			d.deps.Store.ReleaseLock(context.WithoutCancel(ctx), jobLockName(j.ID), owner)
+			rctx, cancel := state.Detached(ctx)
+			d.deps.Store.ReleaseLock(rctx, jobLockName(j.ID), owner)
+			cancel()
 		}
 	}()
 	if err := d.q.Rescue(ctx, orphans, "rescued: the daemon running it stopped renewing its lease", horizon); err != nil {

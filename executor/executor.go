@@ -455,7 +455,9 @@ func (e *Executor) applyService(ctx context.Context, plan *planner.Plan, pol pla
 	ro.emit(ctx, Event{Service: pol.Name, Step: StepDone, Status: doneStatus, Message: string(status)})
 	flushEvents()
 	if st := e.cfg.Store; st != nil {
-		if ferr := st.FinishDeployment(bg, ro.depID, status, msg); ferr != nil {
+		sctx, cancel := state.Detached(ctx)
+		defer cancel()
+		if ferr := st.FinishDeployment(sctx, ro.depID, status, msg); ferr != nil {
 			e.log.ErrorContext(ctx, "record deployment result", "service", pol.Name, "err", ferr)
 		}
 	}
@@ -724,7 +726,10 @@ func (ro *rollout) emit(ctx context.Context, ev Event) {
 func (ro *rollout) recordEvents(ctx context.Context, st Store, done chan<- struct{}) {
 	defer close(done)
 	for ev := range ro.storeEvents {
-		if err := st.AddEvent(context.Background(), ev); err != nil {
+		sctx, cancel := state.Detached(ctx)
+		err := st.AddEvent(sctx, ev)
+		cancel()
+		if err != nil {
 			ro.e.log.WarnContext(ctx, "record deployment event", "step", ev.Step, "host", ev.Host, "err", err)
 		}
 	}

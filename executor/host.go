@@ -15,6 +15,7 @@ import (
 
 	"github.com/bosunhq/bosun/internal/commitsha"
 	"github.com/bosunhq/bosun/planner"
+	"github.com/bosunhq/bosun/state"
 )
 
 const logLines = 20
@@ -769,7 +770,9 @@ func (ro *rollout) remove(ctx context.Context, ch planner.Change) error {
 		// forgets the target and leaves whatever runs there alone, rather
 		// than refusing every plan of the repository from now on.
 		if st := e.cfg.Store; st != nil {
-			if err := st.DeleteApplied(bg, ro.plan.Repo, ch.Service, ch.Role, ch.Host); err != nil {
+			sctx, cancel := state.Detached(ctx)
+			defer cancel()
+			if err := st.DeleteApplied(sctx, ro.plan.Repo, ch.Service, ch.Role, ch.Host); err != nil {
 				return fail(fmt.Errorf("delete applied state: %w", err))
 			}
 		}
@@ -805,7 +808,9 @@ func (ro *rollout) remove(ctx context.Context, ch planner.Change) error {
 		}
 	}
 	if st := e.cfg.Store; st != nil {
-		if err := st.DeleteApplied(bg, ro.plan.Repo, ch.Service, ch.Role, ch.Host); err != nil {
+		sctx, cancel := state.Detached(ctx)
+		defer cancel()
+		if err := st.DeleteApplied(sctx, ro.plan.Repo, ch.Service, ch.Role, ch.Host); err != nil {
 			return fail(fmt.Errorf("delete applied state: %w", err))
 		}
 	}

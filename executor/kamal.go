@@ -497,7 +497,10 @@ func (e *Executor) moveOrForget(ctx context.Context, plan *planner.Plan, kh *kam
 	// deployed, and the next apply must deploy it again.
 	if st := e.cfg.Store; st != nil {
 		for _, ch := range staged {
-			if err := st.DeleteApplied(bg, plan.Repo, ch.Service, ch.Role, ch.Host); err != nil {
+			sctx, cancel := state.Detached(ctx)
+			err := st.DeleteApplied(sctx, plan.Repo, ch.Service, ch.Role, ch.Host)
+			cancel()
+			if err != nil {
 				e.log.ErrorContext(ctx, "forget a target kamal-proxy still serves", "service", ch.Service, "host", ch.Host, "err", err)
 			}
 		}

@@ -115,7 +115,7 @@ func (e *Executor) releaseHolds(ctx context.Context, plan *planner.Plan, ok map[
 		if !ok[svc] {
 			continue
 		}
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+		sctx, cancel := state.Detached(ctx)
 		err := st.DeleteHold(sctx, plan.Repo, svc)
 		cancel()
 		switch {
@@ -128,7 +128,3 @@ func (e *Executor) releaseHolds(ctx context.Context, plan *planner.Plan, ok map[
 	}
 	return released
 }
-
-// storeTimeout bounds one store call made on a context that ignores
-// cancellation.
-const storeTimeout = 30 * time.Second
