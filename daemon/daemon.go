@@ -60,6 +60,9 @@ type Deps struct {
 	// nil serves none.
 	Dashboard         http.Handler
 	DashboardListener net.Listener
+	// OnSynced, when set, is called at the end of every sync job, once its
+	// status is posted, with the repository and the commit it planned.
+	OnSynced func(repo, sha string)
 }
 
 // Daemon is `bosun serve`.
@@ -77,11 +80,6 @@ type Daemon struct {
 	q        Queue
 	statuses *statusPoster // nil: no forge
 	insertMu sync.Map      // repository -> *sync.Mutex: its sync inserts take turns (insertSync)
-
-	// synced, when set, is called at the end of every sync job, once its
-	// status is posted, with the commit it planned (tests count runs with
-	// it).
-	synced func(repo, sha string)
 }
 
 type repoRuntime struct {
@@ -638,8 +636,8 @@ func (d *Daemon) workSync(ctx context.Context, owner string, lastAttempt bool, a
 		} else if err != nil {
 			log.WarnContext(ctx, "deploy failed; will retry", "err", err)
 		}
-		if d.synced != nil {
-			go func() { <-posted; d.synced(args.Repo, rev.SHA) }()
+		if synced := d.deps.OnSynced; synced != nil {
+			go func() { <-posted; synced(args.Repo, rev.SHA) }()
 		}
 	}()
 	fsys, err := rr.w.FetchCommit(ctx, rev.SHA, rr.cfg.Path)

@@ -204,6 +204,10 @@ func launchDaemonWith(t *testing.T, dsn string, repos []RepoConfig, applier *rec
 			}
 			return nil, fmt.Errorf("store %T", st)
 		},
+		OnSynced: func(repo, sha string) {
+			c, _ := td.syncs.LoadOrStore(repo, new(atomic.Int32))
+			c.(*atomic.Int32).Add(1)
+		},
 	}
 	for _, mod := range mods {
 		mod(&deps)
@@ -211,10 +215,6 @@ func launchDaemonWith(t *testing.T, dsn string, repos []RepoConfig, applier *rec
 	d, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
-	}
-	d.synced = func(repo, sha string) {
-		c, _ := td.syncs.LoadOrStore(repo, new(atomic.Int32))
-		c.(*atomic.Int32).Add(1)
 	}
 	td.d = d
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

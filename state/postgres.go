@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"time"
 
 	"github.com/bosunhq/bosun/migrations"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -35,7 +34,7 @@ func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres state %s: %w", where, err)
 	}
-	return &Postgres{sqlStore: sqlStore{db: db, dialect: migrations.Postgres, now: time.Now}, pool: pool}, nil
+	return &Postgres{sqlStore: sqlStore{db: db, dialect: migrations.Postgres}, pool: pool}, nil
 }
 
 // openPostgresDB connects, unmigrated; where names the database for

@@ -70,7 +70,7 @@ func openSQLite(ctx context.Context, path string, opts OpenOpts) (*SQLite, error
 		db.Close()
 		return nil, fmt.Errorf("open sqlite state %s: %w", path, err)
 	}
-	return &SQLite{sqlStore: sqlStore{db: db, dialect: migrations.SQLite, now: time.Now}, path: path}, nil
+	return &SQLite{sqlStore: sqlStore{db: db, dialect: migrations.SQLite}, path: path}, nil
 }
 
 func checkSQLitePath(path string) error {

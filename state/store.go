@@ -22,7 +22,6 @@ import (
 type sqlStore struct {
 	db      *sql.DB
 	dialect migrations.Dialect
-	now     func() time.Time // the clock; tests may replace it
 
 	keyMu sync.Mutex
 	key   []byte // SecretKey, once read
@@ -60,7 +59,7 @@ func (s *sqlStore) t(t time.Time) any {
 // nowOr returns t, or now when t is zero, at the store's precision.
 func (s *sqlStore) nowOr(t time.Time) time.Time {
 	if t.IsZero() {
-		t = s.now()
+		t = time.Now()
 	}
 	return t.UTC().Truncate(time.Microsecond)
 }
@@ -347,7 +346,7 @@ func (s *sqlStore) FinishDeployment(ctx context.Context, id int64, status Status
 	}
 	return s.execOne(ctx, fmt.Sprintf("finish deployment %d", id), ErrNotFound,
 		"UPDATE deployments SET status = ?, error = ?, finished_at = ? WHERE id = ?",
-		string(status), errMsg, s.t(s.now()), id)
+		string(status), errMsg, s.t(time.Now()), id)
 }
 
 // likeEscaper escapes LIKE's wildcards, with \ as the escape character.
@@ -528,7 +527,7 @@ RETURNING name, owner, expires_at`), name, owner, s.t(now.Add(lease)), s.t(now))
 // RenewLock implements Store.
 func (s *sqlStore) RenewLock(ctx context.Context, name, owner string, lease time.Duration) error {
 	return s.execOne(ctx, fmt.Sprintf("renew lock %s for %s", name, owner), ErrNotHeld,
-		"UPDATE locks SET expires_at = ? WHERE name = ? AND owner = ?", s.t(s.now().Add(lease)), name, owner)
+		"UPDATE locks SET expires_at = ? WHERE name = ? AND owner = ?", s.t(time.Now().Add(lease)), name, owner)
 }
 
 // ReleaseLock implements Store.

@@ -47,8 +47,6 @@ type Watcher struct {
 	cfg     Config
 	log     *slog.Logger
 	trigger chan struct{}
-	// noFSWatch turns off fsnotify on a local repository (tests of Trigger).
-	noFSWatch bool
 
 	mu   sync.Mutex // guards repo and the clone on disk
 	repo *git.Repository
@@ -192,8 +190,13 @@ func setOrigin(r *git.Repository, url string) error {
 // (including the first). Fetch errors are logged and retried at the next
 // tick. Run returns when ctx ends.
 func (w *Watcher) Run(ctx context.Context, notify func(Revision)) error {
-	if dir := w.localGitDir(); dir != "" && !w.noFSWatch {
-		changes, err := watchRefs(ctx, dir, w.log)
+	return w.run(ctx, notify, w.localGitDir())
+}
+
+// run is Run watching the refs of the git folder refsDir ("" for none).
+func (w *Watcher) run(ctx context.Context, notify func(Revision), refsDir string) error {
+	if refsDir != "" {
+		changes, err := watchRefs(ctx, refsDir, w.log)
 		if err != nil {
 			w.log.WarnContext(ctx, "not watching local repository; polling only", "err", err)
 		} else {

@@ -122,11 +122,11 @@ func TestWatcher_Run_trigger(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := newWatcher(t, "file://"+remote, time.Hour)
-	w.noFSWatch = true // only Trigger may see the push
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	revs := make(chan Revision, 10)
-	go w.Run(ctx, func(r Revision) { revs <- r })
+	// Refs not watched: only Trigger may see the push.
+	go w.run(ctx, func(r Revision) { revs <- r }, "")
 	select {
 	case rev := <-revs:
 		if rev.SHA != first {
