@@ -133,7 +133,7 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 func DefaultConfig() Config {
 	return Config{
 		Listen:  "127.0.0.1:8080",
-		State:   "sqlite:bosun-data/state.db",
+		State:   state.DefaultDSN,
 		DataDir: "bosun-data",
 		Forge:   ForgeConfig{Kind: "none"},
 		Grace:   Duration(5 * time.Minute),

@@ -419,11 +419,11 @@ func (ro *rollout) pruneTarget(ctx context.Context, ch planner.Change) {
 func (ro *rollout) switchProxy(ctx context.Context, dc *client.Client, px *proxyOnHost, spec *planner.Spec, name string, cert tlsCert) error {
 	timeout := time.Duration(spec.DeployTimeout)
 	if timeout <= 0 {
-		timeout = 30 * time.Second
+		timeout = planner.DefaultDeployTimeout
 	}
 	drain := time.Duration(spec.DrainTimeout)
 	if drain <= 0 {
-		drain = 30 * time.Second
+		drain = planner.DefaultDrainTimeout
 	}
 	dctx, cancel := context.WithTimeout(ctx, timeout+drain+10*time.Second)
 	defer cancel()
@@ -467,7 +467,7 @@ func (ro *rollout) switchProxy(ctx context.Context, dc *client.Client, px *proxy
 func waitReady(ctx context.Context, dc *client.Client, name string, spec *planner.Spec) error {
 	timeout := time.Duration(spec.DeployTimeout)
 	if timeout <= 0 {
-		timeout = 30 * time.Second
+		timeout = planner.DefaultDeployTimeout
 	}
 	delay := time.Duration(spec.ReadinessDelay)
 	ctx, cancel := context.WithTimeout(ctx, timeout)

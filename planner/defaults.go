@@ -13,10 +13,17 @@ import (
 // executor applies it to a plan whose Service has none.
 const DefaultRetainContainers = 5
 
+// DefaultDeployTimeout and DefaultDrainTimeout are deploy_timeout and
+// drain_timeout when a service sets none, as Kamal's (and kamal-proxy's,
+// proxy.DefaultDeployTimeout and proxy.DefaultDrainTimeout). The executor
+// falls back to them for a spec without them.
+const (
+	DefaultDeployTimeout = 30 * time.Second
+	DefaultDrainTimeout  = 30 * time.Second
+)
+
 // Defaults, as Kamal's (docs/config.md lists them).
 const (
-	defaultDeployTimeout     = 30 * time.Second
-	defaultDrainTimeout      = 30 * time.Second
 	defaultReadinessDelay    = 7 * time.Second
 	defaultProxyStopTimeout  = 10 * time.Second // Docker's own default, used by Kamal for proxied roles
 	defaultAppPort           = 80

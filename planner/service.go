@@ -239,7 +239,7 @@ func parseService(d *doc, root *yaml.Node) *svcDef {
 			}
 		}
 	}
-	s.readiness, s.deploy, s.drain = Duration(defaultReadinessDelay), Duration(defaultDeployTimeout), Duration(defaultDrainTimeout)
+	s.readiness, s.deploy, s.drain = Duration(defaultReadinessDelay), Duration(DefaultDeployTimeout), Duration(DefaultDrainTimeout)
 	for key, dst := range map[string]*Duration{"readiness_delay": &s.readiness, "deploy_timeout": &s.deploy, "drain_timeout": &s.drain, "stop_timeout": &s.stop} {
 		if n, ok := fs[key]; ok {
 			if v, ok := d.duration(n, key, false); ok {

@@ -308,6 +308,11 @@ type Delivery struct {
 	Outcome    string
 }
 
+// DefaultDSN is where bosun keeps its state when nothing says otherwise
+// (bosun's --state and $BOSUN_STATE, serve's state key): a SQLite file under
+// the working directory.
+const DefaultDSN = "sqlite:bosun-data/state.db"
+
 // Open opens the store named by dsn and brings its schema up to date:
 //
 //   - sqlite:///abs/path.db or sqlite:/abs/path.db: a SQLite file by absolute path;

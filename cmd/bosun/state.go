@@ -10,16 +10,12 @@ import (
 	"github.com/bosunhq/bosun/state"
 )
 
-// defaultState is where bosun keeps its state when neither --state nor
-// $BOSUN_STATE says otherwise: a SQLite file under the working directory.
-const defaultState = "sqlite:bosun-data/state.db"
-
 // stateFlag defines --state on fs, defaulting to $BOSUN_STATE and then to
-// defaultState. Every command that opens the store uses it, so that they
+// state.DefaultDSN. Every command that opens the store uses it, so that they
 // agree on where the state is. --help shows the default with any password
 // masked.
 func stateFlag(fs *flag.FlagSet, e env) *string {
-	dsn := defaultState
+	dsn := state.DefaultDSN
 	if v := e.getenv("BOSUN_STATE"); v != "" {
 		dsn = v
 	}
