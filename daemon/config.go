@@ -205,12 +205,8 @@ func (c Config) Validate() error {
 	if !strings.HasPrefix(c.State, "sqlite:") && !strings.HasPrefix(c.State, "postgres://") && !strings.HasPrefix(c.State, "postgresql://") {
 		add("state: %q is neither sqlite:PATH nor postgres://…", state.Redact(c.State))
 	}
-	if strings.HasPrefix(c.State, "postgres") {
-		if u, err := url.Parse(c.State); err == nil && u.User != nil {
-			if _, ok := u.User.Password(); ok {
-				add("state: the DSN holds a password; put it in PGPASSWORD or ~/.pgpass, never in the config file")
-			}
-		}
+	if strings.HasPrefix(c.State, "postgres") && state.HasPassword(c.State) {
+		add("state: the DSN holds a password; put it in PGPASSWORD or ~/.pgpass, never in the config file")
 	}
 	if c.Webhook.SecretEnv == "" && c.Webhook.SecretFile == "" {
 		add("webhook: set secret_env or secret_file (webhooks are always signed)")

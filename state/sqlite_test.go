@@ -103,6 +103,21 @@ func TestRedact(t *testing.T) {
 	}
 }
 
+func TestHasPassword(t *testing.T) {
+	for in, want := range map[string]bool{
+		"postgres://bosun:hunter2@db:5432/bosun":    true,
+		"postgres://db/bosun?x=1&password=hunter2":  true,
+		"host=db PASSWORD=hunter2 user=u":           true,
+		"postgres://bosun@db/bosun?sslmode=require": false,
+		"host=db user=u":                            false,
+		"sqlite:state.db":                           false,
+	} {
+		if got := HasPassword(in); got != want {
+			t.Errorf("HasPassword(%q) = %v, want %v", Redact(in), got, want)
+		}
+	}
+}
+
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 // Processes starting together on a new file (a daemon and a CLI command,

@@ -418,6 +418,21 @@ func SQLitePath(dsn string) (string, error) {
 
 var passwordParam = regexp.MustCompile(`(?i)(password=)[^&\s]*`)
 
+// HasPassword reports whether dsn holds a password: in a URL's user info
+// or as a password parameter (password=…, key/value or URL query), the two
+// places Redact masks.
+func HasPassword(dsn string) bool {
+	if passwordParam.MatchString(dsn) {
+		return true
+	}
+	u, err := url.Parse(dsn)
+	if err != nil || u.User == nil {
+		return false
+	}
+	_, has := u.User.Password()
+	return has
+}
+
 // Redact returns dsn with any password (in the user info or a password
 // parameter) replaced by "[redacted]" (planner.RedactedText, the one
 // placeholder), for messages.
