@@ -588,7 +588,7 @@ func (e *Executor) moveProxyPorts(ctx context.Context, hc *hostConn, kp *kamalCo
 	}
 	if err != nil {
 		// The slower way: a container start with the ports.
-		e.log.Warn("ports not published on network connect; starting bosun-proxy again on the bosun network", "host", hc.name, "err", err)
+		e.log.WarnContext(ctx, "ports not published on network connect; starting bosun-proxy again on the bosun network", "host", hc.name, "err", err)
 		how = "container start"
 		_ = dc.ContainerRemove(bg, ProxyContainer, container.RemoveOptions{Force: true})
 		if err = e.createProxy(bg, dc, src.ref, true, true); err == nil {
