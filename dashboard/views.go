@@ -103,7 +103,7 @@ func (s *Server) fleet(r *http.Request) (fleetData, error) {
 	var live liveView
 	if s.live != nil {
 		d.Live = true
-		live = s.live.current(hosts, func(err error) { s.log.Warn("fleet live check: some servers not read", "err", err) })
+		live = s.live.current(hosts, func(err error) { s.log.WarnContext(ctx, "fleet live check: some servers not read", "err", err) })
 		d.LiveAt = live.At
 	}
 	type key struct{ repo, service, host string }
