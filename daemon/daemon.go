@@ -372,7 +372,7 @@ func (d *Daemon) insertSync(ctx context.Context, args SyncArgs) error {
 		}
 		return nil
 	}
-	if args.Reason != reasonStartHead && args.Actor == "" { // a person's sync always runs
+	if !args.runsAgain() {
 		newest, err := d.newestSync(ctx, args.Repo)
 		if err != nil {
 			return err
