@@ -2,10 +2,12 @@ package main
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -99,4 +101,68 @@ func testBrowserNewService(t *testing.T, e *browserBed) {
 		t.Errorf("the planner refuses the pull request's file:\n%s\n%v", file, err)
 	}
 	p.shot("pull-request-opened")
+}
+
+// testBrowserRollback: a deployer rolls shop back from v2 to v1 on its
+// service page. The daemon applies it on both servers and holds the
+// service there; History shows the rollback with the deployer as actor.
+// Releasing the hold and syncing brings git's v2 back.
+func testBrowserRollback(t *testing.T, e *browserBed) {
+	if !e.serves("v2") {
+		e.push(t, map[string]string{"services/shop.yml": e.shopService(e.Images["v2"], time.Second)})
+		waitFor(t, 3*time.Minute, "shop v2 serving before the rollback", func() bool { return e.serves("v2") })
+	}
+	p := e.loginAs(t, "deployer")
+	p.open("/fleet")
+	p.click(`a[href="/repos/fleet/services/shop"]`)
+	if got := p.location(); got != e.URL+"/repos/fleet/services/shop" {
+		t.Fatalf("the fleet's shop column leads to %s", got)
+	}
+	// The button on the version whose image is v1.
+	clicked := evalJS[bool](p, `(() => {
+  for (const tr of document.querySelectorAll("#versions tr.version")) {
+    const b = tr.querySelector("button.rollback");
+    if (b && tr.textContent.includes("/shop:v1")) { b.click(); return true; }
+  }
+  return false;
+})()`)
+	if !clicked {
+		p.shot("no-rollback-button")
+		t.Fatal("no rollback button on shop's v1 version")
+	}
+	p.do("wait for the page after the rollback", chromedp.Sleep(300*time.Millisecond), chromedp.WaitReady(chromedp.CSS("main")))
+	p.shot("rollback-queued")
+	if flash := p.text("#flash"); !strings.Contains(flash, "rollback of shop") {
+		t.Errorf("after the click the page says %q", flash)
+	}
+	waitFor(t, 3*time.Minute, "shop v1 serving after the rollback", func() bool { return e.serves("v1") })
+	waitFor(t, time.Minute, "shop held after the rollback", func() bool {
+		p.open("/repos/fleet/services/shop")
+		return p.count("#release") == 1
+	})
+	if held := p.text("main"); !strings.Contains(held, "rollback by github:dave from the dashboard") {
+		t.Errorf("the service page does not show the hold's reason:\n%s", held)
+	}
+	p.open("/history?actor=github:dave")
+	if n := p.count(`#actions tr.action`); n < 1 || !strings.Contains(p.text("#actions"), "rollback") {
+		t.Errorf("History by actor github:dave shows %d actions, without the rollback: %q", n, p.text("#actions"))
+	}
+	if !strings.Contains(p.text("#history"), "rollback by github:dave") {
+		t.Errorf("History lists no deployment triggered by the rollback: %q", p.text("#history"))
+	}
+
+	// Back to git: release, then sync.
+	p.open("/repos/fleet/services/shop")
+	p.click("#release")
+	if p.count("#release") != 0 || p.count("#hold") != 1 {
+		t.Errorf("after Release the page still shows the hold")
+	}
+	req, _ := http.NewRequest(http.MethodPost, e.URL+"/api/v1/repos/fleet/sync", nil)
+	req.Header.Set("Authorization", "Bearer "+e.Deployer)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("sync: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	waitFor(t, 3*time.Minute, "shop v2 serving again after the release and a sync", func() bool { return e.serves("v2") })
 }

@@ -389,6 +389,7 @@ func TestBrowser(t *testing.T) {
 	t.Run("liveRollout", func(t *testing.T) { testBrowserLiveRollout(t, e) })
 	t.Run("historyByServer", func(t *testing.T) { testBrowserHistoryByServer(t, e) })
 	t.Run("newService", func(t *testing.T) { testBrowserNewService(t, e) })
+	t.Run("rollback", func(t *testing.T) { testBrowserRollback(t, e) })
 }
 
 // testBrowserLogin: a tab without a session is sent through the fake
