@@ -372,7 +372,7 @@ func (d *Daemon) insertSync(ctx context.Context, args SyncArgs) error {
 		}
 		return nil
 	}
-	if !args.runsAgain() {
+	if args.Reason != reasonStartHead && args.Actor == "" { // a person's sync always runs
 		newest, err := d.newestSync(ctx, args.Repo)
 		if err != nil {
 			return err
@@ -662,7 +662,9 @@ func (d *Daemon) workSync(ctx context.Context, owner string, lastAttempt bool, a
 	}
 	d.status(rr, rev.SHA, webhook.StatePending, "deploying")
 	log.InfoContext(ctx, "rollout started", "reason", args.Reason)
-	res, err := d.deps.Applier.Apply(ctx, plan, executor.ApplyOpts{Trigger: args.Reason, Actor: args.Actor, LockWait: time.Hour})
+	runCtx, cancelRun := context.WithCancelCause(ctx)
+	defer cancelRun(nil)
+	res, err := d.deps.Applier.Apply(runCtx, plan, executor.ApplyOpts{Trigger: args.Reason, Actor: args.Actor, LockWait: time.Hour, Watch: d.cancelWatch(runCtx, cancelRun)})
 	summary = res.Summary()
 	d.record(args, res, err)
 	return err
@@ -820,6 +822,7 @@ var closedChan = func() <-chan struct{} { c := make(chan struct{}); close(c); re
 func classify(err error, summary string, took time.Duration) (webhook.State, string, bool) {
 	var cerrs planner.ConfigErrors
 	var rerr *executor.RolloutError
+	var cancelled *executor.Cancelled
 	switch {
 	case err == nil:
 		if summary == "" {
@@ -828,6 +831,10 @@ func classify(err error, summary string, took time.Duration) (webhook.State, str
 		return webhook.StateSuccess, fmt.Sprintf("%s in %s", summary, took.Round(100*time.Millisecond)), false
 	case errors.As(err, &cerrs):
 		return webhook.StateFailure, "invalid config: " + cerrs[0].Error(), false
+	case errors.As(err, &cancelled):
+		// A person stopped it: not retried; the next push or sync
+		// deploys again.
+		return webhook.StateError, cancelled.Error() + "; every host runs its old or new version", false
 	case errors.Is(err, context.Canceled):
 		return webhook.StatePending, "interrupted; bosun resumes when it restarts", true
 	case errors.Is(err, executor.ErrLockLost):

@@ -44,6 +44,12 @@ type recordingApplier struct {
 	started   chan string   // if set, gets the repository when an apply starts
 	cancelled atomic.Bool   // an apply saw its context end before it finished
 	block     chan struct{} // if set (under mu), applies wait for it to close
+	// watched, if set, makes each apply a rollout that runs until its
+	// context ends: it records a deployment, gives its id to
+	// ApplyOpts.Watch and to watched, and returns as the executor does
+	// when cancelled (its error wraps the context's cause).
+	watched chan int64
+	applies atomic.Int32 // calls of Apply
 }
 
 // hold makes the next applies wait until the returned func is called.
@@ -66,8 +72,24 @@ func (a *recordingApplier) Apply(ctx context.Context, plan *planner.Plan, opts e
 		a.inFlight[plan.Repo]--
 		a.mu.Unlock()
 	}()
+	a.applies.Add(1)
 	if a.started != nil {
 		a.started <- plan.Repo
+	}
+	if a.watched != nil {
+		id, err := a.st.CreateDeployment(ctx, state.Deployment{Repo: plan.Repo, Service: "web", Commit: plan.Commit, Status: state.StatusDeploying, Trigger: opts.Trigger, StartedAt: time.Now().UTC()})
+		if err != nil {
+			return &executor.Result{}, err
+		}
+		if opts.Watch != nil {
+			defer opts.Watch(id)()
+		}
+		a.watched <- id
+		<-ctx.Done()
+		a.cancelled.Store(true)
+		err = fmt.Errorf("%w; rollout stopped: %w", context.Cause(ctx), ctx.Err())
+		a.st.FinishDeployment(context.WithoutCancel(ctx), id, state.StatusFailed, err.Error())
+		return &executor.Result{}, err
 	}
 	a.mu.Lock()
 	block := a.block
@@ -595,5 +617,59 @@ func TestDaemon_syncAskedTwice(t *testing.T) {
 	}
 	if err := td.d.Sync(t.Context(), "nope", "github:alice"); err == nil {
 		t.Errorf("Sync of an unknown repository succeeded")
+	}
+}
+
+// A person's cancel request in a running deployment's events (what the
+// dashboard adds) cancels the rollout with its actor: the commit's status
+// says who cancelled it, and the sync is not retried.
+func TestDaemon_cancel(t *testing.T) {
+	dir := t.TempDir()
+	repos, heads := makeRepos(t, dir, 1)
+	gh := testbed.NewFakeGitHub(t)
+	rep := webhook.NewReporter(webhook.ReporterConfig{}, gh.Client())
+	applier := newApplier()
+	applier.watched = make(chan int64, 1)
+	td := launchDaemonWith(t, "sqlite:///"+filepath.Join(dir, "state.db"), repos, applier, 10*time.Second, rep)
+	var id int64
+	select {
+	case id = <-applier.watched:
+	case <-time.After(time.Minute):
+		t.Fatal("no rollout started within a minute")
+	}
+	time.Sleep(2 * cancelPoll) // watched, and not cancelled, while nobody asks
+	if applier.cancelled.Load() {
+		t.Fatal("the rollout was cancelled before anyone asked")
+	}
+	if err := td.store.AddEvent(t.Context(), state.Event{DeploymentID: id, Step: state.StepCancel, Status: state.CancelRequested, Actor: "github:dave", At: time.Now().UTC()}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		c, _ := td.syncs.LoadOrStore("repo-00", new(atomic.Int32))
+		if c.(*atomic.Int32).Load() == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the cancelled sync did not end within a minute")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var got []string
+	for _, s := range gh.Statuses() {
+		if s.SHA == heads["repo-00"] && s.GetContext() == webhook.ContextDeploy {
+			got = append(got, s.GetState()+" "+s.GetDescription())
+		}
+	}
+	if len(got) != 2 || got[1] != "error cancelled by github:dave; every host runs its old or new version" {
+		t.Errorf("statuses = %q, want pending then error cancelled by github:dave…", got)
+	}
+	d, err := td.store.GetDeployment(t.Context(), id)
+	if err != nil || !strings.HasPrefix(d.Error, "cancelled by github:dave") {
+		t.Errorf("deployment %d: %+v %v", id, d, err)
+	}
+	time.Sleep(2 * time.Second) // a retry would start within a second
+	if n := applier.applies.Load(); n != 1 {
+		t.Errorf("%d applies, want 1: a cancelled sync is not retried", n)
 	}
 }

@@ -39,14 +39,6 @@ type SyncArgs struct {
 // Kind is River's job kind.
 func (SyncArgs) Kind() string { return "bosun_sync" }
 
-// runsAgain reports whether the sync runs even when the newest sync already
-// ran its commit (insertSync skips any other): the head at (re)start, so
-// that a restart converges the servers on it whatever ran before, and a
-// sync a person asked for.
-func (a SyncArgs) runsAgain() bool {
-	return a.Reason == reasonStartHead || a.Actor != ""
-}
-
 // A sync's Reason, besides "push (delivery ID)": the watcher saw a new
 // head, or the head when the repository was (re)started.
 const (

@@ -342,21 +342,3 @@ func TestDaemon_pushOfSyncedCommitQueuesNothing(t *testing.T) {
 		t.Errorf("a push back to an earlier commit made %d sync job(s), want 1", got-jobs)
 	}
 }
-
-// TestSyncArgs_runsAgain: only the head at start and a person's sync run
-// again a commit the newest sync ran; pushes and new heads do not.
-func TestSyncArgs_runsAgain(t *testing.T) {
-	for _, tc := range []struct {
-		args SyncArgs
-		want bool
-	}{
-		{SyncArgs{Reason: reasonStartHead}, true},
-		{SyncArgs{Reason: "sync asked from the dashboard", Actor: "alice"}, true},
-		{SyncArgs{Reason: "push (delivery d1)"}, false},
-		{SyncArgs{Reason: reasonNewHead}, false},
-	} {
-		if got := tc.args.runsAgain(); got != tc.want {
-			t.Errorf("%+v: runsAgain = %v, want %v", tc.args, got, tc.want)
-		}
-	}
-}

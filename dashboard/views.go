@@ -341,7 +341,14 @@ func (s *Server) deploymentPage(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.page(w, r, http.StatusOK, "deployment", map[string]any{"D": d, "Events": evs, "Live": d.FinishedAt == nil, "Now": time.Now()})
+	data := map[string]any{"D": d, "Events": evs, "Live": d.FinishedAt == nil, "Now": time.Now(), "Flash": r.URL.Query().Get("flash")}
+	if e, ok := state.CancelAsked(evs); ok {
+		data["CancelBy"] = e.Actor
+	}
+	if who, _ := IdentityOf(r.Context()); who.Role >= Deployer && who.CSRF != "" {
+		data["CanCancel"] = true
+	}
+	s.page(w, r, http.StatusOK, "deployment", data)
 }
 
 // streamPoll is how often the stream reads the store for new events: well
@@ -469,7 +476,7 @@ const liveJS = `(function () {
     var empty = document.getElementById("nosteps"); if (empty) empty.remove();
     t.tBodies[0].appendChild(tr);
   });
-  es.addEventListener("end", function () { es.close(); setTimeout(function () { location.reload(); }, 300); });
+  es.addEventListener("end", function () { es.close(); setTimeout(function () { location.replace(location.pathname); }, 300); });
 })();
 `
 

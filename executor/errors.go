@@ -55,3 +55,18 @@ func (e *RolloutError) Unwrap() error { return e.Err }
 // was found held by someone else at a renewal: this process stalled past
 // the lease (Config.LockLease) and another rollout may have taken over.
 var ErrLockLost = errors.New("lost the service lock")
+
+// Cancelled is the cause with which a person's cancel ends a rollout's
+// context (context.WithCancelCause): Apply stops as it does when its
+// context ends, leaving every host on its old or new version, and its
+// error wraps the *Cancelled, which says who asked.
+type Cancelled struct {
+	Actor string // "github:alice", "token:ci"
+}
+
+func (c *Cancelled) Error() string { return "cancelled by " + c.Actor }
+
+func isCancelled(err error) bool {
+	var c *Cancelled
+	return errors.As(err, &c)
+}

@@ -191,6 +191,11 @@ type ApplyOpts struct {
 	// LockWait bounds the wait for another rollout of a service to finish;
 	// 0 waits until ctx ends.
 	LockWait time.Duration
+	// Watch, when set, is called with each service's deployment id once
+	// it is recorded, and returns a func that Apply calls when that
+	// service's rollout has ended. The daemon watches for a person's
+	// cancel with it: it cancels Apply's context with a *Cancelled cause.
+	Watch func(deploymentID int64) (stop func())
 	// RemoveKamal removes, after a successful takeover, kamal-proxy and
 	// Kamal's stopped containers of the plan's targets (see kamal.go);
 	// without it they are stopped and kept. Kamal's data stays either way.
@@ -426,6 +431,10 @@ func (e *Executor) applyService(ctx context.Context, plan *planner.Plan, pol pla
 			return
 		}
 		ro.depID, sr.DeploymentID = id, id
+		if opts.Watch != nil {
+			stop := opts.Watch(id)
+			defer stop()
+		}
 		ro.storeEvents = make(chan state.Event, 256)
 		eventsDone := make(chan struct{})
 		go ro.recordEvents(bg, st, eventsDone)
@@ -438,7 +447,7 @@ func (e *Executor) applyService(ctx context.Context, plan *planner.Plan, pol pla
 
 	err = ro.run(lockCtx, chs, sr)
 	sr.Foreign = ro.foreign
-	if cause := context.Cause(lockCtx); err != nil && errors.Is(cause, ErrLockLost) {
+	if cause := context.Cause(lockCtx); err != nil && (errors.Is(cause, ErrLockLost) || isCancelled(cause)) {
 		err = fmt.Errorf("%w; rollout stopped: %w", cause, err)
 	}
 	status := state.StatusDeployed

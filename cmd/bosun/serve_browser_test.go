@@ -45,11 +45,16 @@ type browserBed struct {
 	// (healthy).
 	Images map[string]string
 
+	// Serving is the version shop serves on both servers, as the
+	// subtests leave it.
+	Serving string
+
 	forgeRepo string
 	mu        sync.Mutex
 	head      string // the last commit on master
 	browser   context.Context
-	shots     string // screenshot folder
+	shots     string          // screenshot folder
+	cleaned   map[string]bool // subtests whose screenshot folder was emptied
 }
 
 // browserRoles are the users who log in through the fake GitHub, by role
@@ -87,7 +92,7 @@ func startBrowserBed(t *testing.T) *browserBed {
 	testbed.RequireDocker(t)
 	chromium := testbed.RequireChromium(t)
 	bed := testbed.Start(t, testbed.Options{Servers: 2})
-	e := &browserBed{Bed: bed, GH: testbed.NewFakeGitHub(t), forgeRepo: "acme/fleet", Images: map[string]string{}}
+	e := &browserBed{Bed: bed, GH: testbed.NewFakeGitHub(t), forgeRepo: "acme/fleet", Images: map[string]string{}, Serving: "v1"}
 	for _, v := range []string{"v1", "v2"} {
 		e.Images[v] = bed.PushApp(t, "shop", v, testbed.AppOK)
 	}
@@ -142,6 +147,14 @@ func startBrowserBed(t *testing.T) *browserBed {
 	}
 	e.browser = browser
 	return e
+}
+
+// other is the version shop does not serve.
+func (e *browserBed) other() string {
+	if e.Serving == "v1" {
+		return "v2"
+	}
+	return "v1"
 }
 
 // serves says whether every server's proxy serves version for shop.test.
@@ -230,6 +243,15 @@ type browserPage struct {
 // newPage opens a tab in a fresh browser context.
 func (e *browserBed) newPage(t *testing.T, name string) *browserPage {
 	t.Helper()
+	e.mu.Lock()
+	if e.cleaned == nil {
+		e.cleaned = map[string]bool{}
+	}
+	if !e.cleaned[t.Name()] { // last run's screenshots go
+		e.cleaned[t.Name()] = true
+		os.RemoveAll(filepath.Join(e.shots, unsafeName.ReplaceAllString(t.Name(), "_")))
+	}
+	e.mu.Unlock()
 	ctx, cancel := chromedp.NewContext(e.browser, chromedp.WithNewBrowserContext())
 	t.Cleanup(cancel)
 	if err := chromedp.Do(ctx); err != nil {
@@ -316,6 +338,32 @@ func evalJS[T any](p *browserPage, js string) T {
 	return pageRun(p, "evaluate "+js, chromedp.Evaluate[T](js, chromedp.EvalAwaitPromise))
 }
 
+// tryEval is evalJS for a poll: an error (the page is loading, say) is
+// returned, not fatal.
+func tryEval[T any](p *browserPage, js string) (T, error) {
+	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+	defer cancel()
+	return chromedp.Run(ctx, chromedp.Evaluate[T](js, chromedp.EvalAwaitPromise))
+}
+
+// waitJS polls the JavaScript expression js until it is true, across page
+// loads; the test fails when it is not within timeout.
+func (p *browserPage) waitJS(timeout time.Duration, what, js string) {
+	p.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, err := tryEval[bool](p, js)
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			p.shot("timeout")
+			p.t.Fatalf("timed out after %s waiting for %s (%s): %v", timeout, what, js, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // count is how many elements match the CSS selector sel now.
 func (p *browserPage) count(sel string) int {
 	p.t.Helper()
@@ -387,6 +435,8 @@ func TestBrowser(t *testing.T) {
 	e := startBrowserBed(t)
 	t.Run("login", func(t *testing.T) { testBrowserLogin(t, e) })
 	t.Run("liveRollout", func(t *testing.T) { testBrowserLiveRollout(t, e) })
+	t.Run("cancel", func(t *testing.T) { testBrowserCancel(t, e) })
+	t.Run("hold", func(t *testing.T) { testBrowserHold(t, e) })
 	t.Run("historyByServer", func(t *testing.T) { testBrowserHistoryByServer(t, e) })
 	t.Run("newService", func(t *testing.T) { testBrowserNewService(t, e) })
 	t.Run("rollback", func(t *testing.T) { testBrowserRollback(t, e) })
@@ -444,24 +494,14 @@ func testBrowserLogin(t *testing.T, e *browserBed) {
 // one before the rollout finished, in the order the executor took them.
 func testBrowserLiveRollout(t *testing.T, e *browserBed) {
 	p := e.loginAs(t, "deployer")
-	sha := e.push(t, map[string]string{"services/shop.yml": e.shopService(e.Images["v2"], 6*time.Second)})
+	next := e.other()
+	sha := e.push(t, map[string]string{"services/shop.yml": e.shopService(e.Images[next], 6*time.Second)})
 	dep := e.deploymentOf(t, sha)
 	p.open(fmt.Sprintf("/deployments/%d", dep.ID))
-	var firstSeen time.Time
-	deadline := time.Now().Add(2 * time.Minute)
-	for firstSeen.IsZero() {
-		if p.count("#steps tr.step") > 0 {
-			firstSeen = time.Now()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no step appeared on the page within 2 minutes")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	var midway int
-	waitFor(t, time.Minute, "the canary step on the page", func() bool { return p.count(`#steps tr.step`) >= 8 })
-	midway = p.count("#steps tr.step")
+	p.waitJS(2*time.Minute, "the first step on the page", `document.querySelectorAll("#steps tr.step").length > 0`)
+	firstSeen := time.Now()
+	p.waitJS(time.Minute, "the canary's watch on the page", `document.querySelectorAll("#steps tr.step").length >= 8`)
+	midway := p.count("#steps tr.step")
 	p.shot("live")
 	p.docShot("deployment-live")
 	done := e.waitFinished(t, dep.ID)
@@ -476,7 +516,7 @@ func testBrowserLiveRollout(t *testing.T, e *browserBed) {
 	}
 	// The page reloads when the stream ends: the final status, and the
 	// steps the server rendered.
-	waitFor(t, 30*time.Second, "the page to show the final status", func() bool { return p.text("#status") == "deployed" })
+	p.waitJS(30*time.Second, "the page to show the final status", `document.querySelector("#status").textContent == "deployed"`)
 	p.shot("finished")
 	rows := evalJS[[][]string](p, `Array.from(document.querySelectorAll("#steps tr.step")).map(tr => Array.from(tr.cells).map(td => td.textContent))`)
 	var order []string
@@ -493,9 +533,10 @@ func testBrowserLiveRollout(t *testing.T, e *browserBed) {
 	if !subsequence(want, order) {
 		t.Errorf("steps done, in page order:\n%s\nwant in this order:\n%s", strings.Join(order, "\n"), strings.Join(want, "\n"))
 	}
-	if !e.serves("v2") {
-		t.Errorf("v2 is not serving on both servers after the rollout")
+	if !e.serves(next) {
+		t.Errorf("%s is not serving on both servers after the rollout", next)
 	}
+	e.Serving = next
 }
 
 // countEvents is how many events deployment id has in the API.
@@ -555,4 +596,221 @@ func testBrowserHistoryByServer(t *testing.T, e *browserBed) {
 	if n := p.count("#history tr.dep"); n != all {
 		t.Errorf("/history?server=%s lists %d, /servers/%s %d", s1, n, s1, all)
 	}
+}
+
+// testBrowserCancel: a slow rollout (a canary watched for five minutes)
+// runs; a viewer sees no cancel button and is refused the POST; a
+// deployer cancels it from its page, which shows it stop; the canary goes
+// back to the old version, the other server never left it.
+func testBrowserCancel(t *testing.T, e *browserBed) {
+	old, next := e.Serving, e.other()
+	sha := e.push(t, map[string]string{"services/shop.yml": e.shopService(e.Images[next], 5*time.Minute)})
+	dep := e.deploymentOf(t, sha)
+	page := fmt.Sprintf("/deployments/%d", dep.ID)
+	cancelPath := page + "/cancel"
+
+	t.Run("viewerRefused", func(t *testing.T) {
+		p := e.loginAs(t, "viewer")
+		p.open(page)
+		p.waitJS(time.Minute, "the first step", `document.querySelectorAll("#steps tr.step").length > 0`)
+		if n := p.count("#cancel"); n != 0 {
+			t.Errorf("the viewer's page has %d cancel buttons", n)
+		}
+		if n := p.count(`form[action$="/cancel"]`); n != 0 {
+			t.Errorf("the viewer's page has %d cancel forms", n)
+		}
+		// With the session's CSRF token (the logout form's): the role refuses.
+		if code := p.post(cancelPath, nil); code != http.StatusForbidden {
+			t.Errorf("the viewer's POST %s: %d, want 403", cancelPath, code)
+		}
+		if code, body := postWith(t, e.URL+"/api/v1/deployments/"+fmt.Sprint(dep.ID)+"/cancel", e.Viewer); code != http.StatusForbidden {
+			t.Errorf("cancel with a viewer token: %d %s, want 403", code, body)
+		}
+		if code, _ := postWith(t, e.URL+"/api/v1/deployments/999999/cancel", e.Deployer); code != http.StatusNotFound {
+			t.Errorf("cancel of an unknown deployment: %d, want 404", code)
+		}
+		p.shot("refused")
+	})
+	if d := e.waitFinishedOrNot(t, dep.ID); d.FinishedAt != nil {
+		t.Fatalf("the slow rollout ended before the deployer could cancel it: %+v", d)
+	}
+
+	t.Run("deployerCancels", func(t *testing.T) {
+		p := e.loginAs(t, "deployer")
+		p.open(page)
+		// The canary is on the new version and being watched.
+		p.waitJS(2*time.Minute, "the canary's watch", `Array.from(document.querySelectorAll("#steps tr.step")).some(tr => tr.cells[2].textContent == "canary" && tr.cells[3].textContent == "started")`)
+		p.shot("watching")
+		asked := time.Now()
+		p.click("#cancel")
+		if got := p.text("#cancelled"); !strings.Contains(got, "github:dave") {
+			t.Errorf("after the click the page says %q, want who asked the cancel", got)
+		}
+		p.waitJS(2*time.Minute, "the page to show the rollout ended", `document.querySelector("#status").textContent != "deploying" && !!document.querySelector("#cancelled")`)
+		p.shot("cancelled")
+		if got := p.text("#cancelled"); got != "Cancelled by github:dave." {
+			t.Errorf("the finished page says %q, want Cancelled by github:dave.", got)
+		}
+		if n := p.count("#cancel"); n != 0 {
+			t.Errorf("the finished deployment still has a cancel button")
+		}
+		d := e.waitFinished(t, dep.ID)
+		if took := d.FinishedAt.Sub(asked); took > 90*time.Second {
+			t.Errorf("the rollout ended %s after the cancel; the canary's watch was 5 minutes, the cancel should end it at once", took)
+		}
+		if d.Status != "rolled_back" || !strings.HasPrefix(d.Error, "cancelled by github:dave") {
+			t.Errorf("deployment = %s %q, want rolled_back (the canary put back), error cancelled by github:dave", d.Status, d.Error)
+		}
+		if got := p.text("#status"); got != d.Status {
+			t.Errorf("the page's status %q, the API's %q", got, d.Status)
+		}
+		// Every host serves: the canary back on the old version, the
+		// other never left it.
+		for _, s := range e.Bed.Servers {
+			if got := serving(s.HTTPAddr, "shop.test"); !strings.Contains(got, old) {
+				t.Errorf("%s serves %q after the cancel, want %s", s.Name, got, old)
+			}
+		}
+		var evs struct{ Events []dashboard.Event }
+		e.api(t, fmt.Sprintf("/api/v1/deployments/%d/events", dep.ID), &evs)
+		var asks, rollbacks int
+		for _, ev := range evs.Events {
+			if ev.Step == "cancel" && ev.Status == "requested" && ev.Actor == "github:dave" {
+				asks++
+			}
+			if ev.Step == "rollback" && ev.Status == "ok" {
+				rollbacks++
+			}
+		}
+		if asks != 1 || rollbacks != 1 {
+			t.Errorf("events: %d cancel requests by github:dave, %d hosts rolled back; want 1 and 1: %+v", asks, rollbacks, evs.Events)
+		}
+		var acts struct{ Actions []dashboard.Action }
+		e.api(t, "/api/v1/actions?action=cancel", &acts)
+		if len(acts.Actions) != 1 || acts.Actions[0].Actor != "github:dave" || acts.Actions[0].DeploymentID != dep.ID {
+			t.Errorf("cancel actions: %+v, want one by github:dave on deployment %d", acts.Actions, dep.ID)
+		}
+		waitFor(t, time.Minute, "the bosun/deploy status of the cancelled commit", func() bool {
+			st := lastStatus(e.GH, sha, webhook.ContextDeploy)
+			return st != nil && st.GetState() == "error" && strings.Contains(st.GetDescription(), "cancelled by github:dave")
+		})
+		// Not retried: the job ended with the cancel.
+		time.Sleep(3 * time.Second)
+		var list dashboard.DeploymentList
+		e.api(t, "/api/v1/deployments?limit=5", &list)
+		if list.Deployments[0].ID != dep.ID {
+			t.Errorf("a deployment after the cancelled one: %+v (the cancelled sync was retried)", list.Deployments[0])
+		}
+		// Finished: nothing left to cancel.
+		if code, body := postWith(t, e.URL+"/api/v1/deployments/"+fmt.Sprint(dep.ID)+"/cancel", e.Deployer); code != http.StatusConflict {
+			t.Errorf("cancel of the finished deployment: %d %s, want 409", code, body)
+		}
+	})
+	if !e.serves(old) {
+		e.Serving = "" // unknown: later subtests fail
+	}
+}
+
+// waitFinishedOrNot returns deployment id as the API has it now.
+func (e *browserBed) waitFinishedOrNot(t *testing.T, id int64) dashboard.Deployment {
+	var d dashboard.Deployment
+	e.api(t, fmt.Sprintf("/api/v1/deployments/%d", id), &d)
+	return d
+}
+
+// testBrowserHold: a deployer goes from a deployment's page to its
+// service's and holds it; the next push deploys nothing, and its plan
+// shows shop's targets held (the plan comment of a pull request at that
+// commit); Release ends the hold, and a sync then deploys the push.
+func testBrowserHold(t *testing.T, e *browserBed) {
+	if e.Serving == "" {
+		t.Skip("shop's version is unknown after the cancel test failed")
+	}
+	p := e.loginAs(t, "deployer")
+	var list dashboard.DeploymentList
+	e.api(t, "/api/v1/deployments?service=shop&limit=1", &list)
+	last := list.Deployments[0]
+	p.open(fmt.Sprintf("/deployments/%d", last.ID))
+	p.click("#service")
+	if got := p.location(); got != e.URL+"/repos/fleet/services/shop" {
+		t.Fatalf("the service link led to %s", got)
+	}
+	p.click("#hold")
+	if n := p.count("#release"); n != 1 {
+		t.Errorf("after Hold: %d release buttons, want 1", n)
+	}
+	if got := p.text("#flash"); !strings.Contains(got, "is held at") {
+		t.Errorf("after Hold the page says %q", got)
+	}
+	t.Cleanup(func() { postWith(t, e.URL+"/api/v1/repos/fleet/services/shop/release", e.Deployer) })
+
+	old, next := e.Serving, e.other()
+	sha := e.push(t, map[string]string{"services/shop.yml": e.shopService(e.Images[next], time.Second)})
+	waitFor(t, 2*time.Minute, "the bosun/deploy status of the push", func() bool {
+		st := lastStatus(e.GH, sha, webhook.ContextDeploy)
+		return st != nil && st.GetState() != "pending"
+	})
+	if st := lastStatus(e.GH, sha, webhook.ContextDeploy); st.GetState() != "success" || !strings.Contains(st.GetDescription(), "no changes") {
+		t.Errorf("the push's deploy status: %s %q, want success, no changes (shop is held)", st.GetState(), st.GetDescription())
+	}
+	e.api(t, "/api/v1/deployments?service=shop&limit=1", &list)
+	if list.Deployments[0].ID != last.ID {
+		t.Errorf("the push deployed held shop: %+v", list.Deployments[0])
+	}
+	if !e.serves(old) {
+		t.Errorf("shop no longer serves %s on both servers while held", old)
+	}
+	// The plan of that commit says held, with who held it.
+	if code := e.hook(t, "pull_request", "pr-"+sha, pullRequestEvent(e.forgeRepo, "opened", 7, "master", sha)); code != http.StatusAccepted {
+		t.Fatalf("pull_request webhook: %d", code)
+	}
+	var comment string
+	waitFor(t, 2*time.Minute, "the plan comment of pull request 7", func() bool {
+		cs := e.GH.Comments(e.forgeRepo, 7)
+		if len(cs) == 0 {
+			return false
+		}
+		comment = cs[len(cs)-1]
+		return true
+	})
+	if !strings.Contains(comment, "0 to update") || !strings.Contains(comment, "2 held") || strings.Count(comment, "| held |") != 2 {
+		t.Errorf("the plan of the push's commit does not show shop's 2 targets held:\n%s", comment)
+	}
+
+	p.click("#release")
+	if n := p.count("#hold"); n != 1 {
+		t.Errorf("after Release: %d hold buttons, want 1", n)
+	}
+	if got := p.text("#flash"); !strings.Contains(got, "released") {
+		t.Errorf("after Release the page says %q", got)
+	}
+	var acts struct{ Actions []dashboard.Action }
+	e.api(t, "/api/v1/actions?service=shop", &acts)
+	var seen []string
+	for _, a := range acts.Actions {
+		if a.Actor == "github:dave" {
+			seen = append(seen, a.Action)
+		}
+	}
+	if !strings.HasPrefix(strings.Join(seen, ","), "release,hold") {
+		t.Errorf("actions by github:dave on shop, newest first: %v, want release, hold", seen)
+	}
+	// The push's commit deploys at the next sync, now that shop is free.
+	resp, err := http.DefaultClient.Do(mustRequest(t, http.MethodPost, e.URL+"/api/v1/repos/fleet/sync", e.Deployer))
+	if err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("sync after the release: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	waitFor(t, 3*time.Minute, next+" serving after the release and a sync", func() bool { return e.serves(next) })
+	e.Serving = next
+}
+
+func mustRequest(t *testing.T, method, u, token string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	return req
 }
