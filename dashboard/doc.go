@@ -19,7 +19,9 @@
 // CSRF token under an HMAC.
 //
 // It reads deployments and their events from the state store, and asks the
-// running daemon for its actions through the small Daemon interface; it
-// never deploys itself. Each action is logged and recorded with its actor
-// ("github:LOGIN", "token:NAME").
+// running daemon for its actions through the small Daemon and Changes
+// interfaces (sync, rollback, a repository's head, the planner's check, a
+// pull request on the forge); it never deploys itself, and the new-service
+// form only ever opens a pull request. Each action is logged and recorded
+// with its actor ("github:LOGIN", "token:NAME") in the store's actions.
 package dashboard

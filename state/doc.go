@@ -1,8 +1,9 @@
 // Package state is bosun's store: what was applied where (per repository,
 // service, role and host), every spec ever applied (for rollback), the
 // deployments and their step-by-step events, holds, leases (locks) shared by
-// daemon replicas, received webhook deliveries, and the key that hashes
-// secret values.
+// daemon replicas, received webhook deliveries, API tokens, the last plan of
+// each open pull request, the actions people took (with their actor), and
+// the key that hashes secret values.
 //
 // One interface, Store, has two implementations: SQLite (modernc.org/sqlite,
 // pure Go, the embedded default; see SQLite) and PostgreSQL (pgx, for
@@ -10,8 +11,8 @@
 // and applies the schema migrations of package migrations. The same
 // conformance suite runs against both.
 //
-// The store never deletes history: deployments, their events and the spec
-// versions stay. It never stores a secret value: specs arrive as JSON that
+// The store never deletes history: deployments, their events, the spec
+// versions and the actions stay (a closed pull request's plan goes). It never stores a secret value: specs arrive as JSON that
 // carries only keyed hashes of secrets, and the one key it keeps (SecretKey)
 // is what makes those hashes. It never imports the planner: specs travel as
 // JSON bytes.
