@@ -140,31 +140,9 @@ func (d *Daemon) Run(ctx context.Context, hooks *webhook.Handler, ln net.Listene
 	d.q = q
 
 	d.rescue(ctx)
-	go func() { // a daemon may die at any time: its jobs' leases run out
-		t := time.NewTicker(rescueEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				d.rescue(ctx)
-			}
-		}
-	}()
+	go every(ctx, rescueEvery, d.rescue) // a daemon may die at any time: its jobs' leases run out
 	d.markInterrupted(ctx)
-	go func() { // a dead daemon's lease may outlast this start
-		t := time.NewTicker(30 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				d.markInterrupted(ctx)
-			}
-		}
-	}()
+	go every(ctx, markInterruptedEvery, d.markInterrupted) // a dead daemon's lease may outlast this start
 	if err := d.startRepos(ctx, d.cfg); err != nil {
 		return err
 	}
@@ -225,8 +203,26 @@ func (d *Daemon) Run(ctx context.Context, hooks *webhook.Handler, ln net.Listene
 	return g.Wait()
 }
 
+// every calls f every interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, f func(context.Context)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f(ctx)
+		}
+	}
+}
+
+// markInterruptedEvery is how often Run looks for interrupted deployments.
+const markInterruptedEvery = 30 * time.Second
+
 // markInterrupted finishes, as failed, the deployments a crashed or killed
-// daemon left "deploying". Run calls it at start and every 30 s. A deployment counts as interrupted only when its
+// daemon left "deploying". Run calls it at start and every
+// markInterruptedEvery. A deployment counts as interrupted only when its
 // service's rollout lock is free (its lease ran out): another daemon's
 // running rollout holds it. The interrupted job itself runs again from the
 // queue, so the servers converge.

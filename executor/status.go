@@ -25,7 +25,8 @@ type ContainerStatus struct {
 
 // Status reads bosun's containers on the hosts: running ones and paused
 // standbys, and also the retained stopped ones when all is set. Hosts that cannot be reached get
-// one entry with Err set; the returned error is then non-nil too.
+// one entry with Err set; the returned error is then non-nil too. The list is
+// sorted by service, role, host and container.
 func (e *Executor) Status(ctx context.Context, hosts []planner.Host, all bool) ([]ContainerStatus, error) {
 	var (
 		mu   sync.Mutex

@@ -67,17 +67,7 @@ last live check could not reach a server.`, e)
 		return 1, err
 	}
 	defer x.Close()
-	list, statusErr := x.Status(ctx, hosts, *all)
-	sort.Slice(list, func(i, j int) bool {
-		a, b := list[i], list[j]
-		if a.Service != b.Service {
-			return a.Service < b.Service
-		}
-		if a.Role != b.Role {
-			return a.Role < b.Role
-		}
-		return a.Host < b.Host
-	})
+	list, statusErr := x.Status(ctx, hosts, *all) // sorted by service, role and host
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tROLE\tHOST\tVERSION\tCOMMIT\tSTATE\tHEALTH")
 	for _, s := range list {
