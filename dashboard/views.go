@@ -470,8 +470,14 @@ const liveJS = `(function () {
     var e = JSON.parse(m.data);
     var tr = document.createElement("tr");
     tr.className = "step st-" + e.status;
-    [new Date(e.at).toLocaleTimeString([], {hour12: false}), e.host, e.step, e.status, e.message || "", e.actor || ""].forEach(function (v) {
-      var td = document.createElement("td"); td.textContent = v; tr.appendChild(td);
+    [new Date(e.at).toLocaleTimeString([], {hour12: false}), e.host, e.step, e.status, e.message || "", e.actor || ""].forEach(function (v, i) {
+      var td = document.createElement("td");
+      if (i === 4 && e.status === "failed") { // the error and the container's last log lines
+        var pre = document.createElement("pre"); pre.textContent = v; td.appendChild(pre);
+      } else {
+        td.textContent = v;
+      }
+      tr.appendChild(td);
     });
     var empty = document.getElementById("nosteps"); if (empty) empty.remove();
     t.tBodies[0].appendChild(tr);

@@ -204,6 +204,48 @@ func TestApply_crashingVersionLogs(t *testing.T) {
 	en.expectServing(t, svc, "v2")
 }
 
+// A failed step's event in the store carries the container's last log
+// lines, for the dashboard's deployment page, with the service's secret
+// values redacted: the crashing app logs its APP_VERSION, here a secret.
+func TestApply_failedStepEventLogs(t *testing.T) {
+	en := newSharedEnv(t)
+	const svc = "crashlog"
+	secret := "s3cr3t-" + strings.Repeat("z", 8) + time.Now().Format("150405.000")
+	en.mustApply(en.plan(proxiedSpec(svc, sharedApp(t, "v2", testbed.AppOK)), retain3))
+	ex := en.newExecutor(func(c *Config) { c.Secrets = secretSource{"APP_VERSION": secret} })
+	spec := proxiedSpec(svc, sharedApp(t, "v4", testbed.AppCrash))
+	spec.Secrets = map[string]planner.SecretRef{"APP_VERSION": {Name: "APP_VERSION", Hash: "hmac-sha256:00"}}
+	res, err := ex.Apply(t.Context(), en.plan(spec, retain3), ApplyOpts{Trigger: "test"})
+	if err == nil || res == nil || len(res.Services) != 1 {
+		t.Fatalf("apply of a crashing version: %v, %+v", err, res)
+	}
+	evs, lerr := en.store.ListEvents(t.Context(), res.Services[0].DeploymentID)
+	if lerr != nil {
+		t.Fatal(lerr)
+	}
+	var failed []state.Event
+	for _, e := range evs {
+		if e.Status == string(StatusFailed) && (e.Step == string(StepStart) || e.Step == string(StepHealth)) {
+			failed = append(failed, e)
+		}
+	}
+	if len(failed) == 0 {
+		t.Fatalf("no failed start or health event: %+v", evs)
+	}
+	for _, e := range failed {
+		if strings.Contains(e.Message, secret) {
+			t.Errorf("the %s event on %s shows the secret: %q", e.Step, e.Host, e.Message)
+		}
+		if !strings.Contains(e.Message, "container log (last lines):") || !strings.Contains(e.Message, "crashing at start") || !strings.Contains(e.Message, "version "+planner.RedactedText) {
+			t.Errorf("the %s event on %s lacks the redacted log lines: %q", e.Step, e.Host, e.Message)
+		}
+	}
+	if strings.Contains(err.Error(), secret) {
+		t.Errorf("the error shows the secret: %v", err)
+	}
+	en.expectNowhere(t, "secret", secret)
+}
+
 func TestApply_serverUnreachableMidRollout(t *testing.T) {
 	en := newSharedEnv(t)
 	const svc = "unreachable"

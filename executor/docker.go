@@ -519,8 +519,15 @@ func lastLogs(ctx context.Context, dc *client.Client, id string, n int) string {
 	}
 	defer rc.Close()
 	var out bytes.Buffer
-	_, _ = stdcopy.StdCopy(&out, &out, io.LimitReader(rc, 64<<10))
-	return strings.TrimRight(out.String(), "\n")
+	lr := &io.LimitedReader{R: rc, N: 64 << 10}
+	_, _ = stdcopy.StdCopy(&out, &out, lr)
+	logs := out.String()
+	if lr.N == 0 {
+		// Cut at the limit: the last line may be cut inside a secret value,
+		// whose prefix redaction would not find. Drop it.
+		logs = logs[:max(strings.LastIndexByte(logs, '\n'), 0)]
+	}
+	return strings.TrimRight(logs, "\n")
 }
 
 // pauseStandby makes a container that served until now the warm standby

@@ -58,6 +58,11 @@ type Event struct {
 	Step         Step
 	Status       EventStatus
 	Message      string
+	// Logs are the container's last log lines when a start, health or
+	// canary step failed (at most eventLogBytes, secret values redacted):
+	// recorded in the store event after the message, left out of String
+	// (the terminal gets them once, with the error).
+	Logs string
 }
 
 // String renders the event on one line for terminals and logs.

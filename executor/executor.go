@@ -677,8 +677,15 @@ func (ro *rollout) watchCanary(ctx context.Context, chs []planner.Change, watch 
 			err = fmt.Errorf("canary container %s is %s", name, describeState(info.State))
 		}
 		if err != nil {
-			se := &StepError{Host: ch.Host, Service: ch.Service, Role: ch.Role, Step: StepCanary, Err: err, Logs: lastLogs(context.WithoutCancel(ctx), hc.docker, name, 20)}
-			ro.emit(ctx, Event{Service: ch.Service, Role: ch.Role, Host: ch.Host, Version: ch.Version, Step: StepCanary, Status: StatusFailed, Message: err.Error()})
+			// The canary's log lines may echo its secrets, as at start.
+			vals := secretValues(ch.Desired, ro.e.cfg.Secrets)
+			msg := redact(err.Error(), vals)
+			logs := redact(lastLogs(context.WithoutCancel(ctx), hc.docker, name, logLines), vals)
+			if msg != err.Error() {
+				err = errors.New(msg)
+			}
+			se := &StepError{Host: ch.Host, Service: ch.Service, Role: ch.Role, Step: StepCanary, Err: err, Logs: logs}
+			ro.emit(ctx, Event{Service: ch.Service, Role: ch.Role, Host: ch.Host, Version: ch.Version, Step: StepCanary, Status: StatusFailed, Message: msg, Logs: eventLogs(logs)})
 			return se
 		}
 		ro.emit(ctx, Event{Service: ch.Service, Role: ch.Role, Host: ch.Host, Version: ch.Version, Step: StepCanary, Status: StatusOK})
@@ -744,14 +751,52 @@ func (ro *rollout) recordEvents(ctx context.Context, st Store, done chan<- struc
 	}
 }
 
+// versioned is an event's message in the store: the version, the message
+// and the container's last log lines.
 func versioned(ev Event) string {
-	if ev.Version == "" {
-		return ev.Message
+	msg := ev.Message
+	switch {
+	case ev.Version == "":
+	case msg == "":
+		msg = ev.Version
+	default:
+		msg = ev.Version + ": " + msg
 	}
-	if ev.Message == "" {
-		return ev.Version
+	if ev.Logs != "" {
+		msg += "\ncontainer log (last lines):\n" + ev.Logs
 	}
-	return ev.Version + ": " + ev.Message
+	return msg
+}
+
+// eventLogBytes bounds the log lines an event carries.
+const eventLogBytes = 8 << 10
+
+// eventLogs bounds logs (already redacted) for an event: the last
+// eventLogBytes, from a line's start.
+func eventLogs(logs string) string {
+	if len(logs) <= eventLogBytes {
+		return logs
+	}
+	logs = logs[len(logs)-eventLogBytes:]
+	if i := strings.IndexByte(logs, '\n'); i >= 0 {
+		return logs[i+1:]
+	}
+	return ""
+}
+
+// secretValues are the values of the spec's secrets and of its TLS
+// certificate, which log lines and daemon messages may echo (redact).
+func secretValues(spec *planner.Spec, secrets SecretSource) []string {
+	var out []string
+	if env, err := resolveEnv(spec, secrets); err == nil {
+		for k := range spec.Secrets {
+			out = append(out, env[k])
+		}
+	}
+	if cert, err := resolveCertificate(spec, secrets); err == nil && cert.keyPEM != "" {
+		out = append(out, cert.certPEM, cert.keyPEM)
+	}
+	return out
 }
 
 // record writes the applied state of a target.

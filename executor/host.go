@@ -44,7 +44,7 @@ func (ro *rollout) deployTarget(ctx context.Context, ch planner.Change) (undo fu
 			}
 			logs = redact(logs, secretVals)
 		}
-		ev(step, StatusFailed, err.Error())
+		ro.emit(ctx, Event{Service: ch.Service, Role: ch.Role, Host: ch.Host, Version: ch.Version, Step: step, Status: StatusFailed, Message: err.Error(), Logs: eventLogs(logs)})
 		return &StepError{Host: ch.Host, Service: ch.Service, Role: ch.Role, Step: step, Err: err, Logs: logs}
 	}
 

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -39,7 +40,7 @@ func TestServe_dashboard(t *testing.T) {
 
 	const forgeRepo = "acme/fleet"
 	host, port, _ := strings.Cut(srv.SSHAddr, ":")
-	fleet := fmt.Sprintf("servers:\n  %s: {host: %s, port: %s, user: root}\n", srv.Name, host, port)
+	fleet := fmt.Sprintf("servers:\n  %s: {host: %s, port: %s, user: root, tags: [eu-west]}\n", srv.Name, host, port)
 	service := func(image string) string {
 		return fmt.Sprintf(`service: shop
 image: %s
@@ -206,6 +207,38 @@ drain_timeout: 1
 	}
 	if m := scrape(); m[`bosun_deployments_total{repo="fleet",service="shop",status="deployed"}`] != 3 {
 		t.Errorf("deployments after the sync = %v, want 3", m[`bosun_deployments_total{repo="fleet",service="shop",status="deployed"}`])
+	}
+
+	// The deployment keeps the plan that caused it.
+	code, body = get(dashURL, fmt.Sprintf("/api/v1/deployments/%d", dep.ID), viewer)
+	var one dashboard.Deployment
+	if err := json.Unmarshal([]byte(body), &one); code != http.StatusOK || err != nil || !strings.Contains(one.Plan, "shop") || !strings.Contains(one.Plan, srv.Name) {
+		t.Errorf("deployment %d: %d %v, want its plan naming shop on %s:\n%s", dep.ID, code, err, srv.Name, body)
+	}
+
+	// The fleet, by tag, with the daemon's live check of the server (over
+	// SSH, in the background), and bosun status --server reading it.
+	var fl dashboard.Fleet
+	waitFor(t, 2*time.Minute, "the fleet's live check", func() bool {
+		code, body := get(dashURL, "/api/v1/fleet?tag=eu-west", viewer)
+		fl = dashboard.Fleet{}
+		return code == http.StatusOK && json.Unmarshal([]byte(body), &fl) == nil && fl.LiveCheckedAt != nil
+	})
+	if len(fl.Servers) != 1 || fl.Servers[0].Name != srv.Name || fmt.Sprint(fl.Servers[0].Tags) != "[eu-west]" || len(fl.Targets) != 1 {
+		t.Fatalf("the fleet by tag eu-west: %+v", fl)
+	}
+	if tg := fl.Targets[0]; tg.Service != "shop" || tg.Health != "running" || !strings.HasPrefix(tg.Live, "running") || tg.Image != v1 || tg.Commit != third || tg.Rollout != "ok" {
+		t.Errorf("shop on %s in the fleet: %+v; want running (rollout ok, live running), %s at %s", srv.Name, tg, v1, third)
+	}
+	if _, body := get(dashURL, "/api/v1/fleet?tag=us-east", viewer); !strings.Contains(body, `"targets": []`) {
+		t.Errorf("the fleet by a tag no server has:\n%s", body)
+	}
+	code, out, errOut := runCLI(t, map[string]string{"BOSUN_TOKEN": viewer}, "status", "--server", dashURL)
+	if code != 0 || !regexp.MustCompile(`fleet\s+shop\s+`+regexp.QuoteMeta(srv.Name)+`\s+\S+\s+\S+\s+`+regexp.QuoteMeta(third[:12])+`\s+running\s+running`).MatchString(out) || !strings.Contains(out, "Live check:") {
+		t.Errorf("bosun status --server: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, _, errOut := runCLI(t, map[string]string{"BOSUN_TOKEN": "bosun_wrong"}, "status", "--server", dashURL); code != 1 || !strings.Contains(errOut, "401") {
+		t.Errorf("bosun status --server with a bad token: exit %d %s", code, errOut)
 	}
 }
 
