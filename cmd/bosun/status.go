@@ -13,7 +13,7 @@ import (
 )
 
 func init() {
-	register(&command{name: "status", summary: "show what runs on each server, read live over SSH", run: runStatus})
+	register(&command{name: "status", summary: "show what runs on each server, read live over SSH or from a daemon (--server)", run: runStatus})
 }
 
 func runStatus(ctx context.Context, args []string, e env) (int, error) {
