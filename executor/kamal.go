@@ -9,11 +9,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
-	"github.com/docker/docker/errdefs"
 
 	"github.com/bosunhq/bosun/planner"
 	"github.com/bosunhq/bosun/state"
@@ -642,7 +642,7 @@ func (e *Executor) joinTakeoverNetwork(ctx context.Context, dc *client.Client) e
 				continue
 			}
 		}
-		if err := dc.NetworkConnect(ctx, TakeoverNetwork, c.ID, &network.EndpointSettings{}); err != nil && !errdefs.IsForbidden(err) {
+		if err := dc.NetworkConnect(ctx, TakeoverNetwork, c.ID, &network.EndpointSettings{}); err != nil && !errdefs.IsPermissionDenied(err) {
 			return fmt.Errorf("connect %s to network %s: %w", strings.TrimPrefix(firstName(c.Names), "/"), TakeoverNetwork, err)
 		}
 	}
@@ -656,7 +656,7 @@ func proxyPublishes(ctx context.Context, dc *client.Client) error {
 		return fmt.Errorf("inspect %s: %w", ProxyContainer, err)
 	}
 	if info.NetworkSettings == nil || len(info.NetworkSettings.Ports["80/tcp"]) == 0 || len(info.NetworkSettings.Ports["443/tcp"]) == 0 {
-		return errors.New("Docker did not publish its ports on network connect")
+		return errors.New("docker did not publish its ports on network connect")
 	}
 	return nil
 }

@@ -373,11 +373,10 @@ func (im *kamalImport) inKamal(ce *planner.ConfigError) string {
 // importCheck is the outcome of planning the staged repository with one
 // destination ("": none).
 type importCheck struct {
-	dest     string
-	errs     planner.ConfigErrors
-	plan     *planner.Plan
-	notices  []string
-	erbNames []string
+	dest    string
+	errs    planner.ConfigErrors
+	plan    *planner.Plan
+	notices []string
 }
 
 // check plans the staged files as bosun validate does, without a
