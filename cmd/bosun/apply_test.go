@@ -5,11 +5,13 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/bosunhq/bosun/internal/testbed"
+	"github.com/bosunhq/bosun/state"
 )
 
 // runCLIInput is runCLI with text on stdin.
@@ -35,7 +37,7 @@ func TestCLI_applyOnTestServers(t *testing.T) {
 	bed := testbed.Start(t, testbed.Options{Servers: 2})
 	v1 := bed.PushApp(t, "shop", "v1", testbed.AppOK)
 	v2 := bed.PushApp(t, "shop", "v2", testbed.AppOK)
-	environ := map[string]string{"BOSUN_PROXY_IMAGE": bed.PushProxy(t), "SHOP_KEY": "cli-secret-value-77"}
+	environ := map[string]string{"BOSUN_PROXY_IMAGE": bed.PushProxy(t), "SHOP_KEY": "cli-secret-value-77", "USER": "ops"}
 
 	fleet := "servers:\n"
 	for _, s := range bed.Servers {
@@ -136,5 +138,26 @@ func TestCLI_applyOnTestServers(t *testing.T) {
 	testbed.Commit(t, repo, "change", map[string]string{"services/shop.yml": service(v2)})
 	if code, out = cli("", append([]string{"plan"}, common[:4]...)...); code != 2 || !strings.Contains(out, " 0 held.") {
 		t.Errorf("plan after the hold ended: exit %d, want 2 (v2 to deploy, nothing held):\n%s", code, out)
+	}
+	// Each action is recorded with the CLI user, for the dashboard's
+	// History; the rollback's deployment names them too.
+	st, err := state.Open(t.Context(), common[3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	as, err := st.ListActions(t.Context(), state.ActionFilter{Repo: "fleet"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range as {
+		got = append(got, a.Actor+" "+a.Action+" "+a.Service)
+	}
+	if want := []string{"cli:ops hold shop", "cli:ops release shop", "cli:ops rollback shop"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("actions = %q, want %q (newest first)", got, want)
+	}
+	if ds, _ := st.ListDeployments(t.Context(), state.DeploymentFilter{Repo: "fleet"}); !slices.ContainsFunc(ds, func(d state.Deployment) bool { return d.Trigger == "bosun rollback by cli:ops" }) {
+		t.Errorf("no deployment triggered by \"bosun rollback by cli:ops\": %+v", ds)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bosunhq/bosun/dashboard"
 	"github.com/bosunhq/bosun/executor"
 	"github.com/bosunhq/bosun/planner"
 	"github.com/bosunhq/bosun/state"
@@ -80,7 +81,8 @@ way back is to revert the commit.`, e)
 		return 1, err
 	}
 	defer x.Close()
-	res, err := x.Apply(ctx, plan, executor.ApplyOpts{Trigger: "bosun rollback", LockWait: 10 * time.Minute})
+	actor := cliActor(e)
+	res, err := x.Apply(ctx, plan, executor.ApplyOpts{Trigger: "bosun rollback by " + actor, Actor: actor, LockWait: 10 * time.Minute})
 	res.WriteTo(e.stdout)
 	if err != nil {
 		return 1, err
@@ -89,6 +91,7 @@ way back is to revert the commit.`, e)
 	if err := st.PutHold(ctx, state.Hold{Repo: name, Service: service, Version: held, Reason: holdReason(*reason, "rollback"), CreatedAt: time.Now().UTC()}); err != nil {
 		return 1, fmt.Errorf("rolled back, but the hold was not recorded (an automatic deploy may undo it): %w", err)
 	}
+	recordAction(ctx, e, st, state.Action{Action: dashboard.ActionRollback, Repo: name, Service: service, Detail: "to " + held + reasonSuffix(*reason)})
 	fmt.Fprintf(e.stdout, "%s is held at %s; bosun release %s ends the hold.\n", service, held, service)
 	return 0, nil
 }
@@ -125,6 +128,7 @@ the service's rollout succeeds. The config repository is named as for apply.`, e
 	if err := st.PutHold(ctx, state.Hold{Repo: name, Service: service, Version: version, Reason: holdReason(*reason, "hold"), CreatedAt: time.Now().UTC()}); err != nil {
 		return 1, err
 	}
+	recordAction(ctx, e, st, state.Action{Action: dashboard.ActionHold, Repo: name, Service: service, Detail: "at " + version + reasonSuffix(*reason)})
 	fmt.Fprintf(e.stdout, "%s (%s) is held at %s.\n", service, name, version)
 	return 0, nil
 }
@@ -151,6 +155,7 @@ config repository is named as for apply.`, e)
 	if err := st.DeleteHold(ctx, name, service); err != nil {
 		return 1, err
 	}
+	recordAction(ctx, e, st, state.Action{Action: dashboard.ActionRelease, Repo: name, Service: service})
 	fmt.Fprintf(e.stdout, "%s (%s) is released; the next deploy follows git.\n", service, name)
 	return 0, nil
 }
@@ -198,4 +203,29 @@ func parseServiceArgs(fs *flag.FlagSet, args []string, e env) (service string, c
 		return "", 1, fmt.Errorf("unexpected argument %q", rest[0])
 	}
 	return service, -1, nil
+}
+
+// cliActor names the person at the terminal in actions and events:
+// cli:$USER, or cli.
+func cliActor(e env) string {
+	if u := e.getenv("USER"); u != "" {
+		return "cli:" + u
+	}
+	return "cli"
+}
+
+// recordAction records an action taken with the CLI, for the dashboard's
+// History. The action is done by then: a failure to record it is a warning.
+func recordAction(ctx context.Context, e env, st state.Store, a state.Action) {
+	a.Actor = cliActor(e)
+	if _, err := st.AddAction(ctx, a); err != nil {
+		fmt.Fprintf(e.stderr, "bosun: warning: the %s was not recorded for History: %v\n", a.Action, err)
+	}
+}
+
+func reasonSuffix(why string) string {
+	if why == "" {
+		return ""
+	}
+	return ": " + why
 }
