@@ -495,7 +495,7 @@ func (s *Server) script(w http.ResponseWriter, r *http.Request) {
 
 // templateFuncs are the helpers the pages use.
 var templateFuncs = map[string]any{
-	"image": imageOf,
+	"image": state.ImageOf,
 	"isURL": func(s string) bool { return strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "http://") },
 	"planClass": func(state string) string { // a bosun/plan state, as a deployment status's badge colour
 		switch state {
@@ -520,18 +520,6 @@ var templateFuncs = map[string]any{
 		}
 		return host
 	},
-}
-
-// imageOf reads the image reference of a spec (planner.Spec's JSON), for
-// pages that show one spec (the fleet reads Applied.Image instead).
-func imageOf(spec []byte) string {
-	var v struct {
-		Image string `json:"image"`
-	}
-	if json.Unmarshal(spec, &v) != nil {
-		return ""
-	}
-	return v.Image
 }
 
 // shortVersion is a version's first 8 characters.

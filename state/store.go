@@ -238,9 +238,9 @@ ON CONFLICT (repo) DO UPDATE SET n = applied_generations.n + 1`), repo)
 	return err
 }
 
-// imageOf reads the image reference of a spec (planner.Spec's JSON), or
-// "".
-func imageOf(spec []byte) string {
+// ImageOf reads the image reference of a spec (planner.Spec's JSON), or "".
+// Applied.Image is written with it; pages that show one spec read it too.
+func ImageOf(spec []byte) string {
 	var v struct {
 		Image string `json:"image"`
 	}
@@ -258,7 +258,7 @@ func (s *sqlStore) PutApplied(ctx context.Context, a Applied) error {
 	}
 	at := s.t(s.nowOr(a.AppliedAt))
 	if a.Image == "" {
-		a.Image = imageOf(a.Spec)
+		a.Image = ImageOf(a.Spec)
 	}
 	return s.inTx(ctx, "put applied "+target, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO applied (repo, service, role, host, version, commit_sha, spec, image, applied_at)
