@@ -108,7 +108,8 @@ func TestHandler_decodesEvents(t *testing.T) {
 		t.Errorf("push event = %+v", p)
 	}
 	if pr.Kind != KindPullRequest || pr.PR != 7 || pr.Action != "opened" || pr.BaseBranch != "main" ||
-		pr.HeadSHA != "4444444444444444444444444444444444444444" || pr.Repo != "acme/fleet" {
+		pr.HeadSHA != "4444444444444444444444444444444444444444" || pr.Repo != "acme/fleet" ||
+		pr.Title != "Bump shop to v2" || pr.Author != "ada" || pr.URL != "https://github.com/acme/fleet/pull/7" {
 		t.Errorf("pull request event = %+v", pr)
 	}
 }
