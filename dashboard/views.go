@@ -353,6 +353,8 @@ func (s *Server) deploymentPage(w http.ResponseWriter, r *http.Request) {
 
 // streamPoll is how often the stream reads the store for new events: well
 // under the 100 ms the issue allows between a store write and the browser.
+// A write by this process's store wakes the stream at once (EventsChanged);
+// the poll finds other processes' writes.
 const streamPoll = 40 * time.Millisecond
 
 // streamWriteWait bounds each write of a stream: a client that takes no
@@ -416,7 +418,13 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	t := time.NewTicker(streamPoll)
 	defer t.Stop()
 	lastWrite := time.Now()
+	notifier, _ := s.opts.Store.(eventNotifier)
 	for {
+		// Asked before the read: a write after it closes this one.
+		var changed <-chan struct{}
+		if notifier != nil {
+			changed = notifier.EventsChanged()
+		}
 		d, err := s.opts.Store.GetDeployment(ctx, id)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -456,8 +464,15 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-changed:
 		}
 	}
+}
+
+// eventNotifier is a store that says when it wrote an event in this
+// process (the state package's stores do: EventsChanged).
+type eventNotifier interface {
+	EventsChanged() <-chan struct{}
 }
 
 // liveJS is the deployment page's script: it appends each streamed step

@@ -320,6 +320,43 @@ func testStore(t *testing.T, newDSN func(t *testing.T) string) {
 		}
 	})
 
+	t.Run("EventsChanged", func(t *testing.T) {
+		t.Parallel()
+		s, ctx := fresh(t), t.Context()
+		n, ok := s.(interface{ EventsChanged() <-chan struct{} })
+		if !ok {
+			t.Fatalf("%T has no EventsChanged", s)
+		}
+		id, err := s.CreateDeployment(ctx, Deployment{Repo: "r", Service: "web"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, write := range []struct {
+			what string
+			do   func() error
+		}{
+			{"AddEvent", func() error {
+				return s.AddEvent(ctx, Event{DeploymentID: id, Host: "web-1", Step: "pull", Status: "ok"})
+			}},
+			{"FinishDeployment", func() error { return s.FinishDeployment(ctx, id, StatusDeployed, "") }},
+		} {
+			ch := n.EventsChanged()
+			select {
+			case <-ch:
+				t.Fatalf("before %s: EventsChanged is closed already", write.what)
+			default:
+			}
+			if err := write.do(); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-ch:
+			default:
+				t.Errorf("%s did not close EventsChanged", write.what)
+			}
+		}
+	})
+
 	t.Run("Events", func(t *testing.T) {
 		t.Parallel()
 		s, ctx := fresh(t), t.Context()

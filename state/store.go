@@ -28,6 +28,32 @@ type sqlStore struct {
 
 	fleetMu sync.Mutex
 	fleet   map[string]fleetCache // ListFleet's last answer per repo
+
+	notifyMu sync.Mutex
+	notify   chan struct{} // closed at the next event or finish (EventsChanged)
+}
+
+// EventsChanged returns a channel closed when this store next adds a
+// deployment event or finishes a deployment, so that a reader in the same
+// process (the dashboard's stream) wakes at once instead of at its next
+// poll. Writes by other processes close nothing: readers poll as well.
+func (s *sqlStore) EventsChanged() <-chan struct{} {
+	s.notifyMu.Lock()
+	defer s.notifyMu.Unlock()
+	if s.notify == nil {
+		s.notify = make(chan struct{})
+	}
+	return s.notify
+}
+
+// eventsChanged wakes EventsChanged's waiters.
+func (s *sqlStore) eventsChanged() {
+	s.notifyMu.Lock()
+	defer s.notifyMu.Unlock()
+	if s.notify != nil {
+		close(s.notify)
+		s.notify = nil
+	}
 }
 
 // fleetCache is ListFleet's answer for a repo at a generation of its
@@ -344,9 +370,13 @@ func (s *sqlStore) FinishDeployment(ctx context.Context, id int64, status Status
 	if !status.Final() {
 		return fmt.Errorf("finish deployment %d: %q is not a final status (deployed, failed, rolled_back)", id, status)
 	}
-	return s.execOne(ctx, fmt.Sprintf("finish deployment %d", id), ErrNotFound,
+	err := s.execOne(ctx, fmt.Sprintf("finish deployment %d", id), ErrNotFound,
 		"UPDATE deployments SET status = ?, error = ?, finished_at = ? WHERE id = ?",
 		string(status), errMsg, s.t(time.Now()), id)
+	if err == nil {
+		s.eventsChanged()
+	}
+	return err
 }
 
 // likeEscaper escapes LIKE's wildcards, with \ as the escape character.
@@ -431,6 +461,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?)`), e.DeploymentID, e.Host, e.Step, e.Status, e.Mess
 		}
 		return fmt.Errorf("add event to deployment %d: %w", e.DeploymentID, err)
 	}
+	s.eventsChanged()
 	return nil
 }
 
