@@ -402,7 +402,11 @@ func (p *browserPage) shot(what string) string {
 		return ""
 	}
 	p.n++
-	name := fmt.Sprintf("%02d-%s-%s.png", p.n, p.name, strings.Trim(unsafeName.ReplaceAllString(what, "_"), "_"))
+	what = strings.Trim(unsafeName.ReplaceAllString(what, "_"), "_")
+	if what == "" {
+		what = "home" // the path /
+	}
+	name := fmt.Sprintf("%02d-%s-%s.png", p.n, p.name, what)
 	path := filepath.Join(p.e.shots, unsafeName.ReplaceAllString(p.t.Name(), "_"), name)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		p.t.Fatal(err)
