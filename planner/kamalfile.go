@@ -23,6 +23,10 @@ var erbLookupRE = regexp.MustCompile(`^\s*ENV(?:\[\s*(?:"([^"\\]*)"|'([^'\\]*)')
 
 const erbUnsupported = "ERB is not run; only ENV lookups are supported: <%%= ENV[\"NAME\"] %%>, <%%= ENV.fetch(\"NAME\") %%> or <%%= ENV.fetch(\"NAME\", \"default\") %%>"
 
+// erbPlaceholder stands for the value of an ERB tag that bosun did not
+// render, in a file that has an error at that line.
+const erbPlaceholder = "bosun-unrendered-erb"
+
 // renderERB replaces the ERB ENV lookups of a Kamal file with values from
 // env, the operator's list (Input.ERBEnv), and reports any other ERB at its
 // line. Lines that are YAML comments are left alone: their ERB has no
@@ -81,9 +85,19 @@ func renderERB(d *doc, data []byte, env map[string]string) []byte {
 			return tag
 		})
 		if failed {
-			// Keep the line count; the file is already invalid.
-			out.Write(bytes.Repeat([]byte("\n"), bytes.Count(line, []byte("\n"))))
-			continue
+			// The file is already invalid. A failed tag on one line
+			// becomes a placeholder, so that the checks reading its
+			// value see one and report nothing more than the ERB error
+			// (see doc.errf); a tag over several lines becomes blank
+			// lines, keeping the line count.
+			for l := start + 1; l <= i+1; l++ {
+				d.erbLines[fmt.Sprintf("%s:%d", d.file, l)] = true
+			}
+			if start != i {
+				out.Write(bytes.Repeat([]byte("\n"), bytes.Count(line, []byte("\n"))))
+				continue
+			}
+			res = erbTagRE.ReplaceAllFunc(res, func(tag []byte) []byte { return []byte(erbPlaceholder) })
 		}
 		out.Write(res)
 	}

@@ -77,6 +77,35 @@ func TestERB_Refusals(t *testing.T) {
 	}
 }
 
+// TestERB_RefusalIsTheOnlyError: a value whose ERB bosun does not run is
+// reported once, at its line, and not again by the checks that would have
+// read it: no "set both username and password" for a password from a
+// shell command, no "has no hosts" for a host from an unlisted variable.
+func TestERB_RefusalIsTheOnlyError(t *testing.T) {
+	t.Parallel()
+	file := `service: app
+image: app
+servers:
+  web:
+    hosts:
+      - <%= ENV.fetch('APP_HOST') %>
+registry:
+  server: <%= ENV.fetch('APP_REGISTRY') %>
+  username: AWS
+  password: <%= %x(./registry_password.sh) %>
+`
+	_, errs := planIn(t, map[string]string{"services/app.yml": file}, planner.Input{})
+	require.NotNil(t, errs)
+	var got []string
+	for _, e := range errs {
+		got = append(got, e.Error())
+	}
+	require.Len(t, got, 3, "one error per ERB tag, nothing else: %q", got)
+	require.Contains(t, got[0], "services/app.yml:6:9: ERB: APP_HOST is not available")
+	require.Contains(t, got[1], "services/app.yml:8:11: ERB: APP_REGISTRY is not available")
+	require.Contains(t, got[2], "services/app.yml:10:13: ERB is not run")
+}
+
 func TestERBEnvFrom_OnlyListedNames(t *testing.T) {
 	t.Parallel()
 	env := map[string]string{"A": "1", "SECRET": "x", "EMPTY": ""}

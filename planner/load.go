@@ -221,6 +221,7 @@ func (l *loader) parseServiceFile(file string, data []byte, destFile string, des
 	}
 	if destFile != "" {
 		dd := newDoc(destFile, r)
+		dd.erbLines = d.erbLines
 		over := dd.parse(renderERB(dd, destData, l.in.ERBEnv))
 		if over == nil {
 			return nil

@@ -28,6 +28,9 @@ type doc struct {
 	nodeFile map[*yaml.Node]string
 	// destination is the Kamal destination the file is read for ("": none).
 	destination string
+	// erbLines are the lines ("file:line") whose ERB failed: the ERB error
+	// is their only error (errf). A destination's doc shares its base's.
+	erbLines map[string]bool
 }
 
 type renderedFrom struct {
@@ -38,10 +41,16 @@ type renderedFrom struct {
 
 const nodeBudget = 200_000
 
-func newDoc(file string, r *report) *doc { return &doc{file: file, r: r, budget: nodeBudget} }
+func newDoc(file string, r *report) *doc {
+	return &doc{file: file, r: r, budget: nodeBudget, erbLines: map[string]bool{}}
+}
 
 func (d *doc) errf(n *yaml.Node, format string, a ...any) {
-	d.r.errs = append(d.r.errs, d.at(n, fmt.Sprintf(format, a...)))
+	e := d.at(n, fmt.Sprintf(format, a...))
+	if d.via == nil && d.erbLines[fmt.Sprintf("%s:%d", e.File, e.Line)] {
+		return // a line whose ERB failed has that error already
+	}
+	d.r.errs = append(d.r.errs, e)
 }
 
 // kamal1f reports a Kamal 1 key at n (ConfigError.Kamal1).
