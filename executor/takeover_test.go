@@ -495,17 +495,18 @@ func TestApply_KamalTakeoverTwoServers(t *testing.T) {
 		res, err := en.ex.Apply(t.Context(), plan(web), ApplyOpts{Trigger: "test"})
 		time.Sleep(500 * time.Millisecond)
 		stops := map[string]time.Time{}
+		switches := map[string]time.Duration{}
 		if err == nil {
 			for _, tk := range res.Takeovers {
 				if tk.PortsMoved {
-					stops[tk.Host] = tk.ProxyStop
+					stops[tk.Host], switches[tk.Host] = tk.ProxyStop, tk.Switch
 				}
 			}
 		}
 		for i, p := range probes {
 			s := en.bed.Servers[i]
 			g := p.finish("kamal1", "b1", stops[s.Name])
-			t.Logf("%s: %d requests, %d failed, listener gap %s", s.Name, g.total, g.failed, g.gap)
+			t.Logf("%s: %d requests, %d failed, listener gap %s, executor %s", s.Name, g.total, g.failed, g.gap, switches[s.Name])
 			if g.outside > 0 {
 				t.Errorf("%s: %d requests failed outside the listener gap: %s", s.Name, g.outside, strings.Join(g.bad, "; "))
 			}
