@@ -29,13 +29,15 @@ func TestDaemon_configDSNPasswordsRedacted(t *testing.T) {
 	}
 	defer st.Close()
 	var logs testutil.SyncBuffer
-	d, err := New(DefaultConfig(), Deps{Store: st, Applier: newApplier(), Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	cfg := DefaultConfig()
+	cfg.DataDir = filepath.Join(dir, "data") // not ./bosun-data in the package
+	d, err := New(cfg, Deps{Store: st, Applier: newApplier(), Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 		NewQueue: func(context.Context, *river.Workers) (Queue, error) { return nil, errors.New("not started") }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "bosun.yml")
-	const rest = "webhook: {secret_env: S}\nrepos: [{name: fleet, url: /srv/fleet}]\n"
+	rest := "webhook: {secret_env: S}\nrepos: [{name: fleet, url: /srv/fleet}]\ndata_dir: " + cfg.DataDir + "\n"
 	if err := os.WriteFile(path, []byte(rest), 0o600); err != nil {
 		t.Fatal(err)
 	}
