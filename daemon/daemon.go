@@ -17,7 +17,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 	"golang.org/x/sync/errgroup"
@@ -45,13 +44,13 @@ type Deps struct {
 	Applier  Applier
 	Reporter *webhook.Reporter // nil: report nothing
 	Secrets  planner.SecretSource
-	// GitAuth returns the git credential of a repository (nil for none).
-	GitAuth func(RepoConfig) (transport.AuthMethod, error)
 	// NewQueue makes the durable queue for the store with these workers;
 	// cmd/bosun picks River's SQLite or PostgreSQL driver.
 	NewQueue func(ctx context.Context, workers *river.Workers) (Queue, error)
-	Getenv   func(string) string
-	Logger   *slog.Logger
+	// Getenv reads the environment variables the config names: git
+	// tokens (RepoConfig.GitAuth) and the ERB lookups a repository allows.
+	Getenv func(string) string
+	Logger *slog.Logger
 	// Metrics records deployments, the queue and webhook answers; nil
 	// records nothing.
 	Metrics *metrics.Metrics
@@ -252,13 +251,9 @@ func (d *Daemon) markInterrupted(ctx context.Context) {
 func (d *Daemon) startRepos(ctx context.Context, cfg Config) error {
 	repos := map[string]*repoRuntime{}
 	for _, rc := range cfg.Repos {
-		var auth transport.AuthMethod
-		if d.deps.GitAuth != nil {
-			a, err := d.deps.GitAuth(rc)
-			if err != nil {
-				return fmt.Errorf("repository %s: %w", rc.Name, err)
-			}
-			auth = a
+		auth, err := rc.GitAuth(cfg.SSH.KnownHosts, d.deps.Getenv)
+		if err != nil {
+			return fmt.Errorf("repository %s: %w", rc.Name, err)
 		}
 		w, err := watcher.New(watcher.Config{
 			Name: rc.Name, URL: rc.URL, Branch: rc.Branch, Poll: time.Duration(rc.Poll), Auth: auth,

@@ -11,9 +11,6 @@ import (
 	"strings"
 	"time"
 
-	gittransport "github.com/go-git/go-git/v5/plumbing/transport"
-	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
-	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
@@ -119,9 +116,6 @@ config kept. See docs/daemon.md.`, e)
 		Applier:  x,
 		Reporter: reporter,
 		Secrets:  secrets,
-		GitAuth: func(rc daemon.RepoConfig) (gittransport.AuthMethod, error) {
-			return gitAuth(rc, cfg.SSH.KnownHosts, e.getenv)
-		},
 		NewQueue: func(ctx context.Context, workers *river.Workers) (daemon.Queue, error) {
 			return newQueue(ctx, st, workers, log)
 		},
@@ -249,37 +243,6 @@ func newReporter(fc daemon.ForgeConfig, getenv func(string) string, secrets *pla
 		return nil, fmt.Errorf("forge: %w", err)
 	}
 	return rep, nil
-}
-
-// gitAuth is the credential for a repository's URL: its SSH key (host keys
-// checked against the daemon's known_hosts), or its token over HTTPS.
-func gitAuth(rc daemon.RepoConfig, knownHosts string, getenv func(string) string) (gittransport.AuthMethod, error) {
-	if rc.SSHKey != "" {
-		user := "git"
-		if i := strings.Index(rc.URL, "@"); i > 0 && !strings.Contains(rc.URL[:i], "/") {
-			user = rc.URL[:i]
-		}
-		auth, err := gitssh.NewPublicKeysFromFile(user, rc.SSHKey, "")
-		if err != nil {
-			return nil, fmt.Errorf("ssh_key: %w", err)
-		}
-		if knownHosts != "" {
-			cb, err := gitssh.NewKnownHostsCallback(knownHosts)
-			if err != nil {
-				return nil, fmt.Errorf("known_hosts: %w", err)
-			}
-			auth.HostKeyCallback = cb
-		}
-		return auth, nil
-	}
-	if rc.GitTokenEnv != "" || rc.GitTokenFile != "" {
-		token, err := planner.ReadSecret(getenv, rc.GitTokenEnv, rc.GitTokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("git token: %w", err)
-		}
-		return &githttp.BasicAuth{Username: "x-access-token", Password: token}, nil
-	}
-	return nil, nil
 }
 
 // daemonLogger builds the daemon's logger from its config.
