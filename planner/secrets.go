@@ -66,7 +66,20 @@ func (s *Secrets) LookupSecret(name string) (string, bool) {
 	return v, ok
 }
 
-// Redact replaces every secret value looked up so far with RedactedText.
+// Hide makes Redact replace v too: a credential of bosun itself, such as
+// the forge token, that no service looks up. Values under 4 bytes are
+// ignored, as in LookupSecret.
+func (s *Secrets) Hide(v string) {
+	if len(v) < 4 {
+		return
+	}
+	s.mu.Lock()
+	s.seen[v] = true
+	s.mu.Unlock()
+}
+
+// Redact replaces every secret value looked up so far, and every hidden
+// one, with RedactedText.
 // It is for text that may echo a value the config did not write (server
 // output in a deploy error); never for text made from a pull request's
 // files, where a replaced value would confirm a guess.

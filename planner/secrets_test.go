@@ -81,6 +81,11 @@ func TestSecrets_Redact(t *testing.T) {
 	src.LookupSecret("A")
 	src.LookupSecret("B")
 	require.Equal(t, "token [redacted] refused; abc", src.Redact("token s3cr3t-value refused; abc"), "short values are not redacted")
+	src.Hide("ghp_forge-token")
+	src.Hide("xyz")
+	require.Equal(t, "[redacted] and [redacted]; xyz", src.Redact("ghp_forge-token and s3cr3t-value; xyz"), "a hidden value is redacted like a looked-up one; short ones are not")
+	_, ok := src.LookupSecret("ghp_forge-token")
+	require.False(t, ok, "hiding a value does not make it a secret a service can look up")
 }
 
 func TestPlanner_Secrets(t *testing.T) {

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -207,13 +206,13 @@ func newQueue(ctx context.Context, st state.Store, workers *river.Workers, log *
 
 // newReporter builds the forge reporter; nil when the config reports to
 // no forge. Deploy statuses are redacted of every known secret value and
-// the token (plans are posted as made: see webhook.ReporterConfig.Redact).
+// the token, which secrets hides from then on (plans are posted as made:
+// see webhook.ReporterConfig.Redact).
 func newReporter(fc daemon.ForgeConfig, getenv func(string) string, secrets *planner.Secrets, m *metrics.Metrics, log *slog.Logger) (*webhook.Reporter, error) {
 	if fc.Kind != "github" {
 		return nil, nil
 	}
 	gc := webhook.GitHubConfig{BaseURL: fc.BaseURL, AppID: fc.AppID, InstallationID: fc.InstallationID, Observe: m.ForgeCall}
-	var redactValues []string
 	if fc.AppID != 0 {
 		pemBytes, err := os.ReadFile(fc.AppKeyFile)
 		if err != nil {
@@ -227,18 +226,10 @@ func newReporter(fc daemon.ForgeConfig, getenv func(string) string, secrets *pla
 		if err != nil {
 			return nil, fmt.Errorf("forge token: %w", err)
 		}
-		redactValues = append(redactValues, token)
+		secrets.Hide(token)
 		gc.Token = token
 	}
-	redact := func(s string) string {
-		for _, v := range redactValues {
-			if len(v) >= 4 {
-				s = strings.ReplaceAll(s, v, planner.RedactedText)
-			}
-		}
-		return secrets.Redact(s)
-	}
-	rep, err := webhook.NewGitHubReporter(gc, webhook.ReporterConfig{Redact: redact, Logger: log})
+	rep, err := webhook.NewGitHubReporter(gc, webhook.ReporterConfig{Redact: secrets.Redact, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("forge: %w", err)
 	}
