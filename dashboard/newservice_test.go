@@ -108,7 +108,7 @@ func TestNewService_form(t *testing.T) {
 	c, csrf := b.login(t, alice) // a deployer
 
 	code, _, page := do(t, c, "GET", b.url+"/services/new", "", nil)
-	for _, want := range []string{`value="app"`, `value="web-1"`, "eu-west", `value="web-2"`, "us-east", `name="csrf" value="` + csrf + `"`} {
+	for _, want := range []string{`<a href="/services/new">New service</a>`, `value="app"`, `value="web-1"`, "eu-west", `value="web-2"`, "us-east", `name="csrf" value="` + csrf + `"`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("GET /services/new (%d) lacks %q:\n%s", code, want, page)
 		}
@@ -198,8 +198,11 @@ func TestNewService_form(t *testing.T) {
 		t.Errorf("new-service actions = %+v", as)
 	}
 
-	// A viewer gets neither the form nor the post.
+	// A viewer gets neither the form nor the post, nor a link to them.
 	v, vcsrf := b.login(t, bob)
+	if code, _, page := do(t, v, "GET", b.url+"/fleet", "", nil); code != http.StatusOK || strings.Contains(page, "/services/new") {
+		t.Errorf("a viewer's GET /fleet (%d) links the new-service form:\n%s", code, page)
+	}
 	if code, _, _ := do(t, v, "GET", b.url+"/services/new", "", nil); code != http.StatusForbidden {
 		t.Errorf("a viewer's GET /services/new: %d, want 403", code)
 	}

@@ -10,7 +10,8 @@ import (
 )
 
 // The pull requests page and API show each open pull request's stored
-// plan, the same Markdown as its comment, with its status; a pull request
+// plan, the same Markdown as its comment (the page renders it, and shows
+// its source too), with its status; a pull request
 // dropped from the store (closed) is gone from both.
 func TestPulls_pageAndAPI(t *testing.T) {
 	b := newBed(t, sqliteDSN(t), nil)
@@ -30,7 +31,8 @@ func TestPulls_pageAndAPI(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("GET /pulls: %d %s", code, body)
 	}
-	for _, want := range []string{`href="https://github.example/acme/fleet/pull/7"`, "Bump shop", "by ada", "1 to change", html.EscapeString(plan), "Break it", "invalid config: services/x.yml:1:1", ">failure<"} {
+	for _, want := range []string{`href="https://github.example/acme/fleet/pull/7"`, "Bump shop", "by ada", "1 to change", html.EscapeString(plan),
+		"<h3>bosun plan for <code>fleet</code> at <code>abc1234</code></h3>", "<td>update &lt;v2&gt;</td>", "<p><strong>invalid config</strong></p>", "Break it", "invalid config: services/x.yml:1:1", ">failure<"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("GET /pulls lacks %q:\n%s", want, body)
 		}

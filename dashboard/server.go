@@ -196,6 +196,10 @@ type Identity struct {
 	CSRF string
 }
 
+// MayDeploy says whether the pages offer them a deployer's links and
+// buttons; the routes check the role again.
+func (i Identity) MayDeploy() bool { return i.Role >= Deployer }
+
 type identityKey struct{}
 
 // IdentityOf returns the identity authorize put on the request's context.

@@ -511,7 +511,9 @@ func (s *Server) script(w http.ResponseWriter, r *http.Request) {
 // templateFuncs are the helpers the pages use.
 var templateFuncs = map[string]any{
 	"image": state.ImageOf,
-	"isURL": func(s string) bool { return strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "http://") },
+	// planHTML renders a plan comment's Markdown (markdown.go).
+	"planHTML": planHTML,
+	"isURL":    func(s string) bool { return strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "http://") },
 	"planClass": func(state string) string { // a bosun/plan state, as a deployment status's badge colour
 		switch state {
 		case "success":
