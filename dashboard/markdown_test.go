@@ -11,6 +11,13 @@ import (
 // htmlTagRE finds the tags of rendered HTML: name and attributes.
 var htmlTagRE = regexp.MustCompile(`<(/?)([A-Za-z][A-Za-z0-9]*)([^>]*)>`)
 
+// The attributes checkOnlySafeTags allows: a table cell's alignment, a
+// link's http(s) href.
+var (
+	alignAttrRE = regexp.MustCompile(`^ align="(left|right|center)"$`)
+	hrefAttrRE  = regexp.MustCompile(`^ href="(https?://[^"<>]*)?"$`)
+)
+
 // checkOnlySafeTags fails unless every tag of out is one goldmark writes
 // for Markdown or one of the planner's kept tags, with no attribute but
 // <details open>, a table cell's alignment or a link's http(s) href; and
@@ -24,8 +31,8 @@ func checkOnlySafeTags(t *testing.T, out string) {
 		name, attrs := strings.ToLower(m[2]), m[3]
 		ok := elements[name] && (attrs == "" ||
 			name == "details" && attrs == " open" ||
-			(name == "th" || name == "td") && regexp.MustCompile(`^ align="(left|right|center)"$`).MatchString(attrs) ||
-			name == "a" && regexp.MustCompile(`^ href="(https?://[^"<>]*)?"$`).MatchString(attrs))
+			(name == "th" || name == "td") && alignAttrRE.MatchString(attrs) ||
+			name == "a" && hrefAttrRE.MatchString(attrs))
 		if !ok {
 			t.Errorf("rendered plan has the tag %q:\n%s", m[0], out)
 		}

@@ -58,7 +58,7 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 	if s.opts.Daemon != nil {
 		repos = s.opts.Daemon.Repos()
 	}
-	s.page(w, r, http.StatusOK, "home", map[string]any{"Repos": repos, "CanDeploy": id.Role >= Deployer && id.CSRF != "", "Flash": r.URL.Query().Get("flash")})
+	s.page(w, r, http.StatusOK, "home", map[string]any{"Repos": repos, "CanDeploy": id.MayDeploy(), "Flash": r.URL.Query().Get("flash")})
 }
 
 // syncPage is the home page's "Sync now" form.

@@ -70,7 +70,7 @@ func (s *Server) servicePage(w http.ResponseWriter, r *http.Request) {
 	}
 	id, _ := IdentityOf(ctx)
 	s.page(w, r, http.StatusOK, "service", map[string]any{"Repo": repo, "Service": service, "Targets": targets, "Versions": versions, "Hold": hold,
-		"CanDeploy": id.Role >= Deployer && id.CSRF != "", "Flash": r.URL.Query().Get("flash"), "Now": time.Now()})
+		"CanDeploy": id.MayDeploy(), "Flash": r.URL.Query().Get("flash"), "Now": time.Now()})
 }
 
 // rollback queues the rollback of {service} to the form's version ("": the

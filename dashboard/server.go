@@ -197,8 +197,9 @@ type Identity struct {
 }
 
 // MayDeploy says whether the pages offer them a deployer's links and
-// buttons; the routes check the role again.
-func (i Identity) MayDeploy() bool { return i.Role >= Deployer }
+// forms: a deployer's role and a session, whose CSRF token the forms
+// carry. The routes check the role again.
+func (i Identity) MayDeploy() bool { return i.Role >= Deployer && i.CSRF != "" }
 
 type identityKey struct{}
 

@@ -345,7 +345,7 @@ func (s *Server) deploymentPage(w http.ResponseWriter, r *http.Request) {
 	if e, ok := state.CancelAsked(evs); ok {
 		data["CancelBy"] = e.Actor
 	}
-	if who, _ := IdentityOf(r.Context()); who.Role >= Deployer && who.CSRF != "" {
+	if who, _ := IdentityOf(r.Context()); who.MayDeploy() {
 		data["CanCancel"] = true
 	}
 	s.page(w, r, http.StatusOK, "deployment", data)

@@ -58,17 +58,16 @@ func (s *Secrets) LookupSecret(name string) (string, bool) {
 		v = s.getenv(name)
 		ok = v != ""
 	}
-	if ok && len(v) >= 4 { // shorter values would redact ordinary words
-		s.mu.Lock()
-		s.seen[v] = true
-		s.mu.Unlock()
+	if ok {
+		s.Hide(v)
 	}
 	return v, ok
 }
 
-// Hide makes Redact replace v too: a credential of bosun itself, such as
-// the forge token, that no service looks up. Values under 4 bytes are
-// ignored, as in LookupSecret.
+// Hide makes Redact replace v too: every value LookupSecret hands out,
+// and a credential of bosun itself, such as the forge token, that no
+// service looks up. Values under 4 bytes are ignored: they would redact
+// ordinary words.
 func (s *Secrets) Hide(v string) {
 	if len(v) < 4 {
 		return
